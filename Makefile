@@ -1,0 +1,32 @@
+# Every target creates .venv and installs gru-lab itself: `make demo` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+IMDB   ?= ../shared/data/aclImdb_v1_labeled.tar.gz
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: help install demo test test-slow clean-venv
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)  ## create .venv and install gru-lab with test extras
+
+demo: $(STAMP)  ## train the embedded default (synthetic, no download)
+	$(BIN)/gru-lab train
+
+test: $(STAMP)  ## the default test suite (fast; IMDB tests use the real archive when present)
+	GRU_LAB_IMDB=$${GRU_LAB_IMDB:-$(IMDB)} $(BIN)/python -m pytest
+
+test-slow: $(STAMP)  ## the long checks too (full-size runs)
+	GRU_LAB_IMDB=$${GRU_LAB_IMDB:-$(IMDB)} $(BIN)/python -m pytest -m slow
+
+clean-venv:  ## remove .venv
+	rm -rf $(VENV)

@@ -1,0 +1,203 @@
+"""The `gru-lab` command line: each command parses, calls the library, prints.
+
+TensorFlow is imported only inside commands that train or load models, so `--help` and
+config errors answer at once.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Annotated, Callable, Optional
+
+import typer
+from rich.console import Console
+
+from gru_lab import __version__
+from gru_lab.errors import GruLabError
+
+# TensorFlow's C++ start-up chatter hides the one line a user needs; keep real errors.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+app = typer.Typer(
+    help="A lab for recurrent networks (SimpleRNN, LSTM, GRU) on Keras 3: train, compare, report.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+SetOption = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", "-s", help="Override a config key, e.g. --set model.units=64 (repeatable)."),
+]
+
+
+def user_errors(fn: Callable) -> Callable:
+    """A GruLabError becomes one line on stderr and exit code 2; anything else stays a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except GruLabError as exc:
+            err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+            raise typer.Exit(code=exc.exit_code) from None
+
+    return wrapper
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"gru-lab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+) -> None:
+    """gru-lab: run and compare recurrent-network experiments from YAML configs."""
+
+
+def _load(config: Optional[Path], overrides: Optional[list[str]]):
+    from gru_lab.config import EMBEDDED_DEFAULT, load_config
+
+    return load_config(config or EMBEDDED_DEFAULT, overrides or [])
+
+
+@app.command()
+@user_errors
+def train(
+    config: Annotated[Optional[Path], typer.Argument(
+        help="Experiment YAML. Omitted: the embedded default (GRU on synthetic sine waves, no download).")] = None,
+    set_: SetOption = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+) -> None:
+    """Train one model from a config and write results/<name>/<run-id>/."""
+    cfg = _load(config, set_)
+    from gru_lab.data import load_dataset
+
+    with err.status(f"loading data '{cfg.data.name}'...", spinner="dots") if not quiet else _nullcontext():
+        data = load_dataset(cfg.data, cfg.seed)
+    from gru_lab.runs import save_run
+
+    result = _train_with_progress(cfg, data, quiet)
+    with err.status("writing the run record...") if not quiet else _nullcontext():
+        run_dir = save_run(cfg, result, data)
+    _print_run(result.metrics, run_dir)
+    if result.status == "interrupted":
+        err.print(f"[yellow]interrupted:[/] kept {len(result.history)} finished epoch(s) in {run_dir}")
+        raise typer.Exit(code=130)
+
+
+def _train_with_progress(cfg, data, quiet: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from gru_lab.training import train as run_training
+
+    if quiet:
+        return run_training(cfg, data)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[logs]}"))
+    with Progress(*columns, console=err, transient=False) as progress:
+        epochs = progress.add_task(f"{cfg.name}: epochs", total=cfg.train.epochs, logs="")
+        batches = progress.add_task("  batches", total=None, logs="")
+
+        def on_batch(batch: int, total: int) -> None:
+            progress.update(batches, completed=batch, total=total)
+
+        def on_epoch(epoch: int, logs: dict, seconds: float) -> None:
+            shown = "  ".join(f"{k}={v:.4g}" for k, v in logs.items())
+            progress.update(epochs, completed=epoch, logs=f"{seconds:.1f}s  {shown}")
+            progress.update(batches, completed=0)
+
+        result = run_training(cfg, data, epoch_hook=on_epoch, batch_hook=on_batch)
+        progress.update(batches, visible=False)
+    return result
+
+
+def _print_run(metrics: dict, run_dir: Path) -> None:
+    from gru_lab.report import predictions_table, run_summary_table
+
+    out.print(run_summary_table(metrics, title=f"{metrics.get('name')} - {metrics.get('run_id')}"))
+    if metrics.get("predictions"):
+        out.print(predictions_table(metrics["predictions"]))
+    out.print(f"run folder: {run_dir}", soft_wrap=True)
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+@app.command()
+@user_errors
+def inspect(
+    config: Annotated[Optional[Path], typer.Argument(help="Experiment YAML (omitted: the embedded default).")] = None,
+    set_: SetOption = None,
+    build: Annotated[bool, typer.Option("--build/--no-build", help="Also build the Keras model and print its summary.")] = True,
+) -> None:
+    """Show the model a config builds: layers, exact parameter formulas, cuDNN eligibility. Trains nothing."""
+    cfg = _load(config, set_)
+    from gru_lab.data import spec_for
+    from gru_lab.models import build_model, cudnn_eligibility, plan_layers
+    from gru_lab.report import layers_table
+
+    spec = spec_for(cfg.data)
+    plans = plan_layers(cfg.model, spec)
+    out.print(layers_table(plans, cudnn_eligibility(cfg.model, spec)))
+    if build:
+        model = build_model(cfg.model, spec)
+        model.summary(print_fn=lambda line, **_: out.print(line, markup=False, highlight=False))
+        keras_total = model.count_params()
+        formula_total = sum(p.params for p in plans)
+        if keras_total != formula_total:  # a bug, not a user error: the formulas must match Keras
+            raise RuntimeError(f"Keras counts {keras_total} parameters, the formulas {formula_total}")
+
+
+_ABSL_LINE = re.compile(rb"^(?:[IWEF]\d{4} [\d:.]+\s+\d+ \S+:\d+\]|WARNING: All log messages before absl::InitializeLog)")
+
+
+def _filter_native_logs() -> None:
+    """Keep TensorFlow's native log lines (oneDNN notices, CUDA probing, tf.data attribute warnings)
+    off the terminal. TF 2.21 writes them through absl, which ignores TF_CPP_MIN_LOG_LEVEL, so file
+    descriptor 2 goes through a filter thread that drops absl-formatted lines and passes everything
+    else on. Python's own stderr (our messages, tracebacks) bypasses the filter. GRU_LAB_NATIVE_LOGS=1
+    turns the filter off."""
+    if os.environ.get("GRU_LAB_NATIVE_LOGS"):
+        return
+    import io
+    import threading
+
+    sys.stderr.flush()
+    real = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    sys.stderr = io.TextIOWrapper(os.fdopen(real, "wb", buffering=0), encoding="utf-8",
+                                  errors="backslashreplace", line_buffering=True, write_through=True)
+
+    def pump() -> None:
+        with os.fdopen(read_end, "rb") as pipe:
+            for line in pipe:
+                if not _ABSL_LINE.match(line):
+                    os.write(real, line)
+
+    threading.Thread(target=pump, name="native-log-filter", daemon=True).start()
+
+
+def run() -> None:  # console-script entry point
+    _filter_native_logs()
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,71 @@
+"""The Dataset record every loader returns, and the facts the model builder needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+Task = Literal["binary", "multiclass", "regression"]
+InputKind = Literal["tokens", "real"]
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What the model builder needs to know about the data, without the arrays."""
+
+    task: Task
+    input_kind: InputKind
+    timesteps: int
+    features: int  # real inputs: values per step; tokens: 1
+    outputs: int  # units of the output Dense
+    vocab_size: int | None = None
+    padding: Literal["pre", "post"] | None = None
+
+
+@dataclass
+class Dataset:
+    """Train/validation/test arrays plus what the model builder must know.
+
+    x arrays: tokens -> int32 (n, timesteps); real -> float32 (n, timesteps, features).
+    y arrays: binary -> float32 (n,) of 0/1; multiclass -> int32 (n,);
+    regression -> float32 (n,) or (n, outputs).
+    x_val/y_val are None when the config asks Keras to hold out train.validation_split.
+    """
+
+    name: str
+    task: Task
+    input_kind: InputKind
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
+    vocab_size: int | None = None  # tokens only: embedding input_dim (ids are < vocab_size)
+    num_classes: int | None = None  # multiclass only
+    padding: Literal["pre", "post"] | None = None  # side on which 0-padding sits, if any
+    extra: dict[str, Any] = field(default_factory=dict)  # goes into metrics.json ("data" key)
+    artifacts: dict[str, Any] = field(default_factory=dict)  # files saved in the run folder, e.g. vocabulary
+
+    @property
+    def timesteps(self) -> int:
+        return int(self.x_train.shape[1])
+
+    @property
+    def features(self) -> int:
+        return 1 if self.input_kind == "tokens" else int(self.x_train.shape[2])
+
+    @property
+    def outputs(self) -> int:
+        if self.task == "binary":
+            return 1
+        if self.task == "multiclass":
+            return int(self.num_classes or 0)
+        return 1 if self.y_train.ndim == 1 else int(self.y_train.shape[1])
+
+    @property
+    def spec(self) -> InputSpec:
+        return InputSpec(self.task, self.input_kind, self.timesteps, self.features, self.outputs,
+                         self.vocab_size, self.padding)

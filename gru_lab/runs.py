@@ -1,0 +1,162 @@
+"""Run ids, run folders and atomic writes.
+
+A run is built in a hidden `.partial-*` folder and renamed into place only when every file is
+written, so `results/<name>/<run-id>/` is either complete or absent; an earlier run is never
+overwritten.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from gru_lab.config import ExperimentConfig, to_yaml
+
+RECORD_FILES = ("config.yaml", "metrics.json", "history.csv")
+
+
+def config_hash(cfg: ExperimentConfig) -> str:
+    """A short, stable hash of the resolved config (every default filled in)."""
+    return hashlib.sha256(to_yaml(cfg).encode()).hexdigest()[:10]
+
+
+def new_run_id(cfg: ExperimentConfig) -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{config_hash(cfg)[:6]}"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n")
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def rows_to_csv(rows: list[dict[str, Any]]) -> str:
+    columns: list[str] = []
+    for row in rows:
+        columns += [c for c in row if c not in columns]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def save_model_atomic(model, path: Path) -> None:
+    # Keras insists on the .keras suffix, so the temporary file keeps it.
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+class RunFolder:
+    """Collects a run's files in a hidden partial folder; commit() renames it into place.
+
+    Used as a context manager: leaving the block with an exception removes the partial folder,
+    so an error never leaves a half-written run behind.
+    """
+
+    def __init__(self, base_dir: str | Path, name: str, run_id: str):
+        self.parent = Path(base_dir) / name
+        self.run_id = run_id
+        self.partial = self.parent / f".partial-{run_id}-{os.getpid()}"
+        self.final: Path | None = None
+
+    def __enter__(self) -> "RunFolder":
+        self.parent.mkdir(parents=True, exist_ok=True)
+        self.partial.mkdir()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.partial.exists():
+            shutil.rmtree(self.partial, ignore_errors=True)
+
+    def path(self, name: str) -> Path:
+        return self.partial / name
+
+    def write_text(self, name: str, text: str) -> None:
+        atomic_write_text(self.partial / name, text)
+
+    def write_json(self, name: str, obj: Any) -> None:
+        atomic_write_json(self.partial / name, obj)
+
+    def commit(self) -> Path:
+        """Rename into results/<name>/<run-id>; a clash (same second, same config) gets a suffix."""
+        candidate, n = self.parent / self.run_id, 1
+        while True:
+            try:
+                # os.rename onto an existing non-empty directory fails, so a clash can never overwrite.
+                if candidate.exists():
+                    raise FileExistsError(candidate)
+                os.rename(self.partial, candidate)
+                self.final = candidate
+                return candidate
+            except (FileExistsError, OSError):
+                if not candidate.exists():
+                    raise
+                n += 1
+                candidate = self.parent / f"{self.run_id}-{n}"
+
+
+def save_run(cfg: ExperimentConfig, result, data, run_id: str | None = None) -> Path:
+    """Write config.yaml, metrics.json, history.csv, model.keras and data artifacts; return the run folder."""
+    run_id = run_id or new_run_id(cfg)
+    with RunFolder(cfg.output.dir, cfg.name, run_id) as folder:
+        metrics = result.metrics  # updated in place so the caller prints the same record
+        metrics.update({"run_id": run_id, "name": cfg.name, "config_hash": config_hash(cfg)})
+        folder.write_text("config.yaml", to_yaml(cfg))
+        folder.write_text("history.csv", rows_to_csv(result.history))
+        for key, obj in data.artifacts.items():
+            folder.write_json(f"{key}.json", obj)
+        if cfg.output.save_model and result.model is not None:
+            save_model_atomic(result.model, folder.path("model.keras"))
+            metrics["model_file"] = "model.keras"
+        # metrics.json last: its presence marks the record as complete even inside the partial folder.
+        folder.write_json("metrics.json", metrics)
+        final = folder.commit()
+    # The folder name may have gained a suffix; keep the record's run_id equal to the folder name.
+    if final.name != run_id:
+        metrics["run_id"] = final.name
+        atomic_write_json(final / "metrics.json", metrics)
+    return final
+
+
+def load_run(run_dir: str | Path) -> dict[str, Any]:
+    """metrics.json of a finished run folder."""
+    return json.loads((Path(run_dir) / "metrics.json").read_text())

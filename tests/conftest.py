@@ -1,0 +1,49 @@
+"""Shared fixtures: a CLI runner, config writers and a results folder per test."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+
+
+@pytest.fixture
+def runner():
+    from typer.testing import CliRunner
+
+    return CliRunner()
+
+
+@pytest.fixture
+def write_config(tmp_path):
+    """write_config(dict_or_text, name='exp.yaml') -> path of a config whose output.dir is tmp_path/results."""
+
+    def write(content, name: str = "exp.yaml", results: bool = True) -> Path:
+        path = tmp_path / name
+        if isinstance(content, dict):
+            content = dict(content)
+            if results:
+                content.setdefault("output", {}).setdefault("dir", str(tmp_path / "results"))
+            content = yaml.safe_dump(content, sort_keys=False)
+        path.write_text(content)
+        return path
+
+    return write
+
+
+def tiny_config(**model) -> dict:
+    """A config that trains in about a second: 64 short sine windows, 2 epochs."""
+    return {
+        "name": "tiny",
+        "seed": 3,
+        "data": {"name": "sine", "window": 8, "n_train": 64, "n_val": 16, "n_test": 16},
+        "model": {"cell": "gru", "units": 4, **model},
+        "train": {"epochs": 2, "batch_size": 16},
+    }
