@@ -30,6 +30,10 @@ app = typer.Typer(
 )
 out = Console()
 err = Console(stderr=True)
+for _console in (out, err):
+    # Piped into a file or a CI log there is no terminal width to respect; 80 columns would fold tables.
+    if not _console.is_terminal:
+        _console.width = max(_console.width, 120)
 
 SetOption = Annotated[
     Optional[list[str]],
@@ -161,6 +165,38 @@ def inspect(
         formula_total = sum(p.params for p in plans)
         if keras_total != formula_total:  # a bug, not a user error: the formulas must match Keras
             raise RuntimeError(f"Keras counts {keras_total} parameters, the formulas {formula_total}")
+
+
+@app.command()
+@user_errors
+def predict(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run folder of a text model, e.g. results/imdb_gru/<run-id>.")],
+    texts: Annotated[Optional[list[str]], typer.Argument(help="Reviews to score, one argument each.")] = None,
+    file: Annotated[Optional[Path], typer.Option("--file", "-f", help="A text file with one review per line.")] = None,
+) -> None:
+    """Score new reviews with a trained model: probability of positive, and the label."""
+    reviews = list(texts or [])
+    if file is not None:
+        if not file.is_file():
+            raise GruLabError(f"{file}: --file not found; expected a text file with one review per line.")
+        try:
+            reviews += [line for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise GruLabError(f"{file}: cannot read --file ({exc.__class__.__name__}).") from None
+    if not reviews:
+        raise GruLabError("predict: no text given; pass reviews as arguments or --file reviews.txt.")
+    from gru_lab.runs import load_for_prediction
+
+    cfg, model, vocabulary = load_for_prediction(run_dir)
+    from gru_lab.data.imdb import encode_texts
+    from gru_lab.report import predictions_text_table
+
+    x = encode_texts(reviews, vocabulary["word_index"], vocabulary["num_words"], vocabulary["maxlen"],
+                     vocabulary["padding"], vocabulary["truncating"])
+    if getattr(cfg.data, "as_real", False):
+        x = x[..., None].astype("float32")
+    probabilities = model.predict(x, batch_size=256, verbose=0).reshape(-1)
+    out.print(predictions_text_table(reviews, probabilities.tolist()))
 
 
 _ABSL_LINE = re.compile(rb"^(?:[IWEF]\d{4} [\d:.]+\s+\d+ \S+:\d+\]|WARNING: All log messages before absl::InitializeLog)")

@@ -111,6 +111,7 @@ class ModelConfig(_Section):
     mask_zero: bool = False  # token inputs only: treat id 0 as padding and mask it
     unroll: bool = False  # unroll the time loop (short sequences only; disables cuDNN)
     head_dropout: float = Field(0.0, ge=0.0, lt=1.0)  # Dropout before the output Dense
+    head: Literal["dense", "none"] = "dense"  # "none": the last recurrent layer is the output (seed 001's GRU(1))
 
     @field_validator("cell", mode="before")
     @classmethod
@@ -387,12 +388,27 @@ def check_combinations(cfg: ExperimentConfig) -> tuple[str, str] | None:
                 return key, f"'{key}' must be [low, high] with low <= high. Got {[lo, hi]}."
     if isinstance(d, SineData) and not 0 < d.period_range[0] <= d.period_range[1]:
         return "data.period_range", f"'data.period_range' must be [low, high] with 0 < low <= high. Got {list(d.period_range)}."
+    if m.head == "none":
+        outputs = _outputs(d)
+        last = m.layer_units()[-1] * (2 if m.bidirectional and m.merge_mode == "concat" else 1)
+        if last != outputs:
+            return "model.head", (
+                f"'model.head' is 'none', so the last recurrent layer is the output and needs {outputs} unit(s) "
+                f"for data '{d.name}'; it has {last}. Set the last of model.units to {outputs} or use head: dense.")
+        if m.head_dropout > 0:
+            return "model.head_dropout", "'model.head_dropout' needs the Dense head; 'model.head' is 'none'."
     if m.conv is not None:
         steps_after = _timesteps(d) // m.conv.pool_size if _timesteps(d) else None
         if steps_after is not None and steps_after < 1:
             return "model.conv.pool_size", (
                 f"'model.conv.pool_size' {m.conv.pool_size} leaves no time steps from {_timesteps(d)}; use a smaller pool.")
     return None
+
+
+def _outputs(d: Any) -> int:
+    from gru_lab.data import spec_for
+
+    return spec_for(d).outputs
 
 
 def _timesteps(d: Any) -> int | None:

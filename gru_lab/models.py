@@ -78,6 +78,10 @@ def plan_layers(m: ModelConfig, spec: InputSpec) -> list[LayerPlan]:
         dim = out
         if m.layer_norm:
             plans.append(LayerPlan(f"layer_norm_{i}", "LayerNormalization", 2 * dim, f"2*dim = 2*{dim}", dim))
+    if m.head == "none":
+        # Seed 001: GRU(50) -> GRU(1) fed straight to the loss. Its tanh output is not a probability;
+        # Keras clips it into (0, 1) for binary cross-entropy, which is why that model trains poorly.
+        return plans
     if m.head_dropout > 0:
         plans.append(LayerPlan("head_dropout", "Dropout", 0, "0", dim, options={"rate": m.head_dropout}))
     o = spec.outputs

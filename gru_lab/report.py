@@ -70,11 +70,25 @@ def layers_table(plans, verdicts) -> Table:
     """inspect: every layer with its parameter formula, and cuDNN eligibility of recurrent layers."""
     cudnn = {v.layer: v.describe() for v in verdicts}
     table = Table(title="Layers", header_style="bold")
-    for col, justify in (("layer", "left"), ("kind", "left"), ("params", "right")):
-        table.add_column(col, justify=justify, no_wrap=True)
-    table.add_column("formula", no_wrap=True)  # a formula split over lines is hard to read (and to grep)
+    table.add_column("layer", no_wrap=True)
+    table.add_column("kind")
+    table.add_column("params", justify="right", no_wrap=True, min_width=9)
+    table.add_column("formula", min_width=24)
     table.add_column("cuDNN", overflow="fold")
     for p in plans:
         table.add_row(p.name, p.kind, f"{p.params:,}", p.formula, cudnn.get(p.name, ""))
     table.add_row("total", "", f"{sum(p.params for p in plans):,}", "", "")
+    return table
+
+
+def predictions_text_table(texts: list[str], probabilities: list[float]) -> Table:
+    """predict: one row per review with P(positive) and the label at the 0.5 threshold."""
+    table = Table(title="Predictions", header_style="bold")
+    table.add_column("#", justify="right")
+    table.add_column("P(positive)", justify="right")
+    table.add_column("label")
+    table.add_column("review")
+    for i, (text, p) in enumerate(zip(texts, probabilities), 1):
+        label = "positive" if p >= 0.5 else "negative"
+        table.add_row(str(i), f"{p:.3f}", label, text if len(text) <= 70 else text[:67] + "...")
     return table

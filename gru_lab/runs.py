@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gru_lab.config import ExperimentConfig, to_yaml
+from gru_lab.config import ExperimentConfig, load_config, to_yaml
+from gru_lab.errors import RunError
 
 RECORD_FILES = ("config.yaml", "metrics.json", "history.csv")
 
@@ -160,3 +161,28 @@ def save_run(cfg: ExperimentConfig, result, data, run_id: str | None = None) -> 
 def load_run(run_dir: str | Path) -> dict[str, Any]:
     """metrics.json of a finished run folder."""
     return json.loads((Path(run_dir) / "metrics.json").read_text())
+
+
+def load_for_prediction(run_dir: str | Path):
+    """(config, keras model, vocabulary) of a finished token run, or a RunError saying what is missing."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir}: run folder not found; expected results/<name>/<run-id>/ from `gru-lab train`.")
+    for name in ("config.yaml", "metrics.json"):
+        if not (run_dir / name).is_file():
+            raise RunError(f"{run_dir}: not a finished run folder ({name} is missing).")
+    cfg = load_config(run_dir / "config.yaml")
+    vocab_path = run_dir / "vocabulary.json"
+    if not vocab_path.is_file():
+        raise RunError(f"{run_dir}: predict needs a text model's vocabulary.json; this run trained on "
+                       f"'{cfg.data.name}', which has no text to encode.")
+    if not (run_dir / "model.keras").is_file():
+        raise RunError(f"{run_dir}: model.keras is missing (the run had output.save_model: false); retrain to predict.")
+    try:
+        vocabulary = json.loads(vocab_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise RunError(f"{vocab_path}: unreadable vocabulary ({exc}).") from None
+    import keras
+
+    model = keras.saving.load_model(run_dir / "model.keras")
+    return cfg, model, vocabulary

@@ -12,6 +12,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
+# The real data, where this checkout sits beside shared/ (as in CI); GRU_LAB_IMDB points elsewhere.
+REAL_IMDB = Path(os.environ.get("GRU_LAB_IMDB") or ROOT.parent / "shared/data/aclImdb_v1_labeled.tar.gz")
+needs_real_imdb = pytest.mark.skipif(
+    not REAL_IMDB.exists(), reason=f"real IMDB archive not found at {REAL_IMDB}; set GRU_LAB_IMDB to run these")
+
+
+@pytest.fixture(scope="session")
+def real_cache(tmp_path_factory) -> Path:
+    """One encoded-IMDB cache for the whole session: the real archive is tokenized once (~12 s)."""
+    return tmp_path_factory.mktemp("imdb-cache")
 
 
 @pytest.fixture

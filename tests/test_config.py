@@ -66,6 +66,7 @@ BAD = [
     ("units-list-vs-layers", with_("model.units", [8, 4]), ["model.num_layers=3"], "model.num_layers", "lists 2 sizes"),
     ("starts-without-steps", {**GOOD, "data": {"name": "arithmetic", "starts": [1, 2]}}, [], "data.steps", "go together"),
     ("pool-too-large", with_("model.conv", {"pool_size": 9}), [], "model.conv.pool_size", "leaves no time steps"),
+    ("head-none-wrong-units", with_("model.head", "none"), [], "model.head", "needs 1 unit(s)"),
     ("set-unknown-key", GOOD, ["model.unitz=3"], "model.unitz", "--set model.unitz=3"),
     ("set-wrong-type", GOOD, ["model.units=lots"], "model.units", "--set model.units=lots"),
     ("set-no-equals", GOOD, ["model.units"], None, "expected KEY=VALUE"),

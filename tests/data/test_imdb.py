@@ -38,10 +38,7 @@ TRAIN = [([1, 5, 5, 6, 8, 11], 1), ([1, 5, 10, 8, 13, 6], 1), ([1, 5, 7], 1),
 TEST = [([1, 5, 6, 2], 1), ([1, 8, 11], 1), ([1, 10, 10, 10], 1),
         ([1, 4, 9, 6, 2], 0), ([1, 4], 0), ([1, 12, 2], 0)]
 
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_REAL = REPO.parent / "shared/data/aclImdb_v1_labeled.tar.gz"
-REAL = Path(os.environ.get("GRU_LAB_IMDB") or DEFAULT_REAL)
-needs_real = pytest.mark.skipif(not REAL.exists(), reason=f"real IMDB archive not found at {REAL}; set GRU_LAB_IMDB")
+from tests.conftest import REAL_IMDB as REAL, needs_real_imdb as needs_real  # noqa: E402
 
 
 def write_tree(parent: Path, reviews: dict[str, str] = FAKE) -> Path:
@@ -490,11 +487,6 @@ def test_slice_larger_than_split_is_a_data_error(tree, make_cfg):
 
 
 # ----------------------------------------------------------------------------- the real archive
-
-
-@pytest.fixture(scope="session")
-def real_cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("imdb-cache")
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,114 @@
+"""IMDB end to end on a slice of the real reviews: train through the CLI, then predict new text."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gru_lab.cli import app
+from gru_lab.config import load_config
+from tests.conftest import CONFIGS, REAL_IMDB, needs_real_imdb
+
+POSITIVE = "This movie was wonderful, I loved every minute of it. Brilliant acting and a great story."
+NEGATIVE = "Terrible. Boring and awful, the worst film I have seen, a waste of time."
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, real_cache):
+    """A small GRU trained on 4,000 real reviews (about 20 s): good enough to tell clear reviews apart."""
+    from typer.testing import CliRunner
+
+    tmp = tmp_path_factory.mktemp("imdb-run")
+    cfg = tmp / "imdb_small.yaml"
+    cfg.write_text(f"""
+name: imdb_small
+seed: 0
+data: {{name: imdb, path: "{REAL_IMDB}", n_train: 4000, n_test: 1000, num_words: 5000, maxlen: 100,
+        padding: post, truncating: post, cache_dir: "{real_cache}"}}
+model: {{cell: gru, units: 16, embedding_dim: 32, mask_zero: true}}
+train: {{epochs: 3, batch_size: 32, learning_rate: 0.005}}
+output: {{dir: "{tmp / 'results'}"}}
+""")
+    result = CliRunner().invoke(app, ["train", str(cfg), "-q"])
+    assert result.exit_code == 0, result.output
+    (run,) = (tmp / "results" / "imdb_small").iterdir()
+    return run
+
+
+@needs_real_imdb
+def test_imdb_run_folder_carries_what_predict_needs(trained_run):
+    assert {"config.yaml", "metrics.json", "history.csv", "model.keras", "vocabulary.json"} <= {
+        p.name for p in trained_run.iterdir()}
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert metrics["data"]["n_train"] == 4000 and metrics["n_test"] == 1000
+    # 1,000 balanced test reviews: chance is 0.5 +- 0.016; a model that learned anything is far above.
+    assert metrics["test"]["accuracy"] > 0.62
+    vocab = json.loads((trained_run / "vocabulary.json").read_text())
+    assert vocab["word_index"]["the"] == 4 and vocab["maxlen"] == 100
+
+
+@needs_real_imdb
+def test_predict_labels_clear_reviews(runner, trained_run, tmp_path):
+    result = runner.invoke(app, ["predict", str(trained_run), POSITIVE, NEGATIVE])
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.stdout.splitlines() if line.startswith("│ ")]
+    assert "positive" in rows[0] and "negative" in rows[1]
+    reviews = tmp_path / "reviews.txt"
+    reviews.write_text(f"{NEGATIVE}\n\n{POSITIVE}\n")
+    result = runner.invoke(app, ["predict", str(trained_run), "--file", str(reviews)])
+    rows = [line for line in result.stdout.splitlines() if line.startswith("│ ")]
+    assert len(rows) == 2 and "negative" in rows[0] and "positive" in rows[1]
+
+
+PREDICT_ERRORS = [
+    ("no-run-folder", lambda run, tmp: [str(tmp / "nope"), "x"], "run folder not found"),
+    ("no-text", lambda run, tmp: [str(run)], "no text given"),
+    ("missing-file", lambda run, tmp: [str(run), "--file", str(tmp / "none.txt")], "--file not found"),
+]
+
+
+@needs_real_imdb
+@pytest.mark.parametrize("args,fragment", [c[1:] for c in PREDICT_ERRORS], ids=[c[0] for c in PREDICT_ERRORS])
+def test_predict_errors_are_one_line(runner, trained_run, tmp_path, args, fragment):
+    result = runner.invoke(app, ["predict", *args(trained_run, tmp_path)])
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert fragment in result.stderr
+
+
+def test_predict_on_a_non_text_run_says_why(runner, write_config, tmp_path):
+    from tests.conftest import tiny_config
+
+    assert runner.invoke(app, ["train", str(write_config(tiny_config())), "-q"]).exit_code == 0
+    (run,) = (tmp_path / "results" / "tiny").iterdir()
+    result = runner.invoke(app, ["predict", str(run), "great film"])
+    assert result.exit_code == 2 and "no text to encode" in result.stderr
+
+
+def test_missing_imdb_data_is_one_line(runner, write_config, tmp_path):
+    path = write_config({"name": "x", "data": {"name": "imdb", "path": str(tmp_path / "nowhere")},
+                         "model": {"embedding_dim": 8}})
+    result = runner.invoke(app, ["train", str(path)])
+    assert result.exit_code == 2, result.output
+    assert len(result.stderr.strip().splitlines()) == 1 and "nowhere" in result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_seed_000_config_has_the_seed_parameter_count():
+    from gru_lab.data import spec_for
+    from gru_lab.models import count_params
+
+    cfg = load_config(CONFIGS / "imdb_gru.yaml")
+    assert count_params(cfg.model, spec_for(cfg.data))["total"] == 1_379_201
+
+
+def test_seed_001_config_is_two_stacked_grus_without_a_head():
+    from gru_lab.data import spec_for
+    from gru_lab.models import build_model
+
+    cfg = load_config(CONFIGS / "imdb_stacked_gru.yaml")
+    model = build_model(cfg.model, spec_for(cfg.data))
+    assert [layer.name for layer in model.layers[1:]] == ["gru_1", "gru_2"]
+    assert model.input_shape == (None, 300, 1) and model.output_shape == (None, 1)
+    # GRU(50) on 1 feature + GRU(1) on 50: 3*50*(1+50+2) + 3*1*(50+1+2)
+    assert model.count_params() == 7950 + 159
