@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gru_lab.errors import ConfigError
 
@@ -119,6 +119,13 @@ class ModelConfig(_Section):
         if isinstance(value, str):
             return CELL_ALIASES.get(value.lower(), value.lower())
         return value
+
+    @model_validator(mode="after")
+    def _layers_from_units_list(self) -> "ModelConfig":
+        # units: [50, 1] means two layers; keep num_layers in step so the resolved config says so too.
+        if isinstance(self.units, list) and "num_layers" not in self.model_fields_set and self.units:
+            self.num_layers = len(self.units)
+        return self
 
     def layer_units(self) -> list[int]:
         """Units of each stacked recurrent layer."""
