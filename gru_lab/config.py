@@ -152,7 +152,7 @@ class TrainConfig(_Section):
     clipnorm: float | None = Field(None, gt=0.0)  # gradient norm clipping; None = off
     validation_split: float = Field(0.0, ge=0.0, lt=1.0)  # fraction of train held out by Keras (seed 000: 0.2)
     early_stopping: EarlyStoppingConfig | None = None  # None = train all epochs
-    seed: int | None = None  # None = the top-level seed
+    seed: int | None = Field(None, ge=0, le=2**32 - 1)  # weight init and shuffling only; None = the top-level seed
     eval_batch_size: int | None = Field(None, ge=1)  # batch for evaluate/predict; None = batch_size
 
 
@@ -163,7 +163,7 @@ class OutputConfig(_Section):
 
 class ExperimentConfig(_Section):
     name: str = Field("experiment", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # folder name under output.dir
-    seed: int = 0  # seeds data generation, weight init and shuffling
+    seed: int = Field(0, ge=0, le=2**32 - 1)  # seeds data generation, weight init and shuffling (NumPy's range)
     data: DataConfig  # which dataset and its size
     model: ModelConfig = ModelConfig()  # the architecture
     train: TrainConfig = TrainConfig()  # optimisation

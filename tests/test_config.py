@@ -47,6 +47,7 @@ BAD = [
     ("out-of-range-dropout", with_("model.dropout", 1.5), [], "model.dropout", "must be < 1"),
     ("out-of-range-units", with_("model.units", 0), [], "model.units", "must be >= 1"),
     ("out-of-range-epochs", with_("train.epochs", 0), [], "train.epochs", "must be >= 1"),
+    ("negative-seed", with_("seed", -1), [], "seed", "must be >= 0"),
     ("bad-cell", with_("model.cell", "gru2"), [], "model.cell", "must be one of ['gru', 'lstm', 'simple_rnn']. Got 'gru2'"),
     ("bad-optimizer", with_("train.optimizer", "adamw"), [], "train.optimizer", "must be one of ['adam', 'rmsprop', 'sgd']"),
     ("bad-dataset", with_("data.name", "mnist"), [], "data.name", "must be one of ['adding', 'arithmetic', 'imdb', 'sine']"),
