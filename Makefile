@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 IMDB   ?= ../shared/data/aclImdb_v1_labeled.tar.gz
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help install demo test test-slow clean-venv
+.PHONY: help install demo compare compare-imdb report test test-slow clean-venv
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -21,6 +21,15 @@ install: $(STAMP)  ## create .venv and install gru-lab with test extras
 
 demo: $(STAMP)  ## train the embedded default (synthetic, no download)
 	$(BIN)/gru-lab train
+
+compare: $(STAMP)  ## compare rnn, lstm and gru on the embedded synthetic default (adding problem; a few minutes on 2 CPU cores)
+	$(BIN)/gru-lab compare rnn lstm gru
+
+compare-imdb: $(STAMP)  ## compare rnn, lstm and gru on IMDB (configs/imdb_compare.yaml, 3 seeds; long on CPU)
+	GRU_LAB_IMDB=$${GRU_LAB_IMDB:-$(IMDB)} $(BIN)/gru-lab compare rnn lstm gru --config configs/imdb_compare.yaml --seeds 3
+
+report: $(STAMP)  ## one leaderboard of every run under results/ (results/leaderboard.csv and .md)
+	$(BIN)/gru-lab report results
 
 test: $(STAMP)  ## the default test suite (fast; IMDB tests use the real archive when present)
 	GRU_LAB_IMDB=$${GRU_LAB_IMDB:-$(IMDB)} $(BIN)/python -m pytest

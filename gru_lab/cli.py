@@ -199,6 +199,104 @@ def predict(
     out.print(predictions_text_table(reviews, probabilities.tolist()))
 
 
+@app.command()
+@user_errors
+def compare(
+    cells: Annotated[Optional[list[str]], typer.Argument(
+        help="Cells to compare: gru, lstm, simple_rnn (aliases rnn, simplernn). Omitted: rnn lstm gru.",
+        show_default=False)] = None,
+    config: Annotated[Optional[Path], typer.Option(
+        "--config", "-c", help="Base experiment YAML. Omitted: the embedded default (the adding problem at "
+                               "T=10 and T=40, synthetic, a few minutes on 2 CPU cores).")] = None,
+    set_: SetOption = None,
+    seeds: Annotated[int, typer.Option(
+        "--seeds", help="Runs per cell, with train seeds seed, seed+1, ...; 2 is the fewest that shows a spread.")] = 2,
+    lengths: Annotated[Optional[list[str]], typer.Option(
+        "--lengths", help="Adding problem only: the sequence lengths T to run, e.g. 10,40. "
+                          "Default: the config's data.length (the embedded default: 10,40).")] = None,
+    equal_params: Annotated[bool, typer.Option(
+        "--equal-params", help="Choose units per cell so every model's recurrent parameter count is as close "
+                               "as possible to one budget.")] = False,
+    budget: Annotated[Optional[int], typer.Option(
+        "--budget", help="Recurrent-parameter budget for --equal-params (implies it). "
+                         "Default: the base config's count with a GRU.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+) -> None:
+    """Train each cell on the same base config (same data, seeds, hyperparameters); write and show the
+    comparison table, plots and verdicts under results/<name>/. Finished runs are reused on a re-run."""
+    from gru_lab.compare import plan_compare
+
+    plan = plan_compare(config, set_, cells, seeds, lengths, equal_params, budget)
+    result = _compare_with_progress(plan, quiet)
+    from gru_lab.report import print_comparison, write_comparison
+
+    comp = write_comparison(result)
+    print_comparison(out, result, comp)
+    failed = [o for o in result.outcomes if o.status == "failed"]
+    if result.interrupted:
+        done = sum(o.ok for o in result.outcomes)
+        err.print(f"[yellow]interrupted:[/] {done} of {len(result.outcomes)} runs finished and kept; "
+                  "run the same command again to do the rest.")
+        raise typer.Exit(code=130)
+    if failed:
+        err.print(f"[red]{len(failed)} run(s) failed[/] (logs in {plan.folder / 'failures'}); "
+                  "the next compare retries them.", soft_wrap=True)
+        raise typer.Exit(code=1)
+
+
+def _compare_with_progress(plan, quiet: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from gru_lab.compare import execute
+
+    if quiet:
+        return execute(plan)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[logs]}"))
+    with Progress(*columns, console=err, transient=False) as progress:
+        runs = progress.add_task(f"{plan.name}: runs", total=len(plan.runs), logs="")
+        epochs = progress.add_task("  epochs", total=None, logs="")
+
+        def on_event(kind: str, run, info: dict) -> None:
+            if kind == "reuse":
+                progress.advance(runs)
+                progress.update(runs, logs=f"reused {run.run_id}")
+            elif kind == "start":
+                progress.update(epochs, description=f"  {run.label}", completed=0, total=run.cfg.train.epochs, logs="")
+            elif kind == "epoch":
+                shown = "  ".join(f"{k}={v:.4g}" for k, v in info["logs"].items())
+                progress.update(epochs, completed=info["epoch"], logs=f"{info['seconds']:.1f}s  {shown}")
+            elif kind == "finish":
+                progress.advance(runs)
+            elif kind == "fail":
+                progress.advance(runs)
+                progress.console.print(f"[red]failed:[/] {run.label} ({run.run_id}): {info['error']}",
+                                       soft_wrap=True, highlight=False)
+
+        result = execute(plan, on_event=on_event)
+        progress.update(epochs, visible=False)
+    return result
+
+
+@app.command()
+@user_errors
+def report(
+    results: Annotated[Path, typer.Argument(help="Folder to scan for run folders (metrics.json + config.yaml).")] = Path("results"),
+) -> None:
+    """One leaderboard of every run under a folder: printed, and written to <folder>/leaderboard.csv and .md."""
+    from gru_lab.errors import RunError
+    from gru_lab.report import leaderboard_frame, leaderboard_table, write_leaderboard
+
+    if not results.is_dir():
+        raise RunError(f"{results}: folder not found; expected the results folder that train and compare write.")
+    df = leaderboard_frame(results)
+    if df.empty:
+        raise RunError(f"{results}: no run folders found (a run folder holds metrics.json); train or compare first.")
+    out.print(leaderboard_table(df, title=f"Leaderboard: {results} ({len(df)} runs)"))
+    for kind, path in write_leaderboard(df, results).items():
+        out.print(f"{kind}: {path}", soft_wrap=True, highlight=False)
+
+
 _ABSL_LINE = re.compile(rb"^(?:[IWEF]\d{4} [\d:.]+\s+\d+ \S+:\d+\]|WARNING: All log messages before absl::InitializeLog)")
 
 

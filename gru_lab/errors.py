@@ -25,3 +25,7 @@ class DataError(GruLabError):
 
 class RunError(GruLabError):
     """A run folder that is missing or does not hold what a command needs."""
+
+
+class CompareError(GruLabError):
+    """A compare invocation that cannot be planned: unknown cells, bad --seeds/--lengths/--budget."""

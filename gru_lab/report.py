@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -92,3 +96,402 @@ def predictions_text_table(texts: list[str], probabilities: list[float]) -> Tabl
         label = "positive" if p >= 0.5 else "negative"
         table.add_row(str(i), f"{p:.3f}", label, text if len(text) <= 70 else text[:67] + "...")
     return table
+
+
+# ----------------------------------------------------------------------------- compare
+
+CELL_COLOR = {"simple_rnn": "tab:gray", "lstm": "tab:blue", "gru": "tab:orange"}
+CELL_LABEL = {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
+VERDICT_STYLE = {"holds": "green", "does not hold": "red", "inconclusive": "yellow"}
+PLOTS = {"learning_curves": "Learning curves (validation metric per epoch, mean and min-max over seeds)",
+         "metric_vs_time": "Test metric against training time (one point per run)",
+         "params": "Parameters by cell"}
+
+# comparison column -> header on the console and in comparison.md (the CSV/JSON keep the column names)
+HEADERS = {
+    "cell": "cell", "length": "T", "units": "units", "runs": "runs", "params_total": "params",
+    "params_recurrent": "recurrent", "recurrent_vs_lstm_pct": "rec. vs\nLSTM", "s_per_epoch": "s/epoch",
+    "train_samples_per_s": "train\nsamples/s", "infer_samples_per_s": "infer\nsamples/s",
+    "infer_ms_per_sample": "infer\nms/sample", "metric_mean": "test {metric}\n(mean ± sd)",
+    "mse_vs_baseline": "mse /\nbaseline", "best_epoch": "best\nepoch", "cudnn": "cuDNN",
+    "peak_rss_mib": "peak RSS\nMiB", "peak_gpu_mib": "peak GPU\nMiB", "errors": "errors",
+}
+# The console shows the comparison as two tables that fit 120 columns; comparison.md has one.
+CONSOLE_GROUPS = {
+    "size and speed": ("cell", "length", "units", "params_total", "params_recurrent", "recurrent_vs_lstm_pct",
+                       "s_per_epoch", "train_samples_per_s", "infer_samples_per_s", "infer_ms_per_sample",
+                       "peak_rss_mib", "peak_gpu_mib"),
+    "test metric over seeds": ("cell", "length", "units", "runs", "metric_mean", "mse_vs_baseline", "best_epoch",
+                               "cudnn", "errors"),
+}
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _comparison_cells(df, only: tuple[str, ...] | None = None) -> tuple[list[str], list[list[str]]]:
+    """Headers and formatted cells of a comparison frame, shared by rich and Markdown."""
+    columns = [c for c in HEADERS if c in df.columns and (only is None or c in only)
+               and not (c == "errors" and df[c].isna().all())]
+    metric = str(df["metric"].iloc[0]).removeprefix("test_") if len(df) else "metric"
+    headers = [HEADERS[c].format(metric=metric) for c in columns]
+    rows = []
+    for rec in df.to_dict(orient="records"):
+        cells = []
+        for c in columns:
+            v = rec.get(c)
+            if c == "cell":
+                cells.append(CELL_LABEL.get(v, v))
+            elif c == "metric_mean":
+                sd = rec.get("metric_std")
+                cells.append("-" if _missing(v) else f"{v:.4g}" + ("" if _missing(sd) else f" ± {sd:.2g}"))
+            elif c == "recurrent_vs_lstm_pct":
+                cells.append("-" if _missing(v) else f"{v:.1f}%")
+            elif c in ("params_total", "params_recurrent", "length"):
+                cells.append("-" if _missing(v) else f"{int(v):,}")
+            elif c in ("peak_rss_mib", "peak_gpu_mib", "train_samples_per_s", "infer_samples_per_s"):
+                cells.append("-" if _missing(v) else f"{v:,.0f}")
+            elif isinstance(v, float):
+                cells.append("-" if _missing(v) else f"{v:.3g}")
+            else:
+                cells.append("-" if _missing(v) else str(v))
+        rows.append(cells)
+    return headers, rows
+
+
+def comparison_tables(df, title: str) -> list[Table]:
+    tables = []
+    for group, columns in CONSOLE_GROUPS.items():
+        headers, rows = _comparison_cells(df, columns)
+        table = Table(title=f"{title}: {group}", header_style="bold")
+        for h in headers:
+            wide = h in ("cuDNN", "errors")
+            table.add_column(h, justify="left" if h in ("cell", "units", "runs") or wide else "right",
+                             overflow="fold", no_wrap=not wide)
+        for row in rows:
+            table.add_row(*(escape(c) for c in row))
+        tables.append(table)
+    return tables
+
+
+def verdicts_table(verdicts) -> Table:
+    table = Table(title="Claims checked against these runs", header_style="bold", show_lines=True)
+    table.add_column("claim")
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("numbers", overflow="fold")
+    for v in verdicts:
+        table.add_row(escape(v.claim), f"[{VERDICT_STYLE[v.status]}]{v.status}[/]", escape(v.detail))
+    return table
+
+
+def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
+    def esc(text: str) -> str:
+        return str(text).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(esc(h) for h in headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Comparison:
+    """What `compare` shows and writes: the tables, the verdicts, and the files written."""
+
+    table: Any  # pandas DataFrame, one row per cell (and length)
+    runs: Any  # pandas DataFrame, one row per planned run
+    verdicts: list
+    notes: list[str]
+    files: dict[str, Path]
+
+
+def build_comparison(result) -> Comparison:
+    from gru_lab.compare import check_claims, comparison_frame, lstm_reference_note, runs_frame
+
+    plan = result.plan
+    notes = list(plan.notes)
+    note = lstm_reference_note(plan, result)
+    if note:
+        notes.append(note)
+    if result.isolation == "inline":
+        notes.append("runs trained inline (one process): peak RSS is the process's high-water mark, not per run.")
+    else:
+        notes.append("peak RSS: each run's own worker process (ru_maxrss), so it includes TensorFlow's runtime.")
+    return Comparison(comparison_frame(result), runs_frame(result), check_claims(result), notes, {})
+
+
+def write_comparison(result) -> Comparison:
+    """comparison.csv/.md/.json and the plots under the compare folder, each written atomically."""
+    from gru_lab.runs import atomic_write_json, atomic_write_text
+
+    comp = build_comparison(result)
+    folder = result.plan.folder
+    folder.mkdir(parents=True, exist_ok=True)
+    plots = write_plots(result, comp, folder)
+    comp.files.update(plots)
+    atomic_write_text(folder / "comparison.csv", comp.table.to_csv(index=False))
+    comp.files["csv"] = folder / "comparison.csv"
+    atomic_write_text(folder / "comparison.md", comparison_markdown(result, comp))
+    comp.files["md"] = folder / "comparison.md"
+    atomic_write_json(folder / "comparison.json", comparison_record(result, comp))
+    comp.files["json"] = folder / "comparison.json"
+    return comp
+
+
+def _records(df) -> list[dict[str, Any]]:
+    return [{k: (None if _missing(v) else v) for k, v in rec.items()} for rec in df.to_dict(orient="records")]
+
+
+def comparison_record(result, comp: Comparison) -> dict[str, Any]:
+    plan = result.plan
+    env = next((o.metrics.get("environment") for o in result.outcomes if o.metrics), None)
+    return {
+        "name": plan.name, "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "source": plan.source,
+        "cells": plan.cells, "seeds": plan.seeds, "lengths": plan.lengths, "units": plan.units,
+        "equal_params": plan.equal_params, "budget": plan.budget, "isolation": result.isolation,
+        "interrupted": result.interrupted, "compare_seconds": result.seconds, "environment": env,
+        "table": _records(comp.table), "runs": _records(comp.runs),
+        "verdicts": [{"claim": v.claim, "status": v.status, "detail": v.detail, "numbers": v.numbers}
+                     for v in comp.verdicts],
+        "notes": comp.notes, "plots": {k: p.name for k, p in comp.files.items() if k in PLOTS},
+    }
+
+
+def comparison_markdown(result, comp: Comparison) -> str:
+    plan = result.plan
+    counts = comp.runs.status.value_counts().to_dict()
+    lengths = f", T in {plan.lengths}" if plan.lengths else ""
+    budget = f", equal recurrent budgets of {plan.budget:,}" if plan.equal_params else ""
+    lines = [f"# Comparison: {plan.name}", "",
+             f"Base config: {plan.source} (data: {plan.base.data.name}{lengths}); cells "
+             f"{', '.join(CELL_LABEL[c] for c in plan.cells)}; train seeds {plan.seeds}{budget}. "
+             f"Runs: {', '.join(f'{n} {s}' for s, n in counts.items())}"
+             + (" (interrupted: run the same command again to finish)." if result.interrupted else "."), "",
+             "## Table", "", markdown_table(*_comparison_cells(comp.table))]
+    lines += [f"- {n}" for n in comp.notes] + [""]
+    lines += ["## Verdicts", ""]
+    lines += [f"- **{v.claim}**: {v.status}. {v.detail}" for v in comp.verdicts] + [""]
+    if any(k in PLOTS for k in comp.files):
+        lines += ["## Plots", ""]
+        lines += [f"![{PLOTS[k]}]({p.name})" + "\n" for k, p in comp.files.items() if k in PLOTS]
+    lines += ["## Runs", ""]
+    run_rows = [[r["run_id"], CELL_LABEL[r["cell"]], "-" if _missing(r["length"]) else str(int(r["length"])),
+                 str(r["seed"]), r["status"], "-" if _missing(r["value"]) else f"{r['value']:.4g}",
+                 r["error"] or ("-" if _missing(r["s_per_epoch"]) else f"{r['s_per_epoch']:.3g} s/epoch")]
+                for r in comp.runs.to_dict(orient="records")]
+    lines.append(markdown_table(["run id", "cell", "T", "seed", "status", str(comp.runs.metric.iloc[0]), "s/epoch or error"],
+                                run_rows))
+    failed = [o for o in result.outcomes if o.status == "failed"]
+    if failed:
+        lines += ["Failed runs keep their log under `failures/` and are retried by the next compare.", ""]
+    return "\n".join(lines)
+
+
+def print_comparison(console, result, comp: Comparison) -> None:
+    for table in comparison_tables(comp.table, title=f"{result.plan.name} ({result.plan.base.data.name})"):
+        console.print(table)
+    for note in comp.notes:
+        console.print(f"[dim]- {escape(note)}[/]", soft_wrap=True)
+    console.print(verdicts_table(comp.verdicts))
+    for key in ("md", "csv", "json"):
+        if key in comp.files:
+            console.print(f"{key}: {comp.files[key]}", soft_wrap=True, highlight=False)
+
+
+# ----------------------------------------------------------------------------- plots
+
+
+def _save_figure(fig, path: Path) -> None:
+    import io
+
+    from gru_lab.runs import atomic_write_bytes
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def write_plots(result, comp: Comparison, folder: Path) -> dict[str, Path]:
+    """The three PNGs, drawn with matplotlib's object API (no pyplot, no display needed)."""
+    written = {}
+    done = [o for o in result.outcomes if o.ok]
+    if not done:
+        return written
+    for key, draw in (("learning_curves", _plot_learning_curves), ("metric_vs_time", _plot_metric_vs_time),
+                      ("params", _plot_params)):
+        path = folder / f"{key}.png"
+        _save_figure(draw(result, comp), path)
+        written[key] = path
+    return written
+
+
+def _history(folder: Path):
+    import pandas as pd
+
+    return pd.read_csv(folder / "history.csv")
+
+
+def _plot_learning_curves(result, comp: Comparison):
+    import pandas as pd
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    plan = result.plan
+    lengths = plan.lengths or [None]
+    fig = Figure(figsize=(5.5 * len(lengths), 4))
+    axes = fig.subplots(1, len(lengths), squeeze=False)[0]
+    classification = str(comp.table["metric"].iloc[0]) == "test_accuracy"
+    for ax, length in zip(axes, lengths):
+        label = None
+        for cell in plan.cells:
+            curves = []
+            for o in result.outcomes:
+                if o.ok and o.run.cell == cell and o.run.length == length:
+                    h = _history(o.folder).set_index("epoch")
+                    key = next(k for k in (("val_accuracy", "accuracy") if classification else ("val_loss", "loss"))
+                               if k in h.columns)
+                    label = label or key
+                    curves.append(h[key])
+            if not curves:
+                continue
+            frame = pd.concat(curves, axis=1)
+            ax.plot(frame.index, frame.mean(axis=1), color=CELL_COLOR[cell], label=f"{CELL_LABEL[cell]} (n={len(curves)})")
+            if len(curves) > 1:
+                ax.fill_between(frame.index, frame.min(axis=1), frame.max(axis=1), color=CELL_COLOR[cell], alpha=0.2)
+        name = {"val_loss": "validation mse", "loss": "training mse", "val_accuracy": "validation accuracy",
+                "accuracy": "training accuracy"}.get(label or "", label or "")
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(name)
+        if not classification:
+            ax.set_yscale("log")
+        ax.set_title(plan.base.data.name + ("" if length is None else f", T={length}"))
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def _plot_metric_vs_time(result, comp: Comparison):
+    from matplotlib.figure import Figure
+
+    runs = comp.runs[comp.runs.status.isin(["finished", "reused"])]
+    metric = str(comp.table["metric"].iloc[0])
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    markers = dict(zip(result.plan.lengths or [None], "osD^v<>p*h"))
+    for (cell, length), group in runs.groupby(["cell", "length"], dropna=False, sort=False):
+        length = None if _missing(length) else int(length)
+        ax.scatter(group.fit_seconds, group.value, color=CELL_COLOR[cell], marker=markers.get(length, "o"),
+                   label=CELL_LABEL[cell] + ("" if length is None else f" T={length}"))
+    ax.set_xlabel("training time (s, all epochs)")
+    ax.set_ylabel(metric.replace("_", " "))
+    if metric == "test_mse":
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def _plot_params(result, comp: Comparison):
+    from matplotlib.figure import Figure
+
+    table = comp.table.drop_duplicates("cell")  # parameter counts do not depend on the sequence length
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    x = range(len(table))
+    width = 0.4
+    for offset, column, name in ((-width / 2, "params_total", "total"), (width / 2, "params_recurrent", "recurrent layers")):
+        bars = ax.bar([i + offset for i in x], table[column], width, label=name,
+                      color=[CELL_COLOR[c] for c in table.cell], alpha=1.0 if column == "params_recurrent" else 0.5)
+        ax.bar_label(bars, labels=[f"{int(v):,}" for v in table[column]], fontsize="small")
+    ax.set_xticks(list(x), [f"{CELL_LABEL[c]}\n(units {u})" for c, u in zip(table.cell, table.units)])
+    ax.set_ylabel("parameters")
+    ax.set_title("Parameters by cell (light: total, dark: recurrent)")
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------- leaderboard
+
+
+def leaderboard_frame(root: Path):
+    """Every run folder under root: one row each, grouped by dataset, best test metric first."""
+    import json
+
+    import pandas as pd
+    import yaml
+
+    from gru_lab.runs import find_run_folders
+
+    rows = []
+    for folder in find_run_folders(root):
+        try:
+            m = json.loads((folder / "metrics.json").read_text())
+        except (OSError, ValueError):
+            continue
+        try:
+            cfg = yaml.safe_load((folder / "config.yaml").read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            cfg = {}
+        data, model = cfg.get("data") or {}, cfg.get("model") or {}
+        metric, higher = ("accuracy", True) if m.get("task") in ("binary", "multiclass") else ("mse", False)
+        size = next((f"{label}={data[k]}" for k, label in (("length", "T"), ("window", "window"), ("maxlen", "maxlen"))
+                     if k in data), "")
+        rows.append({
+            "dataset": f"{data.get('name', '?')} {size}".strip(), "name": m.get("name", folder.parent.name),
+            "run_id": m.get("run_id", folder.name), "cell": model.get("cell", "?"),
+            "units": _fmt_units(model.get("units")), "status": m.get("status"), "metric": metric,
+            "value": (m.get("test") or {}).get(metric), "higher_is_better": higher,
+            "params": (m.get("params") or {}).get("total"), "s_per_epoch": m.get("median_epoch_seconds"),
+            "folder": str(folder.relative_to(root)),
+        })
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    # Best first within a dataset: accuracy descending, mse ascending; unfinished runs last.
+    df["_key"] = [(-v if h else v) if not _missing(v) else float("inf") for v, h in zip(df.value, df.higher_is_better)]
+    df = df.sort_values(["dataset", "_key", "name", "run_id"]).drop(columns=["_key", "higher_is_better"])
+    df.insert(1, "rank", df.groupby("dataset").cumcount() + 1)
+    return df.reset_index(drop=True)
+
+
+def _fmt_units(units: Any) -> str:
+    return ",".join(str(u) for u in units) if isinstance(units, list) else str(units)
+
+
+def _leaderboard_cells(df) -> tuple[list[str], list[list[str]]]:
+    headers = ["dataset", "#", "name", "run id", "cell(units)", "test metric", "params", "s/epoch"]
+    rows = []
+    for r in df.to_dict(orient="records"):
+        value = "-" if _missing(r["value"]) else f"{r['metric']} {r['value']:.4g}"
+        if r["status"] != "finished":
+            value += f" ({r['status']})"
+        rows.append([r["dataset"], str(r["rank"]), r["name"], r["run_id"],
+                     f"{CELL_LABEL.get(r['cell'], r['cell'])}({r['units']})", value,
+                     "-" if _missing(r["params"]) else f"{int(r['params']):,}",
+                     "-" if _missing(r["s_per_epoch"]) else f"{r['s_per_epoch']:.3g}"])
+    return headers, rows
+
+
+def leaderboard_table(df, title: str) -> Table:
+    headers, rows = _leaderboard_cells(df)
+    table = Table(title=title, header_style="bold")
+    for h in headers:
+        table.add_column(h, justify="right" if h in ("#", "params", "s/epoch") else "left",
+                         no_wrap=h in ("run id", "dataset", "test metric"), overflow="fold")
+    for row in rows:
+        table.add_row(*(escape(c) for c in row))
+    return table
+
+
+def write_leaderboard(df, root: Path) -> dict[str, Path]:
+    """<root>/leaderboard.csv and .md: derived views, rewritten each time; no run folder is touched."""
+    from gru_lab.runs import atomic_write_text
+
+    paths = {"csv": root / "leaderboard.csv", "md": root / "leaderboard.md"}
+    atomic_write_text(paths["csv"], df.to_csv(index=False))
+    atomic_write_text(paths["md"], f"# Leaderboard: {root}\n\n{len(df)} runs, best test metric first within each "
+                                   f"dataset (accuracy: higher, mse: lower).\n\n" + markdown_table(*_leaderboard_cells(df)))
+    return paths

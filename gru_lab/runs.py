@@ -186,3 +186,14 @@ def load_for_prediction(run_dir: str | Path):
 
     model = keras.saving.load_model(run_dir / "model.keras")
     return cfg, model, vocabulary
+
+
+def find_run_folders(root: str | Path) -> list[Path]:
+    """Every run folder under root (one holding metrics.json), hidden partial folders skipped, sorted."""
+    root = Path(root)
+    found = []
+    for metrics in root.rglob("metrics.json"):
+        folder = metrics.parent
+        if not any(part.startswith(".") for part in folder.relative_to(root).parts):
+            found.append(folder)
+    return sorted(found)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -117,6 +118,7 @@ def train(cfg: ExperimentConfig, data: Dataset, epoch_hook: EpochHook | None = N
 
     seed = cfg.train_seed
     set_seed(seed)
+    _reset_gpu_peak()
     spec = data.spec
     model = build_model(cfg.model, spec)
     loss, metric_names = loss_and_metrics(spec.task)
@@ -165,7 +167,48 @@ def train(cfg: ExperimentConfig, data: Dataset, epoch_hook: EpochHook | None = N
                         for v in cudnn_eligibility(cfg.model, spec)]
     metrics["environment"] = device_info()
     metrics["data"] = data.extra
+    metrics["peak_memory"] = peak_memory()
     return TrainResult(status=status, model=model, history=history, metrics=metrics)
+
+
+def _gpu_names() -> list[str]:
+    import tensorflow as tf
+
+    return [f"GPU:{i}" for i, _ in enumerate(tf.config.list_logical_devices("GPU"))]
+
+
+def _reset_gpu_peak() -> None:
+    import tensorflow as tf
+
+    for name in _gpu_names():
+        try:
+            tf.config.experimental.reset_memory_stats(name)
+        except (ValueError, RuntimeError):  # no allocator statistics: the peak then counts from process start
+            pass
+
+
+def peak_memory() -> dict[str, Any]:
+    """The process's peak resident memory so far (ru_maxrss: TensorFlow's runtime, the data and the
+    model), and the peak GPU memory TensorFlow allocated during this run. Per run only when the process
+    trains one run, as `gru-lab train` and each `compare` worker do."""
+    record: dict[str, Any] = {"rss_mib": None, "gpu_mib": None,
+                              "measured": "process peak RSS (ru_maxrss); GPU: TensorFlow's peak allocation since the run began"}
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Windows
+        pass
+    else:
+        maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        record["rss_mib"] = maxrss / 2**20 if sys.platform == "darwin" else maxrss / 1024  # bytes on macOS, KiB on Linux
+    import tensorflow as tf
+
+    gpus = _gpu_names()
+    if gpus:
+        try:
+            record["gpu_mib"] = sum(tf.config.experimental.get_memory_info(n)["peak"] for n in gpus) / 2**20
+        except (ValueError, RuntimeError):  # an allocator without statistics: leave it unmeasured
+            pass
+    return record
 
 
 def best_epoch(history: list[dict[str, float]], task: str) -> int | None:
