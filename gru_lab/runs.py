@@ -21,6 +21,9 @@ from typing import Any
 from gru_lab.config import ExperimentConfig, load_config, to_yaml
 from gru_lab.errors import RunError
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read once at import: os.umask can only be read by setting it
+
 RECORD_FILES = ("config.yaml", "metrics.json", "history.csv")
 
 
@@ -38,6 +41,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp makes 0600 files; a result file should be as readable as any file the user writes.
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

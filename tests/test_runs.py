@@ -62,3 +62,14 @@ def test_same_run_id_never_overwrites(tmp_path):
 def test_rows_to_csv_unions_columns():
     text = rows_to_csv([{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.4, "val_loss": 0.6}])
     assert text.splitlines() == ["epoch,loss,val_loss", "1,0.5,", "2,0.4,0.6"]
+
+
+def test_atomic_write_gives_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    path = tmp_path / "x.json"
+    atomic_write_text(path, "{}")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
