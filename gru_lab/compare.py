@@ -2,35 +2,27 @@
 
 Owns: planning (base config + cells x lengths x seeds -> per-run configs, each validated before
 anything starts, each with an id made of cell, length, seed and the resolved config's hash), equal
-parameter budgets, running every run in its own process with resume (a run whose folder already
-holds a finished metrics.json is reused, never redone or overwritten; a failed run is recorded and
-retried next time), the comparison table as a pandas DataFrame, and the verdicts on the tutorials'
-claims as data. Files, tables and plots are report.py's.
-
-The worker entry point (`python -m gru_lab.compare --worker`) trains one run per process, so a
-crash cannot take the other runs down and each run's peak memory is its own.
+parameter budgets, the comparison table as a pandas DataFrame, and the verdicts on the tutorials'
+claims as data. Running (one worker process a run, resume, failures, Ctrl-C) is gru_lab.execution's,
+shared with sweep; files, tables and plots are report.py's.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import math
-import os
-import signal
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 from gru_lab.config import CELL_ALIASES, CELLS, ExperimentConfig, ModelConfig, apply_overrides, config_from_raw, load_yaml
-from gru_lab.errors import CompareError, GruLabError
-from gru_lab.runs import config_hash
+from gru_lab.errors import CompareError
+# The running machinery is shared with sweep; these names stay importable from here.
+from gru_lab.execution import (EpochEvent, EventHook, RunFailed, RunOutcome, Runner, execute_runs,  # noqa: F401
+                               find_finished, isolation_of, run_in_subprocess, run_inline, train_and_save)
+from gru_lab.runs import config_hash, measured, metric_of  # noqa: F401
 
 EMBEDDED_DEFAULT = Path(__file__).with_name("compare_default.yaml")
 # The embedded default runs the adding problem at a short and a long T: SimpleRNN learns T=10 and not
@@ -41,7 +33,6 @@ LABEL = {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
 TUTORIAL_FEWER_PCT = (25, 40)  # "GRU has 25-40% fewer parameters than LSTM", as the tutorials put it
 
 HOLDS, FAILS, INCONCLUSIVE = "holds", "does not hold", "inconclusive"
-WORKER_FLAG = "--worker"
 
 # ----------------------------------------------------------------------------- planning
 
@@ -160,6 +151,7 @@ def plan_compare(config: str | Path | None = None, overrides: list[str] | None =
 def _variant(raw: dict, cell: str, seed: int, length: int | None, units: int | None, layers: int) -> dict:
     """The raw config of one run: the base with this cell, seed, length and (equal budgets) units."""
     raw = copy.deepcopy(raw)
+    raw.pop("sweep", None)  # sweep settings are not part of a run: they must not change its id
     model = raw["model"] = dict(raw.get("model") or {})
     model["cell"] = cell
     if units is not None:
@@ -238,34 +230,6 @@ def equal_budget_units(base: ExperimentConfig, cells: list[str], budget: int | N
 # ----------------------------------------------------------------------------- running
 
 
-class RunFailed(Exception):
-    """A run that ended without a finished run folder; `log` holds what it wrote to stderr."""
-
-    def __init__(self, message: str, log: str):
-        super().__init__(message)
-        self.log = log
-
-
-EpochEvent = Callable[[dict[str, Any]], None]  # {"epoch", "epochs", "seconds", "logs"}
-Runner = Callable[[PlannedRun, "EpochEvent | None"], Path]
-EventHook = Callable[[str, PlannedRun, dict[str, Any]], None]  # (kind, run, info); kinds below
-
-
-@dataclass
-class RunOutcome:
-    run: PlannedRun
-    status: str  # "finished" (trained now), "reused" (finished earlier), "failed", "not run" (interrupted)
-    folder: Path | None = None
-    metrics: dict[str, Any] | None = None
-    error: str | None = None
-    log: Path | None = None  # failures/<run-id>.log for a failed run
-    seconds: float | None = None  # wall time of this attempt, process start-up included
-
-    @property
-    def ok(self) -> bool:
-        return self.status in ("finished", "reused")
-
-
 @dataclass
 class CompareResult:
     plan: ComparePlan
@@ -275,204 +239,18 @@ class CompareResult:
     seconds: float
 
 
-def find_finished(folder: Path, run_id: str) -> Path | None:
-    """The folder of a finished run with this id, if one exists (a clash suffix -2, -3 included)."""
-    for candidate in [folder / run_id, *sorted(folder.glob(f"{run_id}-*"))]:
-        try:
-            metrics = json.loads((candidate / "metrics.json").read_text())
-        except (OSError, ValueError):
-            continue
-        if metrics.get("status") == "finished":
-            return candidate
-    return None
-
-
-def train_and_save(cfg: ExperimentConfig, run_id: str, on_epoch: EpochEvent | None = None) -> Path:
-    """Load data, train, write the run folder; an interrupted fit saves nothing and re-raises Ctrl-C."""
-    from gru_lab.data import load_dataset
-    from gru_lab.runs import save_run
-    from gru_lab.training import train
-
-    data = load_dataset(cfg.data, cfg.seed)
-
-    def hook(epoch: int, logs: dict, seconds: float) -> None:
-        if on_epoch:
-            on_epoch({"epoch": epoch, "epochs": cfg.train.epochs, "seconds": seconds,
-                      "logs": {k: float(v) for k, v in logs.items()}})
-
-    result = train(cfg, data, epoch_hook=hook)
-    if result.status != "finished":
-        # A compare run is all or nothing: the finished runs are what resume relies on.
-        raise KeyboardInterrupt
-    return save_run(cfg, result, data, run_id=run_id)
-
-
-def run_inline(run: PlannedRun, on_epoch: EpochEvent | None = None) -> Path:
-    """Train in this process (tests, debugging): no isolation, and peak memory is the process's."""
-    return train_and_save(run.cfg, run.run_id, on_epoch)
-
-
-def run_in_subprocess(run: PlannedRun, on_epoch: EpochEvent | None = None) -> Path:
-    """Train in a fresh `python -m gru_lab.compare --worker`; epoch events come back as JSON lines."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    payload = json.dumps({"raw": run.raw, "run_id": run.run_id, "source": f"compare run {run.run_id}"})
-    with tempfile.TemporaryFile() as stderr:
-        proc = subprocess.Popen([sys.executable, "-m", "gru_lab.compare", WORKER_FLAG], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=stderr, env=env, text=True)
-        folder: Path | None = None
-        try:
-            proc.stdin.write(payload)
-            proc.stdin.close()
-            for line in proc.stdout:
-                event = _parse_event(line)
-                if event is None:
-                    continue
-                if event.get("event") == "epoch" and on_epoch:
-                    on_epoch(event)
-                elif event.get("event") == "saved":
-                    folder = Path(event["folder"])
-            code = proc.wait()
-        except BaseException:
-            _stop(proc)
-            raise
-        stderr.seek(0)
-        log = stderr.read().decode("utf-8", errors="replace")
-    if code == 0 and folder is not None:
-        return folder
-    if code in (130, -signal.SIGINT):
-        raise KeyboardInterrupt
-    raise RunFailed(_failure_line(code, log), log)
-
-
-def _parse_event(line: str) -> dict[str, Any] | None:
-    line = line.strip()
-    if not line.startswith("{"):
-        return None
-    try:
-        event = json.loads(line)
-    except ValueError:
-        return None
-    return event if isinstance(event, dict) else None
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """Ctrl-C reaches the worker too (same process group); give it a moment to stop, then make sure."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _failure_line(code: int, log: str) -> str:
-    lines = [ln.strip() for ln in log.splitlines() if ln.strip() and not _is_native_log(ln)]
-    last = lines[-1] if lines else "no error output"
-    if code < 0:
-        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
-        hint = " (out of memory?)" if -code == signal.SIGKILL else ""
-        return f"worker killed by {name}{hint}; last output: {last}"
-    return f"exit code {code}: {last}"
-
-
-def _is_native_log(line: str) -> bool:
-    import re
-
-    return bool(re.match(r"^(?:[IWEF]\d{4} [\d:.]+\s+\d+ \S+:\d+\]|WARNING: All log messages before absl)", line))
-
-
 def execute(plan: ComparePlan, runner: Runner | None = None, on_event: EventHook | None = None) -> CompareResult:
-    """Run what is not finished yet, in plan order. A failed run is recorded and the rest go on;
-    Ctrl-C stops after the current run's worker has exited, keeping every finished run.
-
-    Events: ("reuse" | "start", run, {}), ("epoch", run, epoch info), ("finish", run, {"folder"}),
-    ("fail", run, {"error"}).
+    """Run what is not finished yet, in plan order, one run at a time (so the runs' timings are not
+    disturbed by each other). A failed run is recorded and the rest go on; Ctrl-C stops after the
+    current run's worker has exited, keeping every finished run. Events: see execution.execute_runs.
     """
     runner = runner or run_in_subprocess
-    isolation = "process" if runner is run_in_subprocess else "inline"
-    emit = on_event or (lambda kind, run, info: None)
-    outcomes = [RunOutcome(run, "not run") for run in plan.runs]
     started = time.perf_counter()
-    interrupted = False
-    failures = plan.folder / "failures"
-    try:
-        for outcome in outcomes:
-            run = outcome.run
-            done = find_finished(plan.folder, run.run_id)
-            if done is not None:
-                outcome.status, outcome.folder = "reused", done
-                outcome.metrics = _load_metrics(done)
-                emit("reuse", run, {"folder": done})
-                continue
-            emit("start", run, {})
-            t0 = time.perf_counter()
-            try:
-                folder = runner(run, lambda info, run=run: emit("epoch", run, info))
-            except RunFailed as exc:
-                outcome.status, outcome.error = "failed", str(exc)
-                outcome.log = _write_failure(failures, run, str(exc), exc.log)
-            except Exception as exc:  # inline runs: one broken run must not lose the others
-                outcome.status, outcome.error = "failed", f"{type(exc).__name__}: {exc}"
-                outcome.log = _write_failure(failures, run, outcome.error, traceback.format_exc())
-            else:
-                outcome.status, outcome.folder = "finished", folder
-                outcome.metrics = _load_metrics(folder)
-                (failures / f"{run.run_id}.log").unlink(missing_ok=True)
-            outcome.seconds = time.perf_counter() - t0
-            if outcome.status == "failed":
-                emit("fail", run, {"error": outcome.error})
-            else:
-                emit("finish", run, {"folder": outcome.folder})
-    except KeyboardInterrupt:
-        interrupted = True
-    # A failure log of a run that has finished since (here or by another compare) is stale.
-    for outcome in outcomes:
-        if outcome.ok:
-            (failures / f"{outcome.run.run_id}.log").unlink(missing_ok=True)
-    if failures.is_dir() and not any(failures.iterdir()):
-        failures.rmdir()
-    return CompareResult(plan, outcomes, interrupted, isolation, time.perf_counter() - started)
-
-
-def _load_metrics(folder: Path) -> dict[str, Any]:
-    return json.loads((folder / "metrics.json").read_text())
-
-
-def _write_failure(failures: Path, run: PlannedRun, message: str, log: str) -> Path:
-    from gru_lab.runs import atomic_write_text
-
-    path = failures / f"{run.run_id}.log"
-    atomic_write_text(path, f"run {run.run_id} ({run.label}) failed: {message}\n\n{log}")
-    return path
-
-
-def _worker() -> int:
-    """One run, in its own process: the raw config and run id arrive as JSON on stdin."""
-    payload = json.loads(sys.stdin.read())
-    try:
-        cfg = config_from_raw(payload["raw"], payload.get("source", "compare worker"))
-
-        def on_epoch(info: dict[str, Any]) -> None:
-            print(json.dumps({"event": "epoch", **info}), flush=True)
-
-        folder = train_and_save(cfg, payload["run_id"], on_epoch)
-    except GruLabError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    print(json.dumps({"event": "saved", "folder": str(folder)}), flush=True)
-    return 0
+    outcomes, interrupted = execute_runs(plan.runs, plan.folder, runner, on_event)
+    return CompareResult(plan, outcomes, interrupted, isolation_of(runner), time.perf_counter() - started)
 
 
 # ----------------------------------------------------------------------------- the table
-
-
-def metric_of(task: str) -> tuple[str, bool]:
-    """(test metric shown, higher is better) for a task."""
-    return ("accuracy", True) if task in ("binary", "multiclass") else ("mse", False)
 
 
 def runs_frame(result: CompareResult):
@@ -482,21 +260,10 @@ def runs_frame(result: CompareResult):
     rows = []
     for o in result.outcomes:
         m = o.metrics or {}
-        metric, _ = metric_of(m.get("task") or _task(result.plan))
-        params = m.get("params") or {}
-        memory = m.get("peak_memory") or {}
         rows.append({
             "run_id": o.run.run_id, "cell": o.run.cell, "length": o.run.length, "seed": o.run.seed,
             "units": _units_text(o.run.cfg.model.units), "status": o.status,
-            "metric": f"test_{metric}", "value": (m.get("test") or {}).get(metric),
-            "baseline_mse": (m.get("data") or {}).get("baseline_mse"),
-            "s_per_epoch": m.get("median_epoch_seconds"), "fit_seconds": m.get("fit_seconds"),
-            "train_samples_per_s": m.get("train_samples_per_second"),
-            "infer_samples_per_s": m.get("inference_samples_per_second"),
-            "infer_ms_per_sample": m.get("inference_ms_per_sample"),
-            "best_epoch": m.get("best_epoch"), "epochs_run": m.get("epochs_run"),
-            "params_total": params.get("total"), "params_recurrent": params.get("recurrent"),
-            "peak_rss_mib": memory.get("rss_mib"), "peak_gpu_mib": memory.get("gpu_mib"),
+            **measured(m, _task(result.plan)),
             "cudnn": _cudnn_text(m.get("cudnn")) if m else None,
             "folder": str(o.folder) if o.folder else None, "error": o.error,
         })
@@ -801,6 +568,3 @@ def _param_pair(plan: ComparePlan, done) -> tuple[int | None, int | None, str]:
     return (recurrent_count(plan.base.model, spec, "gru", units), recurrent_count(plan.base.model, spec, "lstm", units),
             f"formulas at units {_units_text(units)}, since {why}")
 
-
-if __name__ == "__main__" and WORKER_FLAG in sys.argv[1:]:
-    sys.exit(_worker())

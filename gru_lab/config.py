@@ -154,11 +154,25 @@ class TrainConfig(_Section):
     early_stopping: EarlyStoppingConfig | None = None  # None = train all epochs
     seed: int | None = Field(None, ge=0, le=2**32 - 1)  # weight init and shuffling only; None = the top-level seed
     eval_batch_size: int | None = Field(None, ge=1)  # batch for evaluate/predict; None = batch_size
+    distribute: Literal["none", "mirrored"] = "none"  # "mirrored": one run on every local GPU (or logical CPU) via tf.distribute.MirroredStrategy
 
 
 class OutputConfig(_Section):
     dir: str = "results"  # runs go to <dir>/<name>/<run-id>/
     save_model: bool = True  # write model.keras (needed by predict)
+
+
+class SweepConfig(_Section):
+    """`gru-lab sweep` settings; train and compare ignore this section. Command-line flags override each key."""
+
+    name: str | None = Field(None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # folder of the runs and the sweep table under output.dir; None = the top-level name
+    grid: dict[str, list[Any]] = {}  # dotted key -> values; the sweep runs every combination (model.units: [32, 64])
+    seeds: int = Field(1, ge=1, le=1000)  # runs per grid point, train seeds seed, seed+1, ...; 1 keeps big grids affordable, 2+ shows a spread
+    workers: int | None = Field(None, ge=1, le=1024)  # local: runs at once, one process each (None = 1); ray: runs in flight (None = what the cluster fits)
+    backend: Literal["local", "ray"] = "local"  # local worker processes, or one Ray task a run on a Ray cluster
+    ray_address: str | None = None  # ray: "auto" = the cluster this machine belongs to, or "ray://host:10001"; None = start a local instance
+    num_cpus: float = Field(1.0, gt=0)  # ray: CPUs each run reserves (also its TensorFlow thread count)
+    num_gpus: float = Field(0.0, ge=0)  # ray: GPUs each run reserves; a fraction lets runs share a GPU
 
 
 class ExperimentConfig(_Section):
@@ -168,6 +182,7 @@ class ExperimentConfig(_Section):
     model: ModelConfig = ModelConfig()  # the architecture
     train: TrainConfig = TrainConfig()  # optimisation
     output: OutputConfig = OutputConfig()  # where the run record goes
+    sweep: SweepConfig | None = None  # grid-sweep settings for `gru-lab sweep`; not part of a run's own config
 
     @property
     def train_seed(self) -> int:
@@ -304,19 +319,24 @@ def apply_overrides(raw: dict, overrides: list[str], source: str) -> tuple[dict,
             key, value = parse_override(text)
         except ValueError as exc:
             raise ConfigError(source, f"--set {text}: {exc}") from None
-        parts = key.split(".")
-        node = raw
-        for i, part in enumerate(parts[:-1]):
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            elif not isinstance(child, dict):
-                prefix = ".".join(parts[: i + 1])
-                raise ConfigError(source, f"--set {text}: '{prefix}' is not a section, so '{key}' cannot be set.", prefix)
-            node = child
-        node[parts[-1]] = value
+        set_key(raw, key, value, source, f"--set {text}")
         origin[key] = f"--set {text}"
     return raw, origin
+
+
+def set_key(raw: dict, key: str, value: Any, source: str, what: str) -> None:
+    """raw[a][b][c] = value for key 'a.b.c', creating missing sections; `what` names the setting in errors."""
+    parts = key.split(".")
+    node = raw
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        elif not isinstance(child, dict):
+            prefix = ".".join(parts[: i + 1])
+            raise ConfigError(source, f"{what}: '{prefix}' is not a section, so '{key}' cannot be set.", prefix)
+        node = child
+    node[parts[-1]] = value
 
 
 def validate(raw: Any, source: str = "<config>", origin: dict[str, str] | None = None) -> ExperimentConfig:
@@ -468,6 +488,12 @@ def config_from_raw(raw: Any, source: str, overrides: list[str] | None = None) -
 def to_yaml(cfg: ExperimentConfig) -> str:
     """The resolved config (every default filled in) as YAML that load_config accepts again."""
     data = cfg.model_dump(mode="json")
+    # Keys added after runs were first recorded are written only when set, so a config that does not
+    # use them keeps its hash, and its run ids (compare and sweep resume by them), across versions.
+    for section, key, unset in (("train", "distribute", "none"), (None, "sweep", None)):
+        node = data if section is None else data[section]
+        if node.get(key) == unset:
+            node.pop(key)
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
 
 

@@ -29,3 +29,7 @@ class RunError(GruLabError):
 
 class CompareError(GruLabError):
     """A compare invocation that cannot be planned: unknown cells, bad --seeds/--lengths/--budget."""
+
+
+class SweepError(GruLabError):
+    """A sweep that cannot be planned: a bad --grid axis, --seeds, --workers or backend setting."""

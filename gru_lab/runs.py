@@ -140,10 +140,14 @@ class RunFolder:
                 candidate = self.parent / f"{self.run_id}-{n}"
 
 
-def save_run(cfg: ExperimentConfig, result, data, run_id: str | None = None) -> Path:
-    """Write config.yaml, metrics.json, history.csv, model.keras and data artifacts; return the run folder."""
+def save_run(cfg: ExperimentConfig, result, data, run_id: str | None = None, base_dir: str | Path | None = None) -> Path:
+    """Write config.yaml, metrics.json, history.csv, model.keras and data artifacts; return the run folder.
+
+    base_dir replaces output.dir (a Ray task on another machine writes to a scratch folder) without
+    changing the config, and so the run's config hash.
+    """
     run_id = run_id or new_run_id(cfg)
-    with RunFolder(cfg.output.dir, cfg.name, run_id) as folder:
+    with RunFolder(base_dir or cfg.output.dir, cfg.name, run_id) as folder:
         metrics = result.metrics  # updated in place so the caller prints the same record
         metrics.update({"run_id": run_id, "name": cfg.name, "config_hash": config_hash(cfg)})
         folder.write_text("config.yaml", to_yaml(cfg))
@@ -161,6 +165,49 @@ def save_run(cfg: ExperimentConfig, result, data, run_id: str | None = None) -> 
         metrics["run_id"] = final.name
         atomic_write_json(final / "metrics.json", metrics)
     return final
+
+
+def run_files(folder: Path) -> dict[str, bytes]:
+    """Every file of a finished run folder, by relative path: a run shipped from another machine."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def save_run_files(base_dir: str | Path, name: str, run_id: str, files: dict[str, bytes]) -> Path:
+    """Write a run made elsewhere (run_files) as <base_dir>/<name>/<run-id>/, as atomically as save_run."""
+    with RunFolder(base_dir, name, run_id) as folder:
+        for rel, data in files.items():
+            if rel != "metrics.json":
+                atomic_write_bytes(folder.path(rel), data)
+        metrics = json.loads(files["metrics.json"])
+        folder.write_json("metrics.json", metrics)  # last, as in save_run
+        final = folder.commit()
+    if final.name != run_id:
+        metrics["run_id"] = final.name
+        atomic_write_json(final / "metrics.json", metrics)
+    return final
+
+
+def metric_of(task: str) -> tuple[str, bool]:
+    """(test metric shown in tables, higher is better) for a task."""
+    return ("accuracy", True) if task in ("binary", "multiclass") else ("mse", False)
+
+
+def measured(m: dict[str, Any], task: str) -> dict[str, Any]:
+    """The numbers a table shows for one run, from its metrics.json (empty values when it has none)."""
+    metric, _ = metric_of(m.get("task") or task)
+    params = m.get("params") or {}
+    memory = m.get("peak_memory") or {}
+    return {
+        "metric": f"test_{metric}", "value": (m.get("test") or {}).get(metric),
+        "baseline_mse": (m.get("data") or {}).get("baseline_mse"),
+        "s_per_epoch": m.get("median_epoch_seconds"), "fit_seconds": m.get("fit_seconds"),
+        "train_samples_per_s": m.get("train_samples_per_second"),
+        "infer_samples_per_s": m.get("inference_samples_per_second"),
+        "infer_ms_per_sample": m.get("inference_ms_per_sample"),
+        "best_epoch": m.get("best_epoch"), "epochs_run": m.get("epochs_run"),
+        "params_total": params.get("total"), "params_recurrent": params.get("recurrent"),
+        "peak_rss_mib": memory.get("rss_mib"), "peak_gpu_mib": memory.get("gpu_mib"),
+    }
 
 
 def load_run(run_dir: str | Path) -> dict[str, Any]:

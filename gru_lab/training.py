@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import statistics
@@ -68,6 +69,9 @@ def device_info() -> dict[str, Any]:
         "device": "gpu" if gpus else "cpu",
         "gpus": [g.name for g in gpus],
         "cpu_count": __import__("os").cpu_count(),
+        # 0 = TensorFlow's default (one thread a core); sweep workers set them so parallel runs share the cores.
+        "threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                    "inter_op": tf.config.threading.get_inter_op_parallelism_threads()},
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "python": platform.python_version(),
@@ -120,9 +124,12 @@ def train(cfg: ExperimentConfig, data: Dataset, epoch_hook: EpochHook | None = N
     set_seed(seed)
     _reset_gpu_peak()
     spec = data.spec
-    model = build_model(cfg.model, spec)
-    loss, metric_names = loss_and_metrics(spec.task)
-    model.compile(optimizer=make_optimizer(cfg), loss=loss, metrics=metric_names)
+    strategy = distribution_strategy(cfg.train.distribute)
+    # Under a strategy the variables (weights, optimizer slots) must be created inside its scope.
+    with strategy.scope() if strategy else contextlib.nullcontext():
+        model = build_model(cfg.model, spec)
+        loss, metric_names = loss_and_metrics(spec.task)
+        model.compile(optimizer=make_optimizer(cfg), loss=loss, metrics=metric_names)
 
     t = cfg.train
     fit_kwargs: dict[str, Any] = {}
@@ -168,7 +175,23 @@ def train(cfg: ExperimentConfig, data: Dataset, epoch_hook: EpochHook | None = N
     metrics["environment"] = device_info()
     metrics["data"] = data.extra
     metrics["peak_memory"] = peak_memory()
+    if strategy is not None:
+        metrics["distribute"] = {"strategy": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync,
+                                 "devices": list(strategy.extended.worker_devices)}
     return TrainResult(status=status, model=model, history=history, metrics=metrics)
+
+
+def distribution_strategy(kind: str):
+    """None for "none"; for "mirrored", a MirroredStrategy over every local GPU, or, with no GPU, over
+    every logical CPU device (several only when they were configured before TensorFlow started:
+    MirroredStrategy() alone would take just CPU:0)."""
+    if kind == "none":
+        return None
+    import tensorflow as tf
+
+    devices = [d.name for d in tf.config.list_logical_devices("GPU")] or \
+              [d.name for d in tf.config.list_logical_devices("CPU")]
+    return tf.distribute.MirroredStrategy(devices=devices)
 
 
 def _gpu_names() -> list[str]:
