@@ -112,6 +112,7 @@ class ModelConfig(_Section):
     unroll: bool = False  # unroll the time loop (short sequences only; disables cuDNN)
     head_dropout: float = Field(0.0, ge=0.0, lt=1.0)  # Dropout before the output Dense
     head: Literal["dense", "none"] = "dense"  # "none": the last recurrent layer is the output (seed 001's GRU(1))
+    fast_path: Literal["auto", "off"] = "auto"  # auto: gru-lab's fused CPU loop for GRU/LSTM/SimpleRNN where it applies (same weights and outputs as Keras's; `inspect` says where); off: Keras's own layers
 
     @field_validator("cell", mode="before")
     @classmethod
@@ -153,8 +154,11 @@ class TrainConfig(_Section):
     validation_split: float = Field(0.0, ge=0.0, lt=1.0)  # fraction of train held out by Keras (seed 000: 0.2)
     early_stopping: EarlyStoppingConfig | None = None  # None = train all epochs
     seed: int | None = Field(None, ge=0, le=2**32 - 1)  # weight init and shuffling only; None = the top-level seed
-    eval_batch_size: int | None = Field(None, ge=1)  # batch for evaluate/predict; None = batch_size
+    eval_batch_size: int | None = Field(None, ge=1)  # batch for evaluate/predict; None = max(batch_size, 256): big batches are cheaper per sample and give the same predictions
     distribute: Literal["none", "mirrored"] = "none"  # "mirrored": one run on every local GPU (or logical CPU) via tf.distribute.MirroredStrategy
+    device: Literal["auto", "cpu", "gpu"] = "auto"  # auto: a GPU when TensorFlow sees one, else the CPU; gpu fails when there is none
+    xla: Literal["auto", "on", "off"] = "auto"  # XLA-compile the train/eval steps; auto: on for CPU (measured faster), off on GPU (cuDNN kernels cannot be compiled)
+    mixed_precision: bool = False  # GPU only: float16 compute with float32 weights (Keras mixed_float16); ignored on CPU, where it is slower
 
 
 class OutputConfig(_Section):
@@ -490,7 +494,8 @@ def to_yaml(cfg: ExperimentConfig) -> str:
     data = cfg.model_dump(mode="json")
     # Keys added after runs were first recorded are written only when set, so a config that does not
     # use them keeps its hash, and its run ids (compare and sweep resume by them), across versions.
-    for section, key, unset in (("train", "distribute", "none"), (None, "sweep", None)):
+    for section, key, unset in (("train", "distribute", "none"), (None, "sweep", None), ("model", "fast_path", "auto"),
+                                ("train", "device", "auto"), ("train", "xla", "auto"), ("train", "mixed_precision", False)):
         node = data if section is None else data[section]
         if node.get(key) == unset:
             node.pop(key)

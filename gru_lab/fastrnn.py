@@ -14,7 +14,7 @@ does the same again backwards, with small matrix products and per-step bookkeepi
 
 FastGRU, FastLSTM and FastSimpleRNN subclass keras.layers.GRU/LSTM/SimpleRNN: same constructor, same
 weights (cell.kernel, cell.recurrent_kernel, cell.bias), same config, so checkpoints load either way.
-They fall back to the Keras loop whenever the fast path does not apply (see `fast_path_blockers`): a
+They fall back to the Keras loop whenever the fast path does not apply (models.fast_path_eligibility): a
 padding mask, dropout while training, recurrent_dropout, other activations, unroll, stateful, GRU with
 reset_after=False, no bias, a backend other than TensorFlow, or a GPU (where Keras's cuDNN kernel is
 faster and is used instead).
@@ -28,30 +28,6 @@ import keras
 from keras import layers
 
 PACKAGE = "gru_lab"
-
-
-def fast_path_blockers(cell: str, *, activation: str = "tanh", recurrent_activation: str | None = "sigmoid",
-                       dropout: float = 0.0, recurrent_dropout: float = 0.0, mask: bool = False,
-                       unroll: bool = False) -> list[str]:
-    """Why a layer with these settings would NOT take the fast path on CPU (empty list: it would).
-
-    Pure and cheap (no TensorFlow), for `inspect` and the run record. Dropout only blocks the fast
-    path while training; evaluation and prediction still take it.
-    """
-    reasons = []
-    if activation != "tanh":
-        reasons.append(f"activation is {activation!r}, the fast path needs 'tanh'")
-    if cell != "simple_rnn" and (recurrent_activation or "sigmoid") != "sigmoid":
-        reasons.append(f"recurrent_activation is {recurrent_activation!r}, the fast path needs 'sigmoid'")
-    if mask:
-        reasons.append("padding mask (mask_zero)")
-    if dropout > 0:
-        reasons.append("dropout > 0 (training steps only)")
-    if recurrent_dropout > 0:
-        reasons.append("recurrent_dropout > 0")
-    if unroll:
-        reasons.append("unroll is true")
-    return reasons
 
 
 def _activation_name(fn: Any) -> str:

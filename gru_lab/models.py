@@ -135,6 +135,35 @@ def cudnn_eligibility(m: ModelConfig, spec: InputSpec) -> list[CudnnVerdict]:
     return verdicts
 
 
+def fast_path_eligibility(m: ModelConfig, spec: InputSpec) -> list[CudnnVerdict]:
+    """For each recurrent layer: does it run gru-lab's fused CPU loop (fastrnn), and if not, why.
+
+    Dropout only blocks training steps (evaluation and prediction still run fused), so it is a reason
+    here but the layer is still built fused. On a GPU the layer runs Keras's cuDNN kernel instead."""
+    reasons = fast_path_static_blockers(m)
+    if m.mask_zero:
+        reasons.append("padding mask (mask_zero)")
+    if m.dropout > 0:
+        reasons.append("dropout > 0 (training steps only)")
+    return [CudnnVerdict(plan.name, not reasons, list(reasons)) for plan in plan_layers(m, spec) if plan.recurrent]
+
+
+def fast_path_static_blockers(m: ModelConfig) -> list[str]:
+    """Settings that keep a layer from ever running fused; with none, build_model builds the fused class."""
+    reasons = []
+    if m.fast_path == "off":
+        reasons.append("model.fast_path is 'off'")
+    if m.activation != "tanh":
+        reasons.append(f"activation is {m.activation!r}, the fused loop needs 'tanh'")
+    if m.cell != "simple_rnn" and (m.recurrent_activation or "sigmoid") != "sigmoid":
+        reasons.append(f"recurrent_activation is {m.recurrent_activation!r}, the fused loop needs 'sigmoid'")
+    if m.recurrent_dropout > 0:
+        reasons.append("recurrent_dropout > 0")
+    if m.unroll:
+        reasons.append("unroll is true")
+    return reasons
+
+
 # ----------------------------------------------------------------------------- build
 
 
@@ -167,6 +196,10 @@ def build_model(m: ModelConfig, spec: InputSpec):
                 kwargs["recurrent_activation"] = m.recurrent_activation or "sigmoid"
                 kwargs["use_cudnn"] = use_cudnn
             cell_layer = getattr(layers, CELL_CLASS[m.cell])
+            if not fast_path_static_blockers(m):
+                from gru_lab.fastrnn import FAST_CLASSES
+
+                cell_layer = FAST_CLASSES[m.cell]  # a subclass: same arguments and weights, faster loop on CPU
             if m.bidirectional:
                 layer = layers.Bidirectional(cell_layer(**kwargs), merge_mode=m.merge_mode, name=plan.name)
             else:
@@ -176,7 +209,9 @@ def build_model(m: ModelConfig, spec: InputSpec):
         elif plan.kind == "Dropout":
             layer = layers.Dropout(o["rate"], name=plan.name)
         elif plan.kind == "Dense":
-            layer = layers.Dense(spec.outputs, activation=o["activation"], name=plan.name)
+            # Under mixed precision the output stays float32: a float16 sigmoid/softmax loses the loss's precision.
+            head_dtype = "float32" if keras.mixed_precision.global_policy().name == "mixed_float16" else None
+            layer = layers.Dense(spec.outputs, activation=o["activation"], name=plan.name, dtype=head_dtype)
         else:  # pragma: no cover - plan_layers only emits the kinds above
             raise RuntimeError(f"unknown layer kind {plan.kind}")
         x = layer(x)

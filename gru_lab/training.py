@@ -15,7 +15,7 @@ import numpy as np
 
 from gru_lab.config import ExperimentConfig
 from gru_lab.data.base import Dataset
-from gru_lab.models import build_model, cudnn_eligibility, layer_params, plan_layers
+from gru_lab.models import build_model, cudnn_eligibility, fast_path_eligibility, layer_params, plan_layers
 
 # Hooks let the CLI draw progress without the library printing anything.
 EpochHook = Callable[[int, dict[str, float], float], None]  # (epoch 1-based, logs, seconds)
@@ -31,14 +31,21 @@ class TrainResult:
     extra_files: dict[str, Any] = field(default_factory=dict)
 
 
-def set_seed(seed: int) -> None:
+def set_seed(seed: int, deterministic_ops: bool = True) -> None:
     """Same config + seed -> same numbers on the same machine."""
     import keras
     import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
     # Deterministic kernels cost little on CPU for these models; on GPU it forces deterministic cuDNN.
-    tf.config.experimental.enable_op_determinism()
+    # Keras refuses XLA while op determinism is on, so XLA runs (CPU only) go without it: XLA's CPU
+    # code is deterministic for a fixed thread count, which tests/test_training.py checks run to run.
+    if deterministic_ops:
+        tf.config.experimental.enable_op_determinism()
+    else:
+        from tensorflow.python.framework import config as tf_config  # the public API has only enable_
+
+        tf_config.disable_op_determinism()
 
 
 def loss_and_metrics(task: str) -> tuple[str, list[str]]:
@@ -118,10 +125,22 @@ def train(cfg: ExperimentConfig, data: Dataset, epoch_hook: EpochHook | None = N
           batch_hook: BatchHook | None = None) -> TrainResult:
     """Build, fit and evaluate the model of cfg on data. Ctrl-C during fit ends training early
     (status "interrupted") and keeps the finished epochs."""
+    from gru_lab.runtime import executing, plan_execution
+
+    execution = plan_execution(cfg.train)  # first: hiding GPUs for train.device cpu only works before TF starts
+    with executing(execution):
+        return _fit_and_evaluate(cfg, data, execution, epoch_hook, batch_hook)
+
+
+def _fit_and_evaluate(cfg: ExperimentConfig, data: Dataset, execution, epoch_hook: EpochHook | None,
+                      batch_hook: BatchHook | None) -> TrainResult:
     import keras
 
+    from gru_lab import pipeline
+    from gru_lab.runtime import kernels_used
+
     seed = cfg.train_seed
-    set_seed(seed)
+    set_seed(seed, deterministic_ops=not execution.xla)
     _reset_gpu_peak()
     spec = data.spec
     strategy = distribution_strategy(cfg.train.distribute)
@@ -129,16 +148,19 @@ def train(cfg: ExperimentConfig, data: Dataset, epoch_hook: EpochHook | None = N
     with strategy.scope() if strategy else contextlib.nullcontext():
         model = build_model(cfg.model, spec)
         loss, metric_names = loss_and_metrics(spec.task)
-        model.compile(optimizer=make_optimizer(cfg), loss=loss, metrics=metric_names)
+        model.compile(optimizer=make_optimizer(cfg), loss=loss, metrics=metric_names, jit_compile=execution.xla)
 
     t = cfg.train
+    eval_batch_size = eval_batch(t)
+    # With a padding mask, steps that are padding in a whole batch change nothing: trim them.
+    trim = spec.padding if (cfg.model.mask_zero and spec.input_kind == "tokens") else None
+    x_fit, y_fit, x_val, y_val = data.x_train, data.y_train, data.x_val, data.y_val
+    if x_val is None and t.validation_split > 0:
+        x_fit, y_fit, x_val, y_val = pipeline.split_validation(x_fit, y_fit, t.validation_split)
     fit_kwargs: dict[str, Any] = {}
-    n_fit = len(data.x_train)
-    if data.x_val is not None:
-        fit_kwargs["validation_data"] = (data.x_val, data.y_val)
-    elif t.validation_split > 0:
-        fit_kwargs["validation_split"] = t.validation_split
-        n_fit = len(data.x_train) - int(len(data.x_train) * t.validation_split)
+    if x_val is not None:
+        fit_kwargs["validation_data"] = pipeline.eval_dataset(x_val, y_val, eval_batch_size, trim)
+    n_fit = len(x_fit)
     steps = -(-n_fit // t.batch_size)
     timing = _timing_callback(epoch_hook, batch_hook, steps)
     callbacks = [timing]
@@ -150,7 +172,7 @@ def train(cfg: ExperimentConfig, data: Dataset, epoch_hook: EpochHook | None = N
     status = "finished"
     started = time.time()
     try:
-        model.fit(data.x_train, data.y_train, epochs=t.epochs, batch_size=t.batch_size, shuffle=True,
+        model.fit(pipeline.train_dataset(x_fit, y_fit, t.batch_size, seed, trim), epochs=t.epochs, shuffle=False,
                   callbacks=callbacks, verbose=0, **fit_kwargs)
     except KeyboardInterrupt:
         status = "interrupted"
@@ -159,7 +181,7 @@ def train(cfg: ExperimentConfig, data: Dataset, epoch_hook: EpochHook | None = N
 
     metrics: dict[str, Any] = {"status": status, "seed": seed, "task": spec.task}
     if status == "finished":
-        metrics.update(evaluate(model, data, t.eval_batch_size or t.batch_size))
+        metrics.update(evaluate(model, data, eval_batch_size, trim))
     epoch_seconds = [r["seconds"] for r in history]
     train_seconds = [r["train_seconds"] for r in history]
     metrics["epochs_run"] = len(history)
@@ -172,6 +194,9 @@ def train(cfg: ExperimentConfig, data: Dataset, epoch_hook: EpochHook | None = N
     metrics["params"] = param_record(model, cfg, spec)
     metrics["cudnn"] = [{"layer": v.layer, "eligible": v.eligible, "reasons": v.reasons}
                         for v in cudnn_eligibility(cfg.model, spec)]
+    metrics["fast_path"] = [{"layer": v.layer, "eligible": v.eligible, "reasons": v.reasons}
+                            for v in fast_path_eligibility(cfg.model, spec)]
+    metrics["execution"] = {**execution.record(), "kernels": kernels_used(model, execution)}
     metrics["environment"] = device_info()
     metrics["data"] = data.extra
     metrics["peak_memory"] = peak_memory()
@@ -244,14 +269,25 @@ def best_epoch(history: list[dict[str, float]], task: str) -> int | None:
     return int(min(history, key=lambda r: r[key])["epoch"])
 
 
-def evaluate(model, data: Dataset, batch_size: int) -> dict[str, Any]:
+def eval_batch(t) -> int:
+    """The evaluate/predict batch: train.eval_batch_size, else max(batch_size, 256)."""
+    return t.eval_batch_size or max(t.batch_size, 256)
+
+
+def evaluate(model, data: Dataset, batch_size: int, trim_padding: str | None = None) -> dict[str, Any]:
     """Test metrics, evaluation time and inference throughput on the test set."""
+    from gru_lab import pipeline
+
     n = len(data.x_test)
     t0 = time.perf_counter()
-    values = model.evaluate(data.x_test, data.y_test, batch_size=batch_size, verbose=0, return_dict=True)
+    values = model.evaluate(pipeline.eval_dataset(data.x_test, data.y_test, batch_size, trim_padding),
+                            verbose=0, return_dict=True)
     eval_seconds = time.perf_counter() - t0
+    # Inference throughput is the steady state: compile the predict step for both batch shapes first.
+    for rows in {min(n, batch_size), n % batch_size} - {0}:
+        model.predict(pipeline.eval_dataset(data.x_test[:rows], None, batch_size, trim_padding), verbose=0)
     t0 = time.perf_counter()
-    predictions = model.predict(data.x_test, batch_size=batch_size, verbose=0)
+    predictions = model.predict(pipeline.eval_dataset(data.x_test, None, batch_size, trim_padding), verbose=0)
     predict_seconds = time.perf_counter() - t0
     out: dict[str, Any] = {
         "test": {k: float(v) for k, v in values.items()},

@@ -1,0 +1,101 @@
+"""How a run executes: CPU or GPU, XLA or not, mixed precision, and which recurrent kernel really ran.
+
+train() asks plan_execution() once per run; the decisions and their reasons go into metrics.json
+("execution"), so a record always says how its timings were obtained.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from gru_lab.errors import GruLabError
+
+
+@dataclass
+class Execution:
+    device: str  # "cpu" or "gpu": where this run's ops are placed
+    xla: bool  # the train/test/predict steps are XLA-compiled (Keras jit_compile)
+    mixed_precision: bool  # float16 compute, float32 weights (Keras mixed_float16)
+    notes: list[str] = field(default_factory=list)  # why a request was not honoured, if it was not
+    pin_cpu: bool = False  # GPUs could not be hidden (TensorFlow had started): place ops with tf.device
+
+    def record(self) -> dict[str, Any]:
+        return {"device": self.device, "xla": self.xla, "mixed_precision": self.mixed_precision, "notes": self.notes}
+
+
+def plan_execution(train_cfg) -> Execution:
+    """Decide device, XLA and precision for a run from train.device/xla/mixed_precision and the GPUs TF sees.
+
+    Call it before anything else touches TensorFlow in the run: hiding the GPUs for device "cpu" only
+    works before TensorFlow's runtime starts."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")  # physical: asking does not start the runtime
+    notes: list[str] = []
+    pin_cpu = False
+    if train_cfg.device == "gpu" and not gpus:
+        raise GruLabError("'train.device' is 'gpu' but TensorFlow sees no GPU on this machine; "
+                          "use 'auto' or 'cpu', or install the GPU build (pip install -e '.[gpu]').")
+    device = "gpu" if gpus and train_cfg.device != "cpu" else "cpu"
+    if gpus and device == "cpu":
+        try:
+            tf.config.set_visible_devices([], "GPU")
+        except RuntimeError:
+            pin_cpu = True
+            notes.append("TensorFlow had already started, so the GPUs stay visible; ops are pinned to CPU:0")
+    if train_cfg.xla == "auto":
+        # CPU: XLA fuses the recurrent step's elementwise gate math (measured faster with the fused layers).
+        # GPU: Keras's cuDNN kernels cannot be XLA-compiled; XLA there would silently cost cuDNN.
+        xla = device == "cpu"
+    else:
+        xla = train_cfg.xla == "on"
+    if xla and device == "gpu":
+        notes.append("xla on a GPU: Keras turns XLA off for any layer that runs the cuDNN kernel")
+    mixed = bool(train_cfg.mixed_precision)
+    if mixed and device == "cpu":
+        notes.append("mixed_precision requested but the run is on a CPU, where float16 is slower: not used")
+        mixed = False
+    return Execution(device=device, xla=xla, mixed_precision=mixed, notes=notes, pin_cpu=pin_cpu)
+
+
+@contextlib.contextmanager
+def executing(execution: Execution):
+    """Device placement and precision policy for the duration of one run, restored afterwards."""
+    import keras
+    import tensorflow as tf
+
+    previous = keras.mixed_precision.global_policy().name
+    if execution.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        with tf.device("/CPU:0") if execution.pin_cpu else contextlib.nullcontext():
+            yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def kernels_used(model, execution: Execution) -> list[dict[str, str]]:
+    """For each recurrent layer (each direction of a bidirectional one): the kernel its last call ran.
+
+    "fused-cpu": gru-lab's fused loop (fastrnn); "cudnn": Keras's cuDNN kernel; "keras-loop": Keras's
+    generic step-by-step loop."""
+    from keras import layers
+
+    rows = []
+    for layer in model.layers:
+        parts = [(layer.name, layer)]
+        if isinstance(layer, layers.Bidirectional):
+            parts = [(f"{layer.name}/forward", layer.forward_layer), (f"{layer.name}/backward", layer.backward_layer)]
+        for name, part in parts:
+            if not isinstance(part, layers.RNN):
+                continue
+            if getattr(part, "fast_path_used", False):
+                kernel = "fused-cpu"
+            elif execution.device == "gpu" and isinstance(part, (layers.GRU, layers.LSTM)) and not part.supports_jit:
+                kernel = "cudnn"  # Keras marks a layer not XLA-compilable exactly when it took the cuDNN path
+            else:
+                kernel = "keras-loop"
+            rows.append({"layer": name, "class": part.__class__.__name__, "kernel": kernel})
+    return rows
