@@ -280,6 +280,94 @@ def _compare_with_progress(plan, quiet: bool):
 
 @app.command()
 @user_errors
+def sweep(
+    config: Annotated[Path, typer.Argument(
+        help="Base experiment YAML; its optional `sweep:` section holds defaults for every flag below.")],
+    grid: Annotated[Optional[list[str]], typer.Option(
+        "--grid", "-g", help="An axis: KEY=V1,V2,... with YAML values, e.g. model.units=32,64 (repeatable). "
+                             "The sweep runs every combination of the axes.")] = None,
+    set_: SetOption = None,
+    seeds: Annotated[Optional[int], typer.Option(
+        "--seeds", help="Runs per grid point, with train seeds seed, seed+1, ... [default: 1]", show_default=False)] = None,
+    workers: Annotated[Optional[int], typer.Option(
+        "--workers", "-w", help="Local: runs at once, one worker process each, with cores // workers TensorFlow "
+                                "threads [default: 1]. Ray: runs in flight [default: what the cluster fits].",
+        show_default=False)] = None,
+    backend: Annotated[Optional[str], typer.Option(
+        "--backend", help="local (worker processes on this machine) or ray (one task a run on a Ray cluster; "
+                          "pip install 'gru-lab[ray]'). [default: local]", show_default=False)] = None,
+    ray_address: Annotated[Optional[str], typer.Option(
+        "--ray-address", help="Ray cluster: auto (the one this machine belongs to) or ray://host:10001. "
+                              "Omitted: a local Ray instance for this sweep.")] = None,
+    num_cpus: Annotated[Optional[float], typer.Option(
+        "--num-cpus", help="Ray: CPUs each run reserves, also its TensorFlow threads. [default: 1]",
+        show_default=False)] = None,
+    num_gpus: Annotated[Optional[float], typer.Option(
+        "--num-gpus", help="Ray: GPUs each run reserves (0.5 lets two runs share one). [default: 0]",
+        show_default=False)] = None,
+    name: Annotated[Optional[str], typer.Option(
+        "--name", help="Folder of the sweep under output.dir. Default: the config's name.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+) -> None:
+    """Train every combination of the --grid axes (x seeds) and write the sweep table and plot under
+    results/<name>/. Finished runs are reused on a re-run; failed ones are retried."""
+    from gru_lab.sweep import plan_sweep
+
+    plan = plan_sweep(config, set_, grid, seeds, workers, backend, ray_address, num_cpus, num_gpus, name)
+    result = _sweep_with_progress(plan, quiet)
+    from gru_lab.report import print_sweep, write_sweep
+
+    rep = write_sweep(result)
+    print_sweep(out, result, rep)
+    failed = [o for o in result.outcomes if o.status == "failed"]
+    if result.interrupted:
+        done = sum(o.ok for o in result.outcomes)
+        err.print(f"[yellow]interrupted:[/] {done} of {len(result.outcomes)} runs finished and kept; "
+                  "run the same command again to do the rest.")
+        raise typer.Exit(code=130)
+    if failed:
+        err.print(f"[red]{len(failed)} run(s) failed[/] (logs in {plan.folder / 'failures'}); "
+                  "the next sweep retries them.", soft_wrap=True)
+        raise typer.Exit(code=1)
+
+
+def _sweep_with_progress(plan, quiet: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from gru_lab.sweep import execute_sweep
+
+    if quiet:
+        return execute_sweep(plan)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[logs]}"))
+    with Progress(*columns, console=err, transient=False) as progress:
+        runs = progress.add_task(f"{plan.name}: runs", total=len(plan.runs), logs="")
+        active: dict[str, int] = {}  # run id -> its progress line, while it runs
+
+        def on_event(kind: str, run, info: dict) -> None:
+            if kind == "reuse":
+                progress.advance(runs)
+                progress.update(runs, logs=f"reused {run.run_id}")
+            elif kind == "start":
+                # Ray tasks report no epochs: their line says the run is on the cluster until it returns.
+                epochs = run.cfg.train.epochs if plan.backend == "local" else None
+                active[run.run_id] = progress.add_task(f"  {run.label}", total=epochs,
+                                                       logs="" if epochs else "on the Ray cluster")
+            elif kind == "epoch":
+                shown = "  ".join(f"{k}={v:.4g}" for k, v in info["logs"].items())
+                progress.update(active[run.run_id], completed=info["epoch"], logs=f"{info['seconds']:.1f}s  {shown}")
+            elif kind in ("finish", "fail"):
+                progress.remove_task(active.pop(run.run_id))
+                progress.advance(runs)
+                if kind == "fail":
+                    progress.console.print(f"[red]failed:[/] {run.label} ({run.run_id}): {info['error']}",
+                                           soft_wrap=True, highlight=False)
+
+        return execute_sweep(plan, on_event=on_event)
+
+
+@app.command()
+@user_errors
 def report(
     results: Annotated[Path, typer.Argument(help="Folder to scan for run folders (metrics.json + config.yaml).")] = Path("results"),
 ) -> None:

@@ -121,6 +121,12 @@ class ModelConfig(_Section):
             return CELL_ALIASES.get(value.lower(), value.lower())
         return value
 
+    @field_validator("fast_path", mode="before")
+    @classmethod
+    def _fast_path_yaml_bool(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare `off` as false (and `on` as true); take them as the words the user typed.
+        return {False: "off", True: "auto"}.get(value, value) if isinstance(value, bool) else value
+
     @model_validator(mode="after")
     def _layers_from_units_list(self) -> "ModelConfig":
         # units: [50, 1] means two layers; keep num_layers in step so the resolved config says so too.
@@ -159,6 +165,12 @@ class TrainConfig(_Section):
     device: Literal["auto", "cpu", "gpu"] = "auto"  # auto: a GPU when TensorFlow sees one, else the CPU; gpu fails when there is none
     xla: Literal["auto", "on", "off"] = "auto"  # XLA-compile the train/eval steps; auto: on for CPU (measured faster), off on GPU (cuDNN kernels cannot be compiled)
     mixed_precision: bool = False  # GPU only: float16 compute with float32 weights (Keras mixed_float16); ignored on CPU, where it is slower
+
+    @field_validator("xla", mode="before")
+    @classmethod
+    def _xla_yaml_bool(cls, value: Any) -> Any:
+        # YAML 1.1 reads bare `on`/`off` as true/false; take them as the words the user typed.
+        return {False: "off", True: "on"}.get(value, value) if isinstance(value, bool) else value
 
 
 class OutputConfig(_Section):

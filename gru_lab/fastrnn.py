@@ -12,8 +12,8 @@ does the same again backwards, with small matrix products and per-step bookkeepi
 - the loop is a plain tf.while_loop, so XLA can compile the whole train step (training.py turns
   jit_compile on for CPU).
 
-FastGRU, FastLSTM and FastSimpleRNN subclass keras.layers.GRU/LSTM/SimpleRNN: same constructor, same
-weights (cell.kernel, cell.recurrent_kernel, cell.bias), same config, so checkpoints load either way.
+gru_lab.fastrnn.GRU, LSTM and SimpleRNN subclass keras.layers.GRU/LSTM/SimpleRNN: same constructor,
+same weights (cell.kernel, cell.recurrent_kernel, cell.bias), same config, so checkpoints load either way.
 They fall back to the Keras loop whenever the fast path does not apply (models.fast_path_eligibility): a
 padding mask, dropout while training, recurrent_dropout, other activations, unroll, stateful, GRU with
 reset_after=False, no bias, a backend other than TensorFlow, or a GPU (where Keras's cuDNN kernel is
@@ -65,28 +65,31 @@ class _FastMixin:
                     self.return_sequences)
 
 
+# The classes keep Keras's names on purpose: Keras's weight files (.weights.h5, and the weights inside
+# model.keras) address each layer by its snake-cased class name, so a FastGRU class could not read a
+# keras.layers.GRU checkpoint. Serialized configs tell them apart by package: "gru_lab>GRU".
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class FastGRU(_FastMixin, layers.GRU):
+class GRU(_FastMixin, layers.GRU):
     """keras.layers.GRU with the fused CPU path (same arguments, weights and outputs)."""
 
     _fast_cell = "gru"
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class FastLSTM(_FastMixin, layers.LSTM):
+class LSTM(_FastMixin, layers.LSTM):
     """keras.layers.LSTM with the fused CPU path (same arguments, weights and outputs)."""
 
     _fast_cell = "lstm"
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class FastSimpleRNN(_FastMixin, layers.SimpleRNN):
+class SimpleRNN(_FastMixin, layers.SimpleRNN):
     """keras.layers.SimpleRNN with the fused CPU path (same arguments, weights and outputs)."""
 
     _fast_cell = "simple_rnn"
 
 
-FAST_CLASSES = {"gru": FastGRU, "lstm": FastLSTM, "simple_rnn": FastSimpleRNN}
+FAST_CLASSES = {"gru": GRU, "lstm": LSTM, "simple_rnn": SimpleRNN}
 
 
 # ----------------------------------------------------------------------------- the TensorFlow loops

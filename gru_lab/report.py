@@ -495,3 +495,206 @@ def write_leaderboard(df, root: Path) -> dict[str, Path]:
     atomic_write_text(paths["md"], f"# Leaderboard: {root}\n\n{len(df)} runs, best test metric first within each "
                                    f"dataset (accuracy: higher, mse: lower).\n\n" + markdown_table(*_leaderboard_cells(df)))
     return paths
+
+
+# ----------------------------------------------------------------------------- sweep
+
+# sweep column -> header on the console and in sweep.md (the CSV/JSON keep the column names); the
+# grid's axes come first, headed by their dotted keys.
+SWEEP_HEADERS = {
+    "runs": "runs", "params_total": "params", "params_recurrent": "recurrent", "s_per_epoch": "s/epoch",
+    "fit_seconds": "fit s\n(mean)", "metric_mean": "test {metric}\n(mean ± sd)", "best_epoch": "best\nepoch",
+    "errors": "errors",
+}
+
+
+@dataclass
+class SweepReport:
+    """What `sweep` shows and writes: the tables, notes, and the files written."""
+
+    table: Any  # pandas DataFrame, one row per grid point
+    runs: Any  # pandas DataFrame, one row per planned run
+    notes: list[str]
+    files: dict[str, Path]
+
+
+def _axis_text(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return "-" if _missing(value) else str(value)
+
+
+def _sweep_cells(df, axes: list[str]) -> tuple[list[str], list[list[str]]]:
+    """Headers and formatted cells of a sweep frame, shared by rich and Markdown."""
+    columns = axes + [c for c in SWEEP_HEADERS if c in df.columns and not (c == "errors" and df[c].isna().all())]
+    metric = str(df["metric"].iloc[0]).removeprefix("test_") if len(df) else "metric"
+    headers = [c if c in axes else SWEEP_HEADERS[c].format(metric=metric) for c in columns]
+    rows = []
+    for rec in df.to_dict(orient="records"):
+        cells = []
+        for c in columns:
+            v = rec.get(c)
+            if c in axes:
+                cells.append(_axis_text(v))
+            elif c == "metric_mean":
+                sd = rec.get("metric_std")
+                cells.append("-" if _missing(v) else f"{v:.4g}" + ("" if _missing(sd) else f" ± {sd:.2g}"))
+            elif c in ("params_total", "params_recurrent"):
+                cells.append("-" if _missing(v) else f"{int(v):,}")
+            elif isinstance(v, float):
+                cells.append("-" if _missing(v) else f"{v:.3g}")
+            else:
+                cells.append("-" if _missing(v) else str(v))
+        rows.append(cells)
+    return headers, rows
+
+
+def sweep_table(df, axes: list[str], title: str) -> Table:
+    headers, rows = _sweep_cells(df, axes)
+    table = Table(title=title, header_style="bold")
+    for h in headers:
+        left = h in axes or h in ("runs", "errors")
+        table.add_column(h, justify="left" if left else "right", overflow="fold", no_wrap=h != "errors")
+    for row in rows:
+        table.add_row(*(escape(c) for c in row))
+    return table
+
+
+def build_sweep(result) -> SweepReport:
+    from gru_lab.sweep import best_point, runs_frame, sweep_frame
+
+    plan, info = result.plan, result.backend
+    table = sweep_frame(result)
+    notes = list(plan.notes)
+    if info.get("name") == "ray":
+        notes.append(f"Ray {info['ray']} ({info['address']}): {info['nodes']} node(s), {info['cluster_cpus']:g} CPU(s), "
+                     f"{info['cluster_gpus']:g} GPU(s); {info['in_flight']} run(s) in flight, each reserving "
+                     f"{info['num_cpus']:g} CPU(s) ({info['threads']} TensorFlow thread(s)) and {info['num_gpus']:g} GPU(s).")
+    if result.isolation == "inline":
+        notes.append("runs trained inline (one process): peak memory and timings are not per run.")
+    best = best_point(table)
+    if best is not None:
+        where = ", ".join(f"{k}={_axis_text(best[k])}" for k in plan.axes)
+        sd = "" if _missing(best.get("metric_std")) else f" ± {best['metric_std']:.2g}"
+        notes.append(f"best: {where}: {best['metric'].replace('_', ' ')} {best['metric_mean']:.4g}{sd} "
+                     f"({best['runs']} runs)")
+    return SweepReport(table, runs_frame(result), notes, {})
+
+
+def write_sweep(result) -> SweepReport:
+    """sweep.csv/.md/.json and sweep.png under the sweep folder, each written atomically."""
+    from gru_lab.runs import atomic_write_json, atomic_write_text
+
+    rep = build_sweep(result)
+    folder = result.plan.folder
+    folder.mkdir(parents=True, exist_ok=True)
+    if rep.table.metric_mean.notna().any():
+        _save_figure(_plot_sweep(result, rep), folder / "sweep.png")
+        rep.files["plot"] = folder / "sweep.png"
+    atomic_write_text(folder / "sweep.csv", rep.table.to_csv(index=False))
+    rep.files["csv"] = folder / "sweep.csv"
+    atomic_write_text(folder / "sweep.md", sweep_markdown(result, rep))
+    rep.files["md"] = folder / "sweep.md"
+    atomic_write_json(folder / "sweep.json", sweep_record(result, rep))
+    rep.files["json"] = folder / "sweep.json"
+    return rep
+
+
+def sweep_record(result, rep: SweepReport) -> dict[str, Any]:
+    from gru_lab.sweep import value_text
+
+    plan = result.plan
+    env = next((o.metrics.get("environment") for o in result.outcomes if o.metrics), None)
+    return {
+        "name": plan.name, "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "source": plan.source,
+        "axes": {k: [value_text(v) for v in values] for k, values in plan.axes.items()}, "seeds": plan.seeds,
+        "backend": result.backend, "isolation": result.isolation, "interrupted": result.interrupted,
+        "sweep_seconds": result.seconds, "environment": env,
+        "table": _records(rep.table), "runs": _records(rep.runs), "notes": rep.notes,
+        "plot": rep.files["plot"].name if "plot" in rep.files else None,
+    }
+
+
+def sweep_markdown(result, rep: SweepReport) -> str:
+    plan = result.plan
+    counts = rep.runs.status.value_counts().to_dict()
+    axes = "; ".join(f"`{k}` in {', '.join(_axis_text(v) for v in values)}" for k, values in plan.axes.items())
+    lines = [f"# Sweep: {plan.name}", "",
+             f"Base config: {plan.source} (data: {plan.base.data.name}); grid: {axes}; train seeds {plan.seeds}: "
+             f"{len(plan.points)} point(s) x {len(plan.seeds)} seed(s) = {len(plan.runs)} runs on the "
+             f"{result.backend.get('name', plan.backend)} backend in {result.seconds:.0f} s. "
+             f"Runs: {', '.join(f'{n} {s}' for s, n in counts.items())}"
+             + (" (interrupted: run the same command again to finish)." if result.interrupted else "."), "",
+             "## Table", "", markdown_table(*_sweep_cells(rep.table, list(plan.axes)))]
+    lines += [f"- {n}" for n in rep.notes] + [""]
+    if "plot" in rep.files:
+        lines += ["## Plot", "", f"![test metric against each swept axis]({rep.files['plot'].name})", ""]
+    lines += ["## Runs", ""]
+    run_rows = [[r["run_id"], str(r["seed"]), r["status"], "-" if _missing(r["value"]) else f"{r['value']:.4g}",
+                 r["error"] or ("-" if _missing(r["s_per_epoch"]) else f"{r['s_per_epoch']:.3g} s/epoch")]
+                for r in rep.runs.to_dict(orient="records")]
+    lines.append(markdown_table(["run id", "seed", "status", str(rep.runs.metric.iloc[0]), "s/epoch or error"], run_rows))
+    if any(o.status == "failed" for o in result.outcomes):
+        lines += ["Failed runs keep their log under `failures/` and are retried by the next sweep.", ""]
+    return "\n".join(lines)
+
+
+def print_sweep(console, result, rep: SweepReport) -> None:
+    plan = result.plan
+    title = (f"{plan.name}: {len(plan.points)} grid point(s) x {len(plan.seeds)} seed(s), "
+             f"{result.backend.get('name', plan.backend)}, {result.seconds:.0f} s")
+    console.print(sweep_table(rep.table, list(plan.axes), title))
+    for note in rep.notes:
+        console.print(f"[dim]- {escape(note)}[/]", soft_wrap=True)
+    for key in ("md", "csv", "json", "plot"):
+        if key in rep.files:
+            console.print(f"{key}: {rep.files[key]}", soft_wrap=True, highlight=False)
+
+
+def _plot_sweep(result, rep: SweepReport):
+    """One panel per swept axis: the mean test metric (error bars: sd over seeds) against the axis's
+    values, one line per combination of the other axes (their mean when there are too many to tell apart)."""
+    from matplotlib.figure import Figure
+
+    plan, table = result.plan, rep.table
+    axes = list(plan.axes)
+    fig = Figure(figsize=(4.8 * len(axes), 3.8))
+    panels = fig.subplots(1, len(axes), squeeze=False)[0]
+    metric = str(table["metric"].iloc[0])
+    for ax, key in zip(panels, axes):
+        values = [_axis_text(v) for v in plan.axes[key]]
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in plan.axes[key])
+        position = {text: (float(v) if numeric else i) for i, (text, v) in enumerate(zip(values, plan.axes[key]))}
+        others = [k for k in axes if k != key]
+        groups = table.groupby([table[k].map(_axis_text) for k in others], sort=False) if others else [((), table)]
+        groups = list(groups)
+        if len(groups) > 8:  # too many lines to read: the mean over the other axes
+            mean = table.groupby(table[key].map(_axis_text), sort=False).metric_mean.mean()
+            xs = [position[t] for t in mean.index]
+            ax.plot(xs, mean.values, marker="o", label="mean over the other axes")
+        else:
+            for name, group in groups:
+                name = name if isinstance(name, tuple) else (name,)
+                label = ", ".join(f"{k.rsplit('.', 1)[-1]}={n}" for k, n in zip(others, name)) or None
+                group = group.assign(_x=group[key].map(lambda v: position[_axis_text(v)])).sort_values("_x")
+                ax.errorbar(group._x, group.metric_mean, yerr=group.metric_std.fillna(0), marker="o", capsize=3,
+                            label=label)
+        if numeric:
+            vals = [float(v) for v in plan.axes[key]]
+            if min(vals) > 0 and max(vals) / min(vals) >= 10:
+                ax.set_xscale("log")
+                ax.minorticks_off()
+            ax.set_xticks(vals, values)
+        else:
+            ax.set_xticks(list(position.values()), values)
+        ax.set_xlabel(key)
+        ax.set_ylabel(metric.replace("_", " ") + " (mean ± sd over seeds)")
+        means = table.metric_mean.dropna()
+        if metric == "test_mse" and len(means) and means.min() > 0 and means.max() / means.min() > 5:
+            ax.set_yscale("log")  # mse across a grid often spans decades; a narrow range reads better linear
+        ax.grid(alpha=0.3)
+        if others:
+            ax.legend(fontsize="small")
+    fig.suptitle(f"{plan.name}: {metric.replace('_', ' ')} against each swept axis")
+    fig.tight_layout()
+    return fig

@@ -236,7 +236,7 @@ def load_for_prediction(run_dir: str | Path):
         raise RunError(f"{vocab_path}: unreadable vocabulary ({exc}).") from None
     import keras
 
-    import gru_lab.fastrnn  # noqa: F401  registers FastGRU/FastLSTM/FastSimpleRNN, which model.keras may name
+    import gru_lab.fastrnn  # noqa: F401  registers gru_lab>GRU/LSTM/SimpleRNN, which model.keras may name
 
     model = keras.saving.load_model(run_dir / "model.keras")
     return cfg, model, vocabulary

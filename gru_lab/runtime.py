@@ -97,5 +97,5 @@ def kernels_used(model, execution: Execution) -> list[dict[str, str]]:
                 kernel = "cudnn"  # Keras marks a layer not XLA-compilable exactly when it took the cuDNN path
             else:
                 kernel = "keras-loop"
-            rows.append({"layer": name, "class": part.__class__.__name__, "kernel": kernel})
+            rows.append({"layer": name, "class": f"{type(part).__module__}.{type(part).__name__}", "kernel": kernel})
     return rows

@@ -1,0 +1,157 @@
+"""The fused layers: same outputs, gradients, weights and checkpoints as keras.layers.GRU/LSTM/SimpleRNN."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gru_lab.config import ModelConfig
+from gru_lab.data.base import InputSpec
+from gru_lab.models import fast_path_eligibility
+
+keras = pytest.importorskip("keras")
+tf = pytest.importorskip("tensorflow")
+
+from keras import layers  # noqa: E402
+
+from gru_lab.fastrnn import FAST_CLASSES  # noqa: E402
+
+KERAS_CLASSES = {"gru": layers.GRU, "lstm": layers.LSTM, "simple_rnn": layers.SimpleRNN}
+CELLS = sorted(KERAS_CLASSES)
+TOL = 1e-5
+
+
+def _pair(cell: str, **kwargs):
+    """A Keras layer and its fused twin, built on the same input shape and holding the same random weights."""
+    rng = np.random.default_rng(1)
+    keras.utils.set_random_seed(0)  # each layer's dropout seed comes from the global seed at construction
+    ref = KERAS_CLASSES[cell](5, **kwargs)
+    keras.utils.set_random_seed(0)
+    fast = FAST_CLASSES[cell](5, **kwargs)
+    x = rng.normal(size=(4, 9, 3)).astype("float32")
+    ref(x), fast(x)
+    weights = [rng.normal(scale=0.5, size=w.shape).astype("float32") for w in ref.get_weights()]
+    ref.set_weights(weights)
+    fast.set_weights(weights)
+    return ref, fast, tf.constant(x)
+
+
+def _outputs_and_grads(layer, x, training: bool):
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        out = layer(x, training=training)
+        out = out if isinstance(out, (list, tuple)) else [out]
+        # Weight each output element differently so that every gradient path is exercised.
+        loss = sum(tf.reduce_sum(tf.square(o) * tf.range(1.0, 1.0 + o.shape[-1])) for o in out)
+    grads = tape.gradient(loss, [x] + layer.trainable_weights)
+    return [o.numpy() for o in out], [g.numpy() for g in grads]
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["training", "inference"])
+@pytest.mark.parametrize("go_backwards", [False, True], ids=["forward", "backwards"])
+@pytest.mark.parametrize("return_sequences", [False, True], ids=["last", "sequences"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_same_outputs_states_and_gradients_as_keras(cell, return_sequences, go_backwards, training):
+    ref, fast, x = _pair(cell, return_sequences=return_sequences, go_backwards=go_backwards, return_state=True)
+    ref_out, ref_grads = _outputs_and_grads(ref, x, training)
+    fast_out, fast_grads = _outputs_and_grads(fast, x, training)
+    assert fast.fast_path_used
+    assert len(fast_out) == len(ref_out) == (3 if cell == "lstm" else 2)  # output + states
+    for a, b in zip(ref_out, fast_out):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(b, a, atol=TOL, rtol=0)
+    for a, b in zip(ref_grads, fast_grads):
+        np.testing.assert_allclose(b, a, atol=TOL * max(1.0, float(np.abs(a).max())), rtol=0)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_stacked_model_same_outputs_and_gradients(cell):
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(3, 12, 4)).astype("float32")
+    y = rng.normal(size=(3, 1)).astype("float32")
+
+    def stack(classes):
+        return keras.Sequential([keras.Input((12, 4)), classes[cell](6, return_sequences=True), classes[cell](5),
+                                 layers.Dense(1)])
+
+    ref, fast = stack(KERAS_CLASSES), stack(FAST_CLASSES)
+    fast.set_weights(ref.get_weights())
+
+    def grads(model):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(model(x, training=True) - y))
+        return loss.numpy(), [g.numpy() for g in tape.gradient(loss, model.trainable_weights)]
+
+    (ref_loss, ref_g), (fast_loss, fast_g) = grads(ref), grads(fast)
+    assert abs(ref_loss - fast_loss) < TOL
+    for a, b in zip(ref_g, fast_g):
+        np.testing.assert_allclose(b, a, atol=TOL * max(1.0, float(np.abs(a).max())), rtol=0)
+    np.testing.assert_allclose(fast.predict(x, verbose=0), ref.predict(x, verbose=0), atol=TOL)
+
+
+def test_bidirectional_wraps_the_fused_layer():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2, 7, 3)).astype("float32")
+    ref = keras.Sequential([keras.Input((7, 3)), layers.Bidirectional(layers.GRU(4, return_sequences=True))])
+    fast = keras.Sequential([keras.Input((7, 3)), layers.Bidirectional(FAST_CLASSES["gru"](4, return_sequences=True))])
+    fast.set_weights(ref.get_weights())
+    np.testing.assert_allclose(fast(x).numpy(), ref(x).numpy(), atol=TOL)
+    assert fast.layers[0].backward_layer.fast_path_used and fast.layers[0].backward_layer.go_backwards
+
+
+@pytest.mark.parametrize("case", ["mask", "dropout_training", "relu"])
+def test_falls_back_to_keras_where_the_fused_loop_does_not_apply(case):
+    """Masks, dropout while training and other activations run Keras's own loop: same results as Keras."""
+    kwargs = {"dropout": {"dropout": 0.5}, "relu": {"activation": "relu"}}.get(case.split("_")[0], {})
+    ref, fast, x = _pair("gru", **kwargs)
+    mask = tf.constant(np.arange(9)[None, :] < np.array([[9], [5], [3], [1]])) if case == "mask" else None
+    training = case == "dropout_training"
+    a = ref(x, mask=mask, training=training).numpy()
+    b = fast(x, mask=mask, training=training).numpy()
+    assert not fast.fast_path_used
+    np.testing.assert_allclose(b, a, atol=TOL)
+
+
+def test_model_keras_file_and_weights_round_trip(tmp_path):
+    """A model.keras holding fused layers loads again (gru_lab registers them), and weights move both ways
+    between a Keras model and a fused one: the checkpoints are the same."""
+    from gru_lab.models import build_model
+
+    spec = InputSpec("binary", "tokens", 15, 1, 1, vocab_size=50, padding="pre")
+    fused = build_model(ModelConfig(cell="lstm", units=[6, 4], embedding_dim=8), spec)
+    plain = build_model(ModelConfig(cell="lstm", units=[6, 4], embedding_dim=8, fast_path="off"), spec)
+    assert [type(layer).__module__ for layer in fused.layers if isinstance(layer, layers.LSTM)] == ["gru_lab.fastrnn"] * 2
+    assert [type(layer).__module__ for layer in plain.layers if isinstance(layer, layers.LSTM)] != ["gru_lab.fastrnn"] * 2
+    x = np.random.default_rng(4).integers(0, 50, (5, 15)).astype("int32")
+
+    fused.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    assert type(loaded.get_layer("lstm_1")) is FAST_CLASSES["lstm"]
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), fused.predict(x, verbose=0), atol=TOL)
+
+    plain.save_weights(tmp_path / "plain.weights.h5")
+    fused.load_weights(tmp_path / "plain.weights.h5")
+    np.testing.assert_allclose(fused.predict(x, verbose=0), plain.predict(x, verbose=0), atol=TOL)
+    keras.utils.set_random_seed(9)
+    other = build_model(ModelConfig(cell="lstm", units=[6, 4], embedding_dim=8, fast_path="off"), spec)
+    other.load_weights(tmp_path / "model.keras")  # a fused model's file feeds a plain Keras model
+    np.testing.assert_allclose(other.predict(x, verbose=0), loaded.predict(x, verbose=0), atol=TOL)
+
+
+@pytest.mark.parametrize("model, eligible, reason", [
+    (dict(), True, None),
+    (dict(fast_path="off"), False, "model.fast_path is 'off'"),
+    (dict(activation="relu"), False, "activation is 'relu'"),
+    (dict(recurrent_activation="hard_sigmoid"), False, "recurrent_activation is 'hard_sigmoid'"),
+    (dict(recurrent_dropout=0.2), False, "recurrent_dropout > 0"),
+    (dict(unroll=True), False, "unroll is true"),
+    (dict(mask_zero=True, embedding_dim=8), False, "padding mask"),
+    (dict(dropout=0.2), False, "dropout > 0 (training steps only)"),
+], ids=["default", "off", "relu", "hard_sigmoid", "recurrent_dropout", "unroll", "mask", "dropout"])
+def test_fast_path_eligibility_says_why(model, eligible, reason):
+    tokens = "embedding_dim" in model
+    spec = InputSpec("binary", "tokens" if tokens else "real", 10, 1, 1, vocab_size=20 if tokens else None, padding="post")
+    (verdict,) = fast_path_eligibility(ModelConfig(cell="gru", units=4, **model), spec)
+    assert verdict.eligible is eligible
+    if reason:
+        assert any(reason in r for r in verdict.reasons), verdict.reasons
