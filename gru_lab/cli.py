@@ -385,6 +385,47 @@ def report(
         out.print(f"{kind}: {path}", soft_wrap=True, highlight=False)
 
 
+BENCH_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "imdb_gru.yaml"
+
+
+@app.command()
+@user_errors
+def bench(
+    config: Annotated[Optional[Path], typer.Argument(
+        help="Experiment YAML. Omitted: configs/imdb_gru.yaml (seed 000), on real IMDB when GRU_LAB_IMDB or "
+             "data.path names it, else on IMDB-shaped synthetic tokens.")] = None,
+    cells: Annotated[str, typer.Option("--cells", help="Comma-separated cells to bench: rnn, lstm, gru.")] = "rnn,lstm,gru",
+    set_: SetOption = None,
+    ablation: Annotated[bool, typer.Option(
+        "--ablation", help="Also run gru-lab with the fused layers and/or XLA switched off.")] = False,
+    quick: Annotated[bool, typer.Option(
+        "--quick", help="A small workload (2,000 train / 1,000 test reviews, 2 epochs): checks the bench, not the speed.")] = False,
+) -> None:
+    """Time gru-lab's training path against a plain Keras baseline written the seed's way, per cell, in one
+    process: s/epoch, train and inference samples/s, test metric, peak memory, and the ratios.
+    Writes results/bench/<time>/bench.md, bench.csv, ratios.csv, bench.json."""
+    from gru_lab.config import CELL_ALIASES, load_config
+
+    if config is None and not BENCH_CONFIG.is_file():
+        raise GruLabError(f"bench: the default config {BENCH_CONFIG} is missing; pass a CONFIG.")
+    overrides = list(set_ or [])
+    if quick:
+        overrides = ["data.n_train=2000", "data.n_test=1000", "train.epochs=2"] + overrides
+    cfg = load_config(config or BENCH_CONFIG, overrides)
+    chosen = [CELL_ALIASES.get(c.strip().lower(), c.strip().lower()) for c in cells.split(",") if c.strip()]
+    from gru_lab.bench import run_bench
+    from gru_lab.report import print_bench, write_bench
+
+    with err.status("bench: loading data...") as status:
+        def on_variant(cell: str, variant: str) -> None:
+            status.update(f"bench: {cell}, {variant} (training and timing)...")
+
+        result = run_bench(cfg, chosen, ablation=ablation, overrides=overrides, on_variant=on_variant)
+    files = write_bench(result)
+    print_bench(out, result)
+    out.print(f"bench folder: {result.folder} ({', '.join(p.name for p in files.values())})", soft_wrap=True)
+
+
 _ABSL_LINE = re.compile(rb"^(?:[IWEF]\d{4} [\d:.]+\s+\d+ \S+:\d+\]|WARNING: All log messages before absl::InitializeLog)")
 
 
