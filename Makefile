@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 IMDB   ?= ../shared/data/aclImdb_v1_labeled.tar.gz
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help install demo compare compare-imdb report test test-slow clean-venv
+.PHONY: help install demo imdb compare compare-imdb sweep report test test-slow clean-venv
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -14,19 +14,26 @@ help:  ## list the targets
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,ray]'
 	rm -f $(VENV)/.installed-* && touch $@
 
-install: $(STAMP)  ## create .venv and install gru-lab with test extras
+install: $(STAMP)  ## create .venv and install gru-lab with the test and ray extras
 
 demo: $(STAMP)  ## train the embedded default (synthetic, no download)
 	$(BIN)/gru-lab train
+
+imdb: $(STAMP)  ## the IMDB seed experiments (seeds 000, 001, 002's tips, the literal 000 recipe); ~40 min on 2 CPU cores
+	for c in imdb_gru imdb_gru_literal imdb_stacked_gru imdb_bigru_tips; do \
+	  GRU_LAB_IMDB=$${GRU_LAB_IMDB:-$(IMDB)} $(BIN)/gru-lab train configs/$$c.yaml || exit $$?; done
 
 compare: $(STAMP)  ## compare rnn, lstm and gru on the embedded synthetic default (adding problem; a few minutes on 2 CPU cores)
 	$(BIN)/gru-lab compare rnn lstm gru
 
 compare-imdb: $(STAMP)  ## compare rnn, lstm and gru on IMDB (configs/imdb_compare.yaml, 3 seeds; long on CPU)
 	GRU_LAB_IMDB=$${GRU_LAB_IMDB:-$(IMDB)} $(BIN)/gru-lab compare rnn lstm gru --config configs/imdb_compare.yaml --seeds 3
+
+sweep: $(STAMP)  ## a 2x2-point, 2-seed grid sweep of the adding problem on 2 worker processes (configs/adding_sweep.yaml; a few minutes)
+	$(BIN)/gru-lab sweep configs/adding_sweep.yaml
 
 report: $(STAMP)  ## one leaderboard of every run under results/ (results/leaderboard.csv and .md)
 	$(BIN)/gru-lab report results
