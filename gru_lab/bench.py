@@ -236,7 +236,7 @@ def ratios_frame(rows):
                 "train_speedup": r["train_samples_per_s"] / b["train_samples_per_s"],
                 "epoch_speedup": b["s_per_epoch"] / r["s_per_epoch"],
                 "infer_speedup": r["infer_samples_per_s"] / b["infer_samples_per_s"],
-                f"{metric}_diff_points": (100 * (r[metric] - b[metric])) if metric else None,
+                f"{(metric or 'metric').removeprefix('test_')}_diff_points": (100 * (r[metric] - b[metric])) if metric else None,
                 "peak_rss_ratio": (r["peak_rss_mib"] / b["peak_rss_mib"]
                                    if r["peak_rss_mib"] and b["peak_rss_mib"] else None),
             })
