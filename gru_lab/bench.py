@@ -257,8 +257,12 @@ def bench_configs(cfg: ExperimentConfig, cells: list[str], overrides: list[str])
 
 
 def run_bench(cfg: ExperimentConfig, cells: list[str], *, ablation: bool = False, overrides: list[str] | None = None,
-              folder: Path | None = None, on_variant: VariantHook | None = None) -> BenchResult:
-    """Baseline and gru-lab (and with ablation, gru-lab with single optimisations off) for each cell."""
+              folder: Path | None = None, on_variant: VariantHook | None = None, isolate: bool = False) -> BenchResult:
+    """Baseline and gru-lab (and with ablation, gru-lab with single optimisations off) for each cell.
+
+    In one process by default, one variant after the other on the same loaded data. isolate=True runs
+    each variant in a fresh worker process instead (`python -m gru_lab.bench`): slower to start, but each
+    peak RSS is that variant's own, not inflated by what earlier variants left in the allocator."""
     import pandas as pd
 
     unknown = [c for c in cells if c not in CELLS]
@@ -271,7 +275,14 @@ def run_bench(cfg: ExperimentConfig, cells: list[str], *, ablation: bool = False
     load_seconds = time.perf_counter() - t_load
     variants = dict(ABLATION) if ablation else {GRU_LAB: []}
     notes = []
-    if not reset_peak_rss():
+    if isolate:
+        notes.append("each variant ran in its own fresh process (--isolate): peak RSS is that process's "
+                     "ru_maxrss, TensorFlow's runtime and the loaded data included.")
+    else:
+        notes.append("all variants ran in one process, one after the other; peak RSS is the peak during each "
+                     "variant, which includes what earlier variants left allocated (rss_at_start_mib in bench.csv). "
+                     "Use --isolate for per-variant peaks.")
+    if not isolate and not reset_peak_rss():
         notes.append("peak RSS could not be reset between variants (no /proc/self/clear_refs): "
                      "each figure is the process's peak so far.")
     rows = []
@@ -281,6 +292,9 @@ def run_bench(cfg: ExperimentConfig, cells: list[str], *, ablation: bool = False
         for variant, variant_cfg in plan:
             if on_variant:
                 on_variant(cell, variant)
+            if isolate:
+                rows.append(_in_worker(configs[cell] if variant_cfg is None else variant_cfg, cell, variant))
+                continue
             _release_previous_models()
             reset_peak_rss()
             start_rss, before = peak_rss_mib(), load_average()
@@ -314,3 +328,43 @@ def bench_meta(cfg: ExperimentConfig, cells: list[str], data: Dataset, started: 
         "units": cfg.model.units, "embedding_dim": cfg.model.embedding_dim,
         "environment": device_info(),
     }
+
+
+# ----------------------------------------------------------------------------- isolated variants
+
+
+def _in_worker(cfg: ExperimentConfig, cell: str, variant: str) -> dict[str, Any]:
+    """One variant in a fresh Python process; its row comes back as JSON in a temporary file."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="gru-lab-bench-") as tmp:
+        job, answer = Path(tmp) / "job.json", Path(tmp) / "row.json"
+        job.write_text(json.dumps({"config": cfg.model_dump(mode="json"), "cell": cell, "variant": variant}))
+        proc = subprocess.run([sys.executable, "-m", "gru_lab.bench", str(job), str(answer)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0 or not answer.is_file():
+            raise RuntimeError(f"bench worker for {cell}/{variant} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+        return json.loads(answer.read_text())
+
+
+def _worker(job_path: str, answer_path: str) -> None:
+    import json
+
+    job = json.loads(Path(job_path).read_text())
+    cfg = config_from_raw(job["config"], "bench worker")
+    data = bench_data(cfg)
+    before = load_average()
+    out = run_baseline(cfg, data) if job["variant"] == BASELINE else run_gru_lab(cfg, data)
+    row = _row(job["cell"], job["variant"], out, peak_rss_mib(), (before, load_average()))
+    row["rss_at_start_mib"] = None
+    Path(answer_path).write_text(json.dumps(row))
+
+
+if __name__ == "__main__":  # the isolated-variant worker: python -m gru_lab.bench JOB.json ROW.json
+    import sys
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    _worker(sys.argv[1], sys.argv[2])

@@ -385,14 +385,14 @@ def report(
         out.print(f"{kind}: {path}", soft_wrap=True, highlight=False)
 
 
-BENCH_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "imdb_gru.yaml"
+BENCH_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "imdb_gru_literal.yaml"  # seed 000 to the letter
 
 
 @app.command()
 @user_errors
 def bench(
     config: Annotated[Optional[Path], typer.Argument(
-        help="Experiment YAML. Omitted: configs/imdb_gru.yaml (seed 000), on real IMDB when GRU_LAB_IMDB or "
+        help="Experiment YAML. Omitted: configs/imdb_gru_literal.yaml (seed 000), on real IMDB when GRU_LAB_IMDB or "
              "data.path names it, else on IMDB-shaped synthetic tokens.")] = None,
     cells: Annotated[str, typer.Option("--cells", help="Comma-separated cells to bench: rnn, lstm, gru.")] = "rnn,lstm,gru",
     set_: SetOption = None,
@@ -400,6 +400,8 @@ def bench(
         "--ablation", help="Also run gru-lab with the fused layers and/or XLA switched off.")] = False,
     quick: Annotated[bool, typer.Option(
         "--quick", help="A small workload (2,000 train / 1,000 test reviews, 2 epochs): checks the bench, not the speed.")] = False,
+    isolate: Annotated[bool, typer.Option(
+        "--isolate", help="Run each variant in its own fresh process, so that each peak RSS is its own.")] = False,
 ) -> None:
     """Time gru-lab's training path against a plain Keras baseline written the seed's way, per cell, in one
     process: s/epoch, train and inference samples/s, test metric, peak memory, and the ratios.
@@ -420,7 +422,7 @@ def bench(
         def on_variant(cell: str, variant: str) -> None:
             status.update(f"bench: {cell}, {variant} (training and timing)...")
 
-        result = run_bench(cfg, chosen, ablation=ablation, overrides=overrides, on_variant=on_variant)
+        result = run_bench(cfg, chosen, ablation=ablation, overrides=overrides, on_variant=on_variant, isolate=isolate)
     files = write_bench(result)
     print_bench(out, result)
     out.print(f"bench folder: {result.folder} ({', '.join(p.name for p in files.values())})", soft_wrap=True)
