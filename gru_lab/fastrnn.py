@@ -15,9 +15,9 @@ does the same again backwards, with small matrix products and per-step bookkeepi
 gru_lab.fastrnn.GRU, LSTM and SimpleRNN subclass keras.layers.GRU/LSTM/SimpleRNN: same constructor,
 same weights (cell.kernel, cell.recurrent_kernel, cell.bias), same config, so checkpoints load either way.
 They fall back to the Keras loop whenever the fast path does not apply (models.fast_path_eligibility): a
-padding mask, dropout while training, recurrent_dropout, other activations, unroll, stateful, GRU with
-reset_after=False, no bias, a backend other than TensorFlow, or a GPU (where Keras's cuDNN kernel is
-faster and is used instead).
+padding mask, recurrent_dropout, other activations, unroll, stateful, GRU with reset_after=False, no
+bias, a backend other than TensorFlow, or a GPU (where Keras's cuDNN kernel is faster and is used
+instead). Input dropout is supported: the same per-call mask Keras's cell applies to every step.
 """
 
 from __future__ import annotations
@@ -42,8 +42,10 @@ class _FastMixin:
     def _use_fast_path(self, mask, training) -> bool:
         if keras.backend.backend() != "tensorflow" or mask is not None or self.unroll or self.stateful:
             return False
-        if getattr(self.cell, "recurrent_dropout", 0) or (training and getattr(self.cell, "dropout", 0)):
+        if getattr(self.cell, "recurrent_dropout", 0):
             return False
+        if training and self.cell.dropout and getattr(self.cell, "implementation", 2) != 2:
+            return False  # implementation 1 draws one input mask per gate; the fused loop has one projection
         if _activation_name(self.cell.activation) != "tanh" or not self.cell.use_bias:
             return False
         if self._fast_cell != "simple_rnn" and _activation_name(self.cell.recurrent_activation) != "sigmoid":
@@ -61,6 +63,11 @@ class _FastMixin:
             return super().inner_loop(sequences, initial_state, mask=mask, training=training)
         self.fast_path_used = True
         states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+        if training and self.cell.dropout:
+            # Keras's cells (implementation 2) multiply every step's input by one mask drawn per call; the
+            # cell caches it, so this is the very mask Keras's own loop would use.
+            mask_ = self.cell.get_dropout_mask(sequences[:, 0, :])
+            sequences = sequences * keras.ops.expand_dims(mask_, 1)
         return _run(self._fast_cell, sequences, states, self.cell, self.go_backwards, bool(training),
                     self.return_sequences)
 

@@ -99,13 +99,24 @@ def test_bidirectional_wraps_the_fused_layer():
     assert fast.layers[0].backward_layer.fast_path_used and fast.layers[0].backward_layer.go_backwards
 
 
-@pytest.mark.parametrize("case", ["mask", "dropout_training", "relu"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_input_dropout_while_training_uses_the_same_mask_as_keras(cell):
+    ref, fast, x = _pair(cell, dropout=0.4, return_sequences=True)
+    (ref_out,), ref_grads = _outputs_and_grads(ref, x, training=True)
+    (fast_out,), fast_grads = _outputs_and_grads(fast, x, training=True)
+    assert fast.fast_path_used
+    np.testing.assert_allclose(fast_out, ref_out, atol=TOL)
+    for a, b in zip(ref_grads, fast_grads):
+        np.testing.assert_allclose(b, a, atol=TOL * max(1.0, float(np.abs(a).max())), rtol=0)
+
+
+@pytest.mark.parametrize("case", ["mask", "recurrent_dropout", "relu"])
 def test_falls_back_to_keras_where_the_fused_loop_does_not_apply(case):
-    """Masks, dropout while training and other activations run Keras's own loop: same results as Keras."""
-    kwargs = {"dropout": {"dropout": 0.5}, "relu": {"activation": "relu"}}.get(case.split("_")[0], {})
+    """Masks, recurrent dropout and other activations run Keras's own loop: same results as Keras."""
+    kwargs = {"recurrent_dropout": {"recurrent_dropout": 0.5}, "relu": {"activation": "relu"}}.get(case, {})
     ref, fast, x = _pair("gru", **kwargs)
     mask = tf.constant(np.arange(9)[None, :] < np.array([[9], [5], [3], [1]])) if case == "mask" else None
-    training = case == "dropout_training"
+    training = case == "recurrent_dropout"
     a = ref(x, mask=mask, training=training).numpy()
     b = fast(x, mask=mask, training=training).numpy()
     assert not fast.fast_path_used
@@ -146,7 +157,7 @@ def test_model_keras_file_and_weights_round_trip(tmp_path):
     (dict(recurrent_dropout=0.2), False, "recurrent_dropout > 0"),
     (dict(unroll=True), False, "unroll is true"),
     (dict(mask_zero=True, embedding_dim=8), False, "padding mask"),
-    (dict(dropout=0.2), False, "dropout > 0 (training steps only)"),
+    (dict(dropout=0.2), True, None),
 ], ids=["default", "off", "relu", "hard_sigmoid", "recurrent_dropout", "unroll", "mask", "dropout"])
 def test_fast_path_eligibility_says_why(model, eligible, reason):
     tokens = "embedding_dim" in model
