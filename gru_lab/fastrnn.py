@@ -14,10 +14,13 @@ does the same again backwards, with small matrix products and per-step bookkeepi
 
 gru_lab.fastrnn.GRU, LSTM and SimpleRNN subclass keras.layers.GRU/LSTM/SimpleRNN: same constructor,
 same weights (cell.kernel, cell.recurrent_kernel, cell.bias), same config, so checkpoints load either way.
-They fall back to the Keras loop whenever the fast path does not apply (models.fast_path_eligibility): a
-padding mask, recurrent_dropout, other activations, unroll, stateful, GRU with reset_after=False, no
-bias, a backend other than TensorFlow, or a GPU (where Keras's cuDNN kernel is faster and is used
-instead). Input dropout is supported: the same per-call mask Keras's cell applies to every step.
+They fall back to the Keras loop whenever the fast path does not apply (models.fast_path_eligibility):
+recurrent_dropout, other activations, unroll, stateful, GRU with reset_after=False, no bias, a backend
+other than TensorFlow, or a GPU (where Keras's cuDNN kernel is faster and is used instead). Supported
+as Keras does them: input dropout (the same per-call mask Keras's cell applies to every step), padding
+masks (a masked step keeps the state; Bidirectional's zero_output_for_mask), go_backwards, stacking.
+One difference: with a user-supplied non-zero initial state AND a masked first step, Keras outputs
+zeros for that step and the fused loop the initial state (gru-lab never passes an initial state).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ class _FastMixin:
     _fast_cell = ""
 
     def _use_fast_path(self, mask, training) -> bool:
-        if keras.backend.backend() != "tensorflow" or mask is not None or self.unroll or self.stateful:
+        if keras.backend.backend() != "tensorflow" or self.unroll or self.stateful:
             return False
         if getattr(self.cell, "recurrent_dropout", 0):
             return False
@@ -68,8 +71,10 @@ class _FastMixin:
             # cell caches it, so this is the very mask Keras's own loop would use.
             mask_ = self.cell.get_dropout_mask(sequences[:, 0, :])
             sequences = sequences * keras.ops.expand_dims(mask_, 1)
+        if isinstance(mask, (list, tuple)):
+            mask = mask[0]
         return _run(self._fast_cell, sequences, states, self.cell, self.go_backwards, bool(training),
-                    self.return_sequences)
+                    self.return_sequences, mask, self.zero_output_for_mask)
 
 
 # The classes keep Keras's names on purpose: Keras's weight files (.weights.h5, and the weights inside
@@ -102,12 +107,15 @@ FAST_CLASSES = {"gru": GRU, "lstm": LSTM, "simple_rnn": SimpleRNN}
 # ----------------------------------------------------------------------------- the TensorFlow loops
 
 
-def _run(cell_kind: str, sequences, states, cell, go_backwards: bool, training: bool, return_sequences: bool):
+def _run(cell_kind: str, sequences, states, cell, go_backwards: bool, training: bool, return_sequences: bool,
+         mask=None, zero_output_for_mask: bool = False):
     """(last_output, outputs (B, T, u), new_states) exactly as keras.src.backend.tensorflow.rnn returns them.
 
     Training runs the loop with the hand-written gradient (it keeps the gates of every step for the
     backward pass). Inference runs a forward-only loop that keeps nothing but the outputs it must
-    return; TensorFlow can still differentiate it, just more slowly."""
+    return; TensorFlow can still differentiate it, just more slowly. A padding mask (B, T) works as in
+    Keras: a masked step keeps the previous state, and its output is that state (or zeros with
+    zero_output_for_mask, which Bidirectional sets)."""
     import tensorflow as tf
 
     x = tf.convert_to_tensor(sequences)
@@ -116,8 +124,10 @@ def _run(cell_kind: str, sequences, states, cell, go_backwards: bool, training: 
     recurrent_kernel = tf.cast(cell.recurrent_kernel, dtype)
     bias = tf.cast(cell.bias, dtype)
     x = tf.transpose(x, [1, 0, 2])  # time-major: (T, B, d); cheaper to move d columns than 3u or 4u
+    m = None if mask is None else tf.cast(tf.transpose(mask, [1, 0]), dtype)[:, :, None]  # (T, B, 1)
     if go_backwards:
         x = tf.reverse(x, [0])
+        m = None if m is None else tf.reverse(m, [0])
     steps, batch, d = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
     if cell_kind == "gru":
         input_bias, recurrent_bias = bias[0], bias[1]
@@ -126,57 +136,65 @@ def _run(cell_kind: str, sequences, states, cell, go_backwards: bool, training: 
     # The hoisted input projection: one (T*B, d) @ (d, gates*u) product for the whole sequence.
     projected = tf.reshape(tf.matmul(tf.reshape(x, [-1, d]), kernel) + input_bias, [steps, batch, -1])
     h0 = tf.cast(states[0], dtype)
+    c0 = tf.cast(states[1], dtype) if cell_kind == "lstm" else None
     if not training:
-        c0 = tf.cast(states[1], dtype) if cell_kind == "lstm" else None
-        last, c_last, hs = _forward_only(cell_kind, projected, h0, c0, recurrent_kernel, recurrent_bias,
+        last, c_last, hs = _forward_only(cell_kind, projected, m, h0, c0, recurrent_kernel, recurrent_bias,
                                          return_sequences)
-        outputs = tf.transpose(hs, [1, 0, 2]) if return_sequences else last[:, None, :]
-        return last, outputs, ([last, c_last] if cell_kind == "lstm" else [last])
-    if cell_kind == "gru":
-        hs = _gru_loop(projected, h0, recurrent_kernel, recurrent_bias)
-        new_states = [hs[-1]]
-    elif cell_kind == "lstm":
-        hs, c_last = _lstm_loop(projected, h0, tf.cast(states[1], dtype), recurrent_kernel)
-        new_states = [hs[-1], c_last]
     else:
-        hs = _simple_loop(projected, h0, recurrent_kernel)
-        new_states = [hs[-1]]
-    return hs[-1], tf.transpose(hs, [1, 0, 2]), new_states
+        loop = {"gru": _gru_loop, "lstm": _lstm_loop, "simple_rnn": _simple_loop}[cell_kind]
+        hs, c_last = loop(projected, m, h0, c0, recurrent_kernel, recurrent_bias)
+        last = hs[-1]
+    new_states = [last, c_last] if cell_kind == "lstm" else [last]
+    if m is not None and zero_output_for_mask:
+        last = last * m[-1]
+        hs = None if hs is None else hs * m
+    outputs = tf.transpose(hs, [1, 0, 2]) if return_sequences else last[:, None, :]
+    return last, outputs, new_states
 
 
-def _forward_only(cell_kind, projected, h0, c0, u, recurrent_bias, return_sequences):
+def _blend(m, new, old):
+    """Keras's masking: where the step is masked (m = 0) the state stays what it was."""
+    return new if m is None else m * new + (1.0 - m) * old
+
+
+def _forward_only(cell_kind, projected, m, h0, c0, u, recurrent_bias, return_sequences):
     """The same recurrences as the training loops below, keeping only the outputs that are returned."""
     import tensorflow as tf
 
-    def step(xp, carry):
+    def step(elems, carry):
+        xp, mt = elems
         h, c = carry
         if cell_kind == "gru":
             xz, xr, xn = tf.split(xp, 3, axis=-1)
             rz, rr, rn = tf.split(tf.matmul(h, u) + recurrent_bias, 3, axis=-1)
             z = tf.sigmoid(xz + rz)
-            h = z * h + (1.0 - z) * tf.tanh(xn + tf.sigmoid(xr + rr) * rn)
+            h_new = z * h + (1.0 - z) * tf.tanh(xn + tf.sigmoid(xr + rr) * rn)
         elif cell_kind == "lstm":
             gi, gf, gg, go = tf.split(xp + tf.matmul(h, u), 4, axis=-1)
-            c = tf.sigmoid(gf) * c + tf.sigmoid(gi) * tf.tanh(gg)
-            h = tf.sigmoid(go) * tf.tanh(c)
+            c_new = tf.sigmoid(gf) * c + tf.sigmoid(gi) * tf.tanh(gg)
+            h_new = tf.sigmoid(go) * tf.tanh(c_new)
+            c = _blend(mt, c_new, c)
         else:
-            h = tf.tanh(xp + tf.matmul(h, u))
+            h_new = tf.tanh(xp + tf.matmul(h, u))
+        h = _blend(mt, h_new, h)
         return (h, c), ((h,) if return_sequences else ())
 
     c_init = c0 if c0 is not None else tf.zeros([0], projected.dtype)  # SimpleRNN/GRU carry no cell state
-    (last, c_last), stacked = _scan(step, projected, (h0, c_init), 1 if return_sequences else 0)
+    (last, c_last), stacked = _scan(step, (projected, m), (h0, c_init), 1 if return_sequences else 0)
     return last, (c_last if c0 is not None else None), (stacked[0] if return_sequences else None)
 
 
 def _scan(step, elems, init, extra_arrays: int):
-    """Run step over time with a tf.while_loop; returns (final carry, stacked per-step outputs)."""
+    """Run step over time with a tf.while_loop; returns (final carry, stacked per-step outputs).
+
+    elems is a tuple of time-major tensors (None entries are passed through as None)."""
     import tensorflow as tf
 
-    n = tf.shape(elems)[0]
-    arrays = tuple(tf.TensorArray(elems.dtype, size=n, element_shape=None) for _ in range(extra_arrays))
+    n = tf.shape(elems[0])[0]
+    arrays = tuple(tf.TensorArray(elems[0].dtype, size=n) for _ in range(extra_arrays))
 
     def body(t, carry, arrays):
-        new_carry, outs = step(elems[t], carry)
+        new_carry, outs = step(tuple(None if e is None else e[t] for e in elems), carry)
         return t + 1, new_carry, tuple(a.write(t, o) for a, o in zip(arrays, outs))
 
     _, carry, arrays = tf.while_loop(lambda t, *_: t < n, body, (tf.constant(0), init, arrays),
@@ -193,7 +211,7 @@ def _scan_back(step, elems, init, extra_arrays: int):
 
     def body(t, carry, arrays):
         i = n - 1 - t
-        new_carry, outs = step(tuple(e[i] for e in elems), carry)
+        new_carry, outs = step(tuple(None if e is None else e[i] for e in elems), carry)
         return t + 1, new_carry, tuple(a.write(i, o) for a, o in zip(arrays, outs))
 
     _, carry, arrays = tf.while_loop(lambda t, *_: t < n, body, (tf.constant(0), init, arrays),
@@ -209,81 +227,93 @@ def _flat_matmul(a, b, transpose_a=False):
                      transpose_a=transpose_a)
 
 
-def _gru_loop(projected, h0, recurrent_kernel, recurrent_bias):
+def _split_mask(m, dh):
+    """(gradient reaching the step's candidate state, gradient passing straight to the previous state)."""
+    return (dh, None) if m is None else (m * dh, (1.0 - m) * dh)
+
+
+def _plus(a, b):
+    return a if b is None else a + b
+
+
+def _gru_loop(projected, m, h0, c0, recurrent_kernel, recurrent_bias):
     """Keras GRU (reset_after=True): z, r = sigmoid(x_zr + h U_zr + b_zr); n = tanh(x_n + r * (h U_n + b_n));
-    h' = z * h + (1 - z) * n. Gate order in the weights: z, r, n."""
+    h' = z * h + (1 - z) * n. Gate order in the weights: z, r, n. Returns (states (T, B, u), None)."""
     import tensorflow as tf
 
     @tf.custom_gradient
     def loop(projected, h0, u, b):
-        def step(xp, h):
+        def step(elems, h):
+            xp, mt = elems
             rec = tf.matmul(h, u) + b
             xz, xr, xn = tf.split(xp, 3, axis=-1)
             rz, rr, rn = tf.split(rec, 3, axis=-1)
             z = tf.sigmoid(xz + rz)
             r = tf.sigmoid(xr + rr)
             n = tf.tanh(xn + r * rn)
-            h_new = z * h + (1.0 - z) * n
+            h_new = _blend(mt, z * h + (1.0 - z) * n, h)
             return h_new, (h_new, z, r, n, rn)
 
-        _, (hs, zs, rs, ns, rns) = _scan(step, projected, h0, 5)
+        _, (hs, zs, rs, ns, rns) = _scan(step, (projected, m), h0, 5)
 
         def grad(dhs):
             h_prev = tf.concat([h0[None], hs[:-1]], axis=0)
 
             def back(elems, dh_carry):
-                dh_out, hp, z, r, n, rn = elems
-                dh = dh_out + dh_carry
+                dh_out, mt, hp, z, r, n, rn = elems
+                dh, dh_direct = _split_mask(mt, dh_out + dh_carry)
                 dn = dh * (1.0 - z) * (1.0 - n * n)
                 dz = dh * (hp - n) * z * (1.0 - z)
                 dr = dn * rn * r * (1.0 - r)
                 d_rec = tf.concat([dz, dr, dn * r], axis=-1)
                 d_x = tf.concat([dz, dr, dn], axis=-1)
-                return dh * z + tf.matmul(d_rec, u, transpose_b=True), (d_x, d_rec)
+                return _plus(dh * z + tf.matmul(d_rec, u, transpose_b=True), dh_direct), (d_x, d_rec)
 
-            dh0, (d_projected, d_recs) = _scan_back(back, (dhs, h_prev, zs, rs, ns, rns), tf.zeros_like(h0), 2)
+            dh0, (d_projected, d_recs) = _scan_back(back, (dhs, m, h_prev, zs, rs, ns, rns), tf.zeros_like(h0), 2)
             du = _flat_matmul(h_prev, d_recs, transpose_a=True)
             db = tf.reduce_sum(d_recs, axis=[0, 1])
             return d_projected, dh0, du, db
 
         return hs, grad
 
-    return loop(projected, h0, recurrent_kernel, recurrent_bias)
+    return loop(projected, h0, recurrent_kernel, recurrent_bias), None
 
 
-def _lstm_loop(projected, h0, c0, recurrent_kernel):
+def _lstm_loop(projected, m, h0, c0, recurrent_kernel, recurrent_bias=None):
     """Keras LSTM: i, f, o = sigmoid(.), g = tanh(.) of x W + h U + b; c' = f c + i g; h' = o tanh(c').
-    Gate order in the weights: i, f, g (Keras calls it c), o."""
+    Gate order in the weights: i, f, g (Keras calls it c), o. Returns (states (T, B, u), last c)."""
     import tensorflow as tf
 
     @tf.custom_gradient
     def loop(projected, h0, c0, u):
-        def step(xp, carry):
+        def step(elems, carry):
+            xp, mt = elems
             h, c = carry
             gi, gf, gg, go = tf.split(xp + tf.matmul(h, u), 4, axis=-1)
             i, f, g, o = tf.sigmoid(gi), tf.sigmoid(gf), tf.tanh(gg), tf.sigmoid(go)
-            c_new = f * c + i * g
-            tc = tf.tanh(c_new)
-            h_new = o * tc
+            c_cand = f * c + i * g
+            tc = tf.tanh(c_cand)
+            h_new, c_new = _blend(mt, o * tc, h), _blend(mt, c_cand, c)
             return (h_new, c_new), (h_new, c_new, i, f, g, o, tc)
 
-        (_, c_last), (hs, cs, i_s, fs, gs, os_, tcs) = _scan(step, projected, (h0, c0), 7)
+        (_, c_last), (hs, cs, i_s, fs, gs, os_, tcs) = _scan(step, (projected, m), (h0, c0), 7)
 
         def grad(dhs, dc_last):
             h_prev = tf.concat([h0[None], hs[:-1]], axis=0)
             c_prev = tf.concat([c0[None], cs[:-1]], axis=0)
 
             def back(elems, carry):
-                dh_out, cp, i, f, g, o, tc = elems
+                dh_out, mt, cp, i, f, g, o, tc = elems
                 dh_carry, dc_carry = carry
-                dh = dh_out + dh_carry
-                dc = dc_carry + dh * o * (1.0 - tc * tc)
+                dh, dh_direct = _split_mask(mt, dh_out + dh_carry)
+                dc, dc_direct = _split_mask(mt, dc_carry)
+                dc = dc + dh * o * (1.0 - tc * tc)
                 d_gates = tf.concat([dc * g * i * (1.0 - i), dc * cp * f * (1.0 - f),
                                      dc * i * (1.0 - g * g), dh * tc * o * (1.0 - o)], axis=-1)
-                return (tf.matmul(d_gates, u, transpose_b=True), dc * f), (d_gates,)
+                return (_plus(tf.matmul(d_gates, u, transpose_b=True), dh_direct), _plus(dc * f, dc_direct)), (d_gates,)
 
             dc_init = tf.zeros_like(c0) if dc_last is None else dc_last
-            (dh0, dc0), (d_gates,) = _scan_back(back, (dhs, c_prev, i_s, fs, gs, os_, tcs),
+            (dh0, dc0), (d_gates,) = _scan_back(back, (dhs, m, c_prev, i_s, fs, gs, os_, tcs),
                                                 (tf.zeros_like(h0), dc_init), 1)
             return d_gates, dh0, dc0, _flat_matmul(h_prev, d_gates, transpose_a=True)
 
@@ -292,29 +322,32 @@ def _lstm_loop(projected, h0, c0, recurrent_kernel):
     return loop(projected, h0, c0, recurrent_kernel)
 
 
-def _simple_loop(projected, h0, recurrent_kernel):
-    """Keras SimpleRNN: h' = tanh(x W + b + h U)."""
+def _simple_loop(projected, m, h0, c0, recurrent_kernel, recurrent_bias=None):
+    """Keras SimpleRNN: h' = tanh(x W + b + h U). Returns (states (T, B, u), None)."""
     import tensorflow as tf
 
     @tf.custom_gradient
     def loop(projected, h0, u):
-        def step(xp, h):
-            h_new = tf.tanh(xp + tf.matmul(h, u))
-            return h_new, (h_new,)
+        def step(elems, h):
+            xp, mt = elems
+            h_cand = tf.tanh(xp + tf.matmul(h, u))
+            h_new = _blend(mt, h_cand, h)
+            return h_new, (h_new, h_cand)
 
-        _, (hs,) = _scan(step, projected, h0, 1)
+        _, (hs, cands) = _scan(step, (projected, m), h0, 2)
 
         def grad(dhs):
             h_prev = tf.concat([h0[None], hs[:-1]], axis=0)
 
             def back(elems, dh_carry):
-                dh_out, h = elems
-                da = (dh_out + dh_carry) * (1.0 - h * h)
-                return tf.matmul(da, u, transpose_b=True), (da,)
+                dh_out, mt, h_cand = elems
+                dh, dh_direct = _split_mask(mt, dh_out + dh_carry)
+                da = dh * (1.0 - h_cand * h_cand)
+                return _plus(tf.matmul(da, u, transpose_b=True), dh_direct), (da,)
 
-            dh0, (das,) = _scan_back(back, (dhs, hs), tf.zeros_like(h0), 1)
+            dh0, (das,) = _scan_back(back, (dhs, m, cands), tf.zeros_like(h0), 1)
             return das, dh0, _flat_matmul(h_prev, das, transpose_a=True)
 
         return hs, grad
 
-    return loop(projected, h0, recurrent_kernel)
+    return loop(projected, h0, recurrent_kernel), None

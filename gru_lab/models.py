@@ -137,12 +137,8 @@ def cudnn_eligibility(m: ModelConfig, spec: InputSpec) -> list[CudnnVerdict]:
 
 def fast_path_eligibility(m: ModelConfig, spec: InputSpec) -> list[CudnnVerdict]:
     """For each recurrent layer: does it run gru-lab's fused CPU loop (fastrnn), and if not, why.
-
-    A padding mask falls back to Keras's loop at run time, so the layer is still built fused (and
-    runs fused where no mask reaches it). On a GPU the layer runs Keras's cuDNN kernel instead."""
+    On a GPU the layer runs Keras's cuDNN kernel instead (see cudnn_eligibility)."""
     reasons = fast_path_static_blockers(m)
-    if m.mask_zero:
-        reasons.append("padding mask (mask_zero)")
     return [CudnnVerdict(plan.name, not reasons, list(reasons)) for plan in plan_layers(m, spec) if plan.recurrent]
 
 

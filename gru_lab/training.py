@@ -152,8 +152,9 @@ def _fit_and_evaluate(cfg: ExperimentConfig, data: Dataset, execution, epoch_hoo
 
     t = cfg.train
     eval_batch_size = eval_batch(t)
-    # With a padding mask, steps that are padding in a whole batch change nothing: trim them.
-    trim = spec.padding if (cfg.model.mask_zero and spec.input_kind == "tokens") else None
+    # With a padding mask, steps that are padding in a whole batch change nothing: trim them. Not under
+    # XLA, which compiles the step once per batch shape: a dozen trimmed lengths cost more than they save.
+    trim = spec.padding if (cfg.model.mask_zero and spec.input_kind == "tokens" and not execution.xla) else None
     x_fit, y_fit, x_val, y_val = data.x_train, data.y_train, data.x_val, data.y_val
     if x_val is None and t.validation_split > 0:
         x_fit, y_fit, x_val, y_val = pipeline.split_validation(x_fit, y_fit, t.validation_split)

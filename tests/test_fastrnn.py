@@ -110,15 +110,57 @@ def test_input_dropout_while_training_uses_the_same_mask_as_keras(cell):
         np.testing.assert_allclose(b, a, atol=TOL * max(1.0, float(np.abs(a).max())), rtol=0)
 
 
-@pytest.mark.parametrize("case", ["mask", "recurrent_dropout", "relu"])
+LENGTHS = np.array([[9], [5], [3], [1]])  # four sequences of 9 steps with 9, 5, 3 and 1 real steps
+
+
+@pytest.mark.parametrize("padding", ["post", "pre"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_padding_mask_same_as_keras(cell, padding):
+    """A masked step keeps the state, as in Keras: right- and left-padded batches, last output and whole
+    sequences, forwards and backwards; training gradients and the inference loop."""
+    steps = np.arange(9)[None, :]
+    mask = tf.constant(steps < LENGTHS if padding == "post" else steps >= 9 - LENGTHS)
+    for return_sequences in (False, True):
+        for go_backwards in (False, True):
+            ref, fast, x = _pair(cell, return_sequences=return_sequences, go_backwards=go_backwards)
+
+            def run(layer):
+                with tf.GradientTape() as tape:
+                    tape.watch(x)
+                    out = layer(x, mask=mask, training=True)
+                    loss = tf.reduce_sum(tf.square(out) * tf.range(1.0, 6.0))
+                return out.numpy(), [g.numpy() for g in tape.gradient(loss, [x] + layer.trainable_weights)]
+
+            (ref_out, ref_grads), (fast_out, fast_grads) = run(ref), run(fast)
+            assert fast.fast_path_used
+            np.testing.assert_allclose(fast_out, ref_out, atol=TOL)
+            for a, b in zip(ref_grads, fast_grads):
+                np.testing.assert_allclose(b, a, atol=TOL * max(1.0, float(np.abs(a).max())), rtol=0)
+            np.testing.assert_allclose(fast(x, mask=mask, training=False).numpy(), ref_out, atol=TOL)
+
+
+def test_bidirectional_with_a_mask_zeroes_masked_outputs_as_keras_does():
+    rng = np.random.default_rng(5)
+    x = rng.integers(1, 20, (4, 9)) * (np.arange(9)[None, :] < LENGTHS)
+
+    def model(cls):
+        return keras.Sequential([keras.Input((9,), dtype="int32"), layers.Embedding(20, 3, mask_zero=True),
+                                 layers.Bidirectional(cls(4, return_sequences=True)), layers.Bidirectional(cls(2))])
+
+    ref, fast = model(layers.LSTM), model(FAST_CLASSES["lstm"])
+    fast.set_weights(ref.get_weights())
+    np.testing.assert_allclose(fast(x).numpy(), ref(x).numpy(), atol=TOL)
+    assert all(layer.forward_layer.fast_path_used for layer in fast.layers[1:])
+
+
+@pytest.mark.parametrize("case", ["recurrent_dropout", "relu"])
 def test_falls_back_to_keras_where_the_fused_loop_does_not_apply(case):
-    """Masks, recurrent dropout and other activations run Keras's own loop: same results as Keras."""
-    kwargs = {"recurrent_dropout": {"recurrent_dropout": 0.5}, "relu": {"activation": "relu"}}.get(case, {})
+    """Recurrent dropout and other activations run Keras's own loop: same results as Keras."""
+    kwargs = {"recurrent_dropout": {"recurrent_dropout": 0.5}, "relu": {"activation": "relu"}}[case]
     ref, fast, x = _pair("gru", **kwargs)
-    mask = tf.constant(np.arange(9)[None, :] < np.array([[9], [5], [3], [1]])) if case == "mask" else None
     training = case == "recurrent_dropout"
-    a = ref(x, mask=mask, training=training).numpy()
-    b = fast(x, mask=mask, training=training).numpy()
+    a = ref(x, training=training).numpy()
+    b = fast(x, training=training).numpy()
     assert not fast.fast_path_used
     np.testing.assert_allclose(b, a, atol=TOL)
 
@@ -156,7 +198,7 @@ def test_model_keras_file_and_weights_round_trip(tmp_path):
     (dict(recurrent_activation="hard_sigmoid"), False, "recurrent_activation is 'hard_sigmoid'"),
     (dict(recurrent_dropout=0.2), False, "recurrent_dropout > 0"),
     (dict(unroll=True), False, "unroll is true"),
-    (dict(mask_zero=True, embedding_dim=8), False, "padding mask"),
+    (dict(mask_zero=True, embedding_dim=8), True, None),
     (dict(dropout=0.2), True, None),
 ], ids=["default", "off", "relu", "hard_sigmoid", "recurrent_dropout", "unroll", "mask", "dropout"])
 def test_fast_path_eligibility_says_why(model, eligible, reason):
