@@ -70,18 +70,23 @@ def _rounded(values: Any) -> Any:
     return round(values, 3) if isinstance(values, float) else values
 
 
-def layers_table(plans, verdicts) -> Table:
-    """inspect: every layer with its parameter formula, and cuDNN eligibility of recurrent layers."""
+def layers_table(plans, verdicts, fast_verdicts=()) -> Table:
+    """inspect: every layer with its parameter formula, cuDNN eligibility (GPU) and the fused loop (CPU)
+    for recurrent layers."""
     cudnn = {v.layer: v.describe() for v in verdicts}
+    fast = {v.layer: v.describe() for v in fast_verdicts}
     table = Table(title="Layers", header_style="bold")
     table.add_column("layer", no_wrap=True)
     table.add_column("kind")
     table.add_column("params", justify="right", no_wrap=True, min_width=9)
     table.add_column("formula", min_width=24)
     table.add_column("cuDNN", overflow="fold")
+    if fast:
+        table.add_column("fused CPU loop", overflow="fold")
     for p in plans:
-        table.add_row(p.name, p.kind, f"{p.params:,}", p.formula, cudnn.get(p.name, ""))
-    table.add_row("total", "", f"{sum(p.params for p in plans):,}", "", "")
+        table.add_row(p.name, p.kind, f"{p.params:,}", p.formula, cudnn.get(p.name, ""),
+                      *([fast.get(p.name, "")] if fast else []))
+    table.add_row("total", "", f"{sum(p.params for p in plans):,}", "", "", *([""] if fast else []))
     return table
 
 
