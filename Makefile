@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 IMDB   ?= ../shared/data/aclImdb_v1_labeled.tar.gz
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help install demo imdb compare compare-imdb sweep report test test-slow clean-venv
+.PHONY: help install demo imdb compare compare-imdb sweep report bench bench-quick test test-slow clean-venv
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -37,6 +37,12 @@ sweep: $(STAMP)  ## a 2x2-point, 2-seed grid sweep of the adding problem on 2 wo
 
 report: $(STAMP)  ## one leaderboard of every run under results/ (results/leaderboard.csv and .md)
 	$(BIN)/gru-lab report results
+
+bench: $(STAMP)  ## gru-lab's training path vs the plain Keras baseline, seed 000 workload, rnn/lstm/gru (~30 min on 2 CPU cores)
+	GRU_LAB_IMDB=$${GRU_LAB_IMDB:-$(IMDB)} $(BIN)/gru-lab bench
+
+bench-quick: $(STAMP)  ## the same bench on 2,000 reviews and 2 epochs, GRU only (checks the bench, not the speed; ~2 min)
+	GRU_LAB_IMDB=$${GRU_LAB_IMDB:-$(IMDB)} $(BIN)/gru-lab bench --quick --cells gru
 
 test: $(STAMP)  ## the default test suite (fast; IMDB tests use the real archive when present)
 	GRU_LAB_IMDB=$${GRU_LAB_IMDB:-$(IMDB)} $(BIN)/python -m pytest
