@@ -165,7 +165,7 @@ def run_baseline(cfg: ExperimentConfig, data: Dataset) -> dict[str, Any]:
         fit_kwargs["validation_data"] = (data.x_val, data.y_val)
     elif t.validation_split > 0:
         fit_kwargs["validation_split"] = t.validation_split
-        n_fit = int(np.ceil(len(data.x_train) * (1.0 - t.validation_split)))
+        n_fit = int(np.floor(len(data.x_train) * (1.0 - t.validation_split)))
     timing = _timing_callback(None, None, -(-n_fit // t.batch_size))
     model.fit(data.x_train, data.y_train, epochs=t.epochs, batch_size=t.batch_size, callbacks=[timing],
               verbose=0, **fit_kwargs)
@@ -319,7 +319,7 @@ def bench_meta(cfg: ExperimentConfig, cells: list[str], data: Dataset, started: 
 
     t = cfg.train
     n_fit = len(data.x_train) if data.x_val is not None or not t.validation_split else \
-        int(np.ceil(len(data.x_train) * (1.0 - t.validation_split)))
+        int(np.floor(len(data.x_train) * (1.0 - t.validation_split)))
     return {
         "config": cfg.name, "started": started, "cells": cells, "ablation": ablation,
         "data": data.extra.get("source", data.name), "data_load_seconds": round(load_seconds, 2),

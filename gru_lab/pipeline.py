@@ -18,9 +18,9 @@ TRIM_MULTIPLE = 16  # trimmed lengths are rounded up to this, so XLA compiles a 
 
 
 def split_validation(x: np.ndarray, y: np.ndarray, fraction: float):
-    """(x_fit, y_fit, x_val, y_val): the last `fraction` held out, before any shuffling, as Keras's
-    validation_split does (split at ceil(n * (1 - fraction)))."""
-    split_at = int(math.ceil(len(x) * (1.0 - fraction)))
+    """(x_fit, y_fit, x_val, y_val): the last `fraction` held out, before any shuffling, as Keras 3's
+    validation_split does (split at floor(n * (1 - fraction)))."""
+    split_at = int(math.floor(len(x) * (1.0 - fraction)))
     return x[:split_at], y[:split_at], x[split_at:], y[split_at:]
 
 
