@@ -232,6 +232,11 @@ def compare(
 
     comp = write_comparison(result)
     print_comparison(out, result, comp)
+    _exit_for_runs(result, plan.folder, "compare")
+
+
+def _exit_for_runs(result, folder: Path, command: str) -> None:
+    """After the tables are written and shown: exit 130 when Ctrl-C stopped the runs, 1 when one failed."""
     failed = [o for o in result.outcomes if o.status == "failed"]
     if result.interrupted:
         done = sum(o.ok for o in result.outcomes)
@@ -239,8 +244,8 @@ def compare(
                   "run the same command again to do the rest.")
         raise typer.Exit(code=130)
     if failed:
-        err.print(f"[red]{len(failed)} run(s) failed[/] (logs in {plan.folder / 'failures'}); "
-                  "the next compare retries them.", soft_wrap=True)
+        err.print(f"[red]{len(failed)} run(s) failed[/] (logs in {folder / 'failures'}); "
+                  f"the next {command} retries them.", soft_wrap=True)
         raise typer.Exit(code=1)
 
 
@@ -319,16 +324,7 @@ def sweep(
 
     rep = write_sweep(result)
     print_sweep(out, result, rep)
-    failed = [o for o in result.outcomes if o.status == "failed"]
-    if result.interrupted:
-        done = sum(o.ok for o in result.outcomes)
-        err.print(f"[yellow]interrupted:[/] {done} of {len(result.outcomes)} runs finished and kept; "
-                  "run the same command again to do the rest.")
-        raise typer.Exit(code=130)
-    if failed:
-        err.print(f"[red]{len(failed)} run(s) failed[/] (logs in {plan.folder / 'failures'}); "
-                  "the next sweep retries them.", soft_wrap=True)
-        raise typer.Exit(code=1)
+    _exit_for_runs(result, plan.folder, "sweep")
 
 
 def _sweep_with_progress(plan, quiet: bool):

@@ -143,26 +143,27 @@ def _comparison_cells(df, only: tuple[str, ...] | None = None) -> tuple[list[str
     headers = [HEADERS[c].format(metric=metric) for c in columns]
     rows = []
     for rec in df.to_dict(orient="records"):
-        cells = []
-        for c in columns:
-            v = rec.get(c)
-            if c == "cell":
-                cells.append(CELL_LABEL.get(v, v))
-            elif c == "metric_mean":
-                sd = rec.get("metric_std")
-                cells.append("-" if _missing(v) else f"{v:.4g}" + ("" if _missing(sd) else f" ± {sd:.2g}"))
-            elif c == "recurrent_vs_lstm_pct":
-                cells.append("-" if _missing(v) else f"{v:.1f}%")
-            elif c in ("params_total", "params_recurrent", "length"):
-                cells.append("-" if _missing(v) else f"{int(v):,}")
-            elif c in ("peak_rss_mib", "peak_gpu_mib", "train_samples_per_s", "infer_samples_per_s"):
-                cells.append("-" if _missing(v) else f"{v:,.0f}")
-            elif isinstance(v, float):
-                cells.append("-" if _missing(v) else f"{v:.3g}")
-            else:
-                cells.append("-" if _missing(v) else str(v))
-        rows.append(cells)
+        rows.append([CELL_LABEL.get(rec[c], rec[c]) if c == "cell" else _format_cell(c, rec.get(c), rec)
+                     for c in columns])
     return headers, rows
+
+
+def _format_cell(column: str, value: Any, rec: dict[str, Any]) -> str:
+    """One cell of a comparison or sweep table, formatted the same way in both (rich and Markdown)."""
+    if column == "metric_mean":
+        sd = rec.get("metric_std")
+        return "-" if _missing(value) else f"{value:.4g}" + ("" if _missing(sd) else f" ± {sd:.2g}")
+    if _missing(value):
+        return "-"
+    if column == "recurrent_vs_lstm_pct":
+        return f"{value:.1f}%"
+    if column in ("params_total", "params_recurrent", "length"):
+        return f"{int(value):,}"
+    if column in ("peak_rss_mib", "peak_gpu_mib", "train_samples_per_s", "infer_samples_per_s"):
+        return f"{value:,.0f}"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
 
 
 def comparison_tables(df, title: str) -> list[Table]:
@@ -508,8 +509,8 @@ def write_leaderboard(df, root: Path) -> dict[str, Path]:
 # grid's axes come first, headed by their dotted keys.
 SWEEP_HEADERS = {
     "runs": "runs", "params_total": "params", "params_recurrent": "recurrent", "s_per_epoch": "s/epoch",
-    "fit_seconds": "fit s\n(mean)", "metric_mean": "test {metric}\n(mean ± sd)", "best_epoch": "best\nepoch",
-    "errors": "errors",
+    "fit_seconds": "fit s\n(mean)", "metric_mean": "test {metric}\n(mean ± sd)", "mse_vs_baseline": "mse /\nbaseline",
+    "best_epoch": "best\nepoch", "errors": "errors",
 }
 
 
@@ -531,26 +532,12 @@ def _axis_text(value: Any) -> str:
 
 def _sweep_cells(df, axes: list[str]) -> tuple[list[str], list[list[str]]]:
     """Headers and formatted cells of a sweep frame, shared by rich and Markdown."""
-    columns = axes + [c for c in SWEEP_HEADERS if c in df.columns and not (c == "errors" and df[c].isna().all())]
+    columns = axes + [c for c in SWEEP_HEADERS if c in df.columns
+                      and not (c in ("errors", "mse_vs_baseline") and df[c].isna().all())]
     metric = str(df["metric"].iloc[0]).removeprefix("test_") if len(df) else "metric"
     headers = [c if c in axes else SWEEP_HEADERS[c].format(metric=metric) for c in columns]
-    rows = []
-    for rec in df.to_dict(orient="records"):
-        cells = []
-        for c in columns:
-            v = rec.get(c)
-            if c in axes:
-                cells.append(_axis_text(v))
-            elif c == "metric_mean":
-                sd = rec.get("metric_std")
-                cells.append("-" if _missing(v) else f"{v:.4g}" + ("" if _missing(sd) else f" ± {sd:.2g}"))
-            elif c in ("params_total", "params_recurrent"):
-                cells.append("-" if _missing(v) else f"{int(v):,}")
-            elif isinstance(v, float):
-                cells.append("-" if _missing(v) else f"{v:.3g}")
-            else:
-                cells.append("-" if _missing(v) else str(v))
-        rows.append(cells)
+    rows = [[_axis_text(rec.get(c)) if c in axes else _format_cell(c, rec.get(c), rec) for c in columns]
+            for rec in df.to_dict(orient="records")]
     return headers, rows
 
 
@@ -627,9 +614,11 @@ def sweep_markdown(result, rep: SweepReport) -> str:
     lines = [f"# Sweep: {plan.name}", "",
              f"Base config: {plan.source} (data: {plan.base.data.name}); grid: {axes}; train seeds {plan.seeds}: "
              f"{len(plan.points)} point(s) x {len(plan.seeds)} seed(s) = {len(plan.runs)} runs on the "
-             f"{result.backend.get('name', plan.backend)} backend in {result.seconds:.0f} s. "
+             f"{result.backend.get('name', plan.backend)} backend. "
              f"Runs: {', '.join(f'{n} {s}' for s, n in counts.items())}"
-             + (" (interrupted: run the same command again to finish)." if result.interrupted else "."), "",
+             + (" (interrupted: run the same command again to finish)" if result.interrupted else "")
+             + f"; this invocation took {result.seconds:.0f} s wall, and the finished runs' training "
+             f"(model.fit) {rep.runs.fit_seconds.sum():.0f} s in all.", "",
              "## Table", "", markdown_table(*_sweep_cells(rep.table, list(plan.axes)))]
     lines += [f"- {n}" for n in rep.notes] + [""]
     if "plot" in rep.files:
@@ -647,7 +636,7 @@ def sweep_markdown(result, rep: SweepReport) -> str:
 def print_sweep(console, result, rep: SweepReport) -> None:
     plan = result.plan
     title = (f"{plan.name}: {len(plan.points)} grid point(s) x {len(plan.seeds)} seed(s), "
-             f"{result.backend.get('name', plan.backend)}, {result.seconds:.0f} s")
+             f"{result.backend.get('name', plan.backend)}, {result.seconds:.0f} s wall this time")
     console.print(sweep_table(rep.table, list(plan.axes), title))
     for note in rep.notes:
         console.print(f"[dim]- {escape(note)}[/]", soft_wrap=True)
@@ -694,11 +683,16 @@ def _plot_sweep(result, rep: SweepReport):
             ax.set_xticks(list(position.values()), values)
         ax.set_xlabel(key)
         ax.set_ylabel(metric.replace("_", " ") + " (mean ± sd over seeds)")
-        means = table.metric_mean.dropna()
-        if metric == "test_mse" and len(means) and means.min() > 0 and means.max() / means.min() > 5:
+        shown = [float(v) for v in table.metric_mean.dropna()]
+        baselines = rep.runs.baseline_mse.dropna() if metric == "test_mse" else []
+        baseline = float(baselines.mean()) if len(baselines) else None
+        if baseline:
+            ax.axhline(baseline, color="gray", linestyle="--", linewidth=1, label=f"predicting the mean ({baseline:.3g})")
+            shown.append(baseline)
+        if metric == "test_mse" and shown and min(shown) > 0 and max(shown) / min(shown) > 5:
             ax.set_yscale("log")  # mse across a grid often spans decades; a narrow range reads better linear
         ax.grid(alpha=0.3)
-        if others:
+        if others or baseline:
             ax.legend(fontsize="small")
     fig.suptitle(f"{plan.name}: {metric.replace('_', ' ')} against each swept axis")
     fig.tight_layout()

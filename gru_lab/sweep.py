@@ -386,6 +386,9 @@ def sweep_frame(result: SweepResult):
             "metric": f"test_{metric}",
             "metric_mean": statistics.fmean(values) if values else None,
             "metric_std": statistics.stdev(values) if len(values) > 1 else None,
+            # mse / the mse of predicting the mean: 1 = learned nothing, 0 = perfect
+            "mse_vs_baseline": (statistics.fmean(values) / _mean(done.baseline_mse)
+                                if metric == "mse" and values and _mean(done.baseline_mse) else None),
             "best_epoch": ", ".join(str(int(e)) for e in done.best_epoch.dropna()) or None,
             "errors": "; ".join(f"{r.run_id}: {r.error}" for r in failed.itertuples()) or None,
         })

@@ -250,6 +250,7 @@ def test_local_sweep_table_files_and_threads(local_sweep):
     table = record["table"]
     assert [(r["model.cell"], r["model.units"]) for r in table] == [("gru", 2), ("gru", 3), ("lstm", 2), ("lstm", 3)]
     assert all(r["runs"] == "2/2" and r["metric"] == "test_mse" and r["metric_std"] is not None for r in table)
+    assert all(r["mse_vs_baseline"] > 0 for r in table)  # regression: against predicting the mean
     assert table[0]["params_recurrent"] == 3 * 2 * (1 + 2 + 2) and table[3]["params_recurrent"] == 4 * 3 * (1 + 3 + 1)
     for row in table:  # the table's numbers are the runs' own records
         runs = [json.loads((folder / r["run_id"] / "metrics.json").read_text()) for r in record["runs"]
