@@ -15,6 +15,7 @@ from typing import Annotated, Callable, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from gru_lab import __version__
 from gru_lab.errors import GruLabError
@@ -49,7 +50,8 @@ def user_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except GruLabError as exc:
-            err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+            # escape: a message may hold brackets that rich would read as markup (pip install 'gru-lab[ray]')
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
             raise typer.Exit(code=exc.exit_code) from None
 
     return wrapper
@@ -293,22 +295,22 @@ def sweep(
                              "The sweep runs every combination of the axes.")] = None,
     set_: SetOption = None,
     seeds: Annotated[Optional[int], typer.Option(
-        "--seeds", help="Runs per grid point, with train seeds seed, seed+1, ... [default: 1]", show_default=False)] = None,
+        "--seeds", help="Runs per grid point, with train seeds seed, seed+1, ... (default: 1)", show_default=False)] = None,
     workers: Annotated[Optional[int], typer.Option(
         "--workers", "-w", help="Local: runs at once, one worker process each, with cores // workers TensorFlow "
-                                "threads [default: 1]. Ray: runs in flight [default: what the cluster fits].",
+                                "threads (default: 1). Ray: runs in flight (default: what the cluster fits).",
         show_default=False)] = None,
     backend: Annotated[Optional[str], typer.Option(
-        "--backend", help="local (worker processes on this machine) or ray (one task a run on a Ray cluster; "
-                          "pip install 'gru-lab[ray]'). [default: local]", show_default=False)] = None,
+        "--backend", help="local (worker processes on this machine; the default) or ray (one task a run on a "
+                          "Ray cluster; needs gru-lab's ray extra).", show_default=False)] = None,
     ray_address: Annotated[Optional[str], typer.Option(
         "--ray-address", help="Ray cluster: auto (the one this machine belongs to) or ray://host:10001. "
                               "Omitted: a local Ray instance for this sweep.")] = None,
     num_cpus: Annotated[Optional[float], typer.Option(
-        "--num-cpus", help="Ray: CPUs each run reserves, also its TensorFlow threads. [default: 1]",
+        "--num-cpus", help="Ray: CPUs each run reserves, also its TensorFlow threads (default: 1).",
         show_default=False)] = None,
     num_gpus: Annotated[Optional[float], typer.Option(
-        "--num-gpus", help="Ray: GPUs each run reserves (0.5 lets two runs share one). [default: 0]",
+        "--num-gpus", help="Ray: GPUs each run reserves; 0.5 lets two runs share one (default: 0).",
         show_default=False)] = None,
     name: Annotated[Optional[str], typer.Option(
         "--name", help="Folder of the sweep under output.dir. Default: the config's name.")] = None,

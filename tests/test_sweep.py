@@ -141,13 +141,16 @@ def test_bad_sweeps_are_one_line_exit_2_and_write_nothing(runner, tmp_path, args
     assert not (tmp_path / "results").exists()
 
 
-def test_ray_backend_without_ray_says_how_to_get_it(tmp_path, monkeypatch):
+def test_ray_backend_without_ray_says_how_to_get_it(runner, tmp_path, monkeypatch):
     import importlib.util
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
+    path = write(tmp_path / "b.yaml", tiny(tmp_path / "r"))
     with pytest.raises(GruLabError, match=r"needs Ray, an optional extra: pip install 'gru-lab\[ray\]'"):
-        plan_sweep(write(tmp_path / "b.yaml", tiny(tmp_path / "r")), grid=["model.units=2"], backend="ray")
+        plan_sweep(path, grid=["model.units=2"], backend="ray")
+    result = runner.invoke(app, ["sweep", str(path), "--grid", "model.units=2", "--backend", "ray"])
+    assert result.exit_code == 2 and "pip install 'gru-lab[ray]'" in result.stderr  # not eaten as markup
 
 
 # ----------------------------------------------------------------------------- local workers, kill and resume
