@@ -119,19 +119,21 @@ def _track(key: object, stop: Callable[[bool], None] | None) -> None:
 
 
 def run_in_subprocess(run, on_epoch: EpochEvent | None = None, threads: int | None = None,
-                      base_dir: str | None = None) -> Path:
+                      base_dir: str | None = None, die_with_parent: bool = False) -> Path:
     """Train in a fresh `python -m gru_lab.execution --worker`; epoch events come back as JSON lines.
 
     threads: TensorFlow's intra- and inter-op thread pools in the worker (None = TensorFlow's default,
     one thread a core), so that N workers side by side do not oversubscribe the cores.
     base_dir: write the run folder there instead of output.dir (see runs.save_run).
+    die_with_parent: the worker is killed when this process dies (Linux), so that a Ray task killed by
+    ray.cancel(force=True) leaves no training behind on CPUs Ray believes free.
     """
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)  # NumPy/BLAS in data generation share the same budget
     payload = json.dumps({"raw": run.raw, "run_id": run.run_id, "source": f"run {run.run_id}",
-                          "threads": threads, "base_dir": base_dir})
+                          "threads": threads, "base_dir": base_dir, "die_with_parent": die_with_parent})
     with tempfile.TemporaryFile() as stderr:
         proc = subprocess.Popen([sys.executable, "-m", "gru_lab.execution", WORKER_FLAG], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=stderr, env=env, text=True)
@@ -343,9 +345,27 @@ def set_threads(threads: int) -> None:
     tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
+def _die_with_parent() -> None:
+    """SIGKILL this process when its parent dies (Linux prctl PR_SET_PDEATHSIG; elsewhere nothing)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    parent = os.getppid()
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
 def _worker() -> int:
     """One run, in its own process: the raw config and run id arrive as JSON on stdin."""
+    # Ctrl-C must reach this process even when its parent blocked SIGINT (Ray's workers do, and the
+    # mask is inherited): stopping a run politely is a SIGINT.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     payload = json.loads(sys.stdin.read())
+    if payload.get("die_with_parent"):
+        _die_with_parent()
     try:
         if payload.get("threads"):
             set_threads(int(payload["threads"]))
@@ -446,7 +466,8 @@ def _ray_task(payload: dict[str, Any], threads: int, base_dir: str, token: str |
     run = SimpleNamespace(run_id=payload["run_id"], raw=payload["raw"])
     try:
         try:
-            folder = run_in_subprocess(run, None, threads=threads, base_dir=base_dir if shared_fs else scratch)
+            folder = run_in_subprocess(run, None, threads=threads, base_dir=base_dir if shared_fs else scratch,
+                                       die_with_parent=True)
         except RunFailed as exc:
             return {"status": "failed", "error": str(exc), "log": exc.log}
         except KeyboardInterrupt:

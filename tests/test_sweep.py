@@ -315,6 +315,37 @@ def test_ray_runs_from_a_node_without_the_results_folder_come_back_through_the_d
     assert sorted(p.name for p in plan.folder.iterdir()) == sorted(r.run_id for r in plan.runs)  # nothing partial
 
 
+def test_ctrl_c_cancels_the_ray_tasks_in_flight_and_keeps_nothing_half_done(ray_instance, tmp_path):
+    """Ctrl-C reaching only this process (Ray's workers are not in the terminal's process group): the
+    tasks are cancelled and their worker processes stop at once, though Ray's workers block SIGINT."""
+    import _thread
+
+    raw = tiny(tmp_path / "results")
+    raw["data"]["n_train"], raw["train"]["epochs"] = 256, 1000  # minutes of training, unless stopped
+    plan = plan_sweep(write(tmp_path / "b.yaml", raw), grid=["model.units=2,3,4"], backend="ray")
+    pressed: list[float] = []
+
+    def ctrl_c() -> None:
+        pressed.append(time.monotonic())
+        _thread.interrupt_main()
+
+    timer = threading.Timer(12, ctrl_c)  # the workers are training by then
+
+    def on_event(kind, run, info):
+        if kind == "start" and not timer.is_alive():
+            timer.start()
+
+    try:
+        result = execute_sweep(plan, on_event=on_event)
+        stopped = time.monotonic()
+    finally:
+        timer.cancel()
+    assert result.interrupted and [o.status for o in result.outcomes] == ["not run"] * 3
+    assert stopped - pressed[0] < 10  # a polite stop: not the 20 s grace before a kill, nor the runs' minutes
+    time.sleep(2)
+    assert not [p for p in plan.folder.iterdir() if not p.name.startswith(".")]  # no run was finished or kept
+
+
 # ----------------------------------------------------------------------------- Ctrl-C in a pool
 
 
