@@ -77,10 +77,10 @@ def executing(execution: Execution):
 
 
 def kernels_used(model, execution: Execution) -> list[dict[str, str]]:
-    """For each recurrent layer (each direction of a bidirectional one): the kernel its last call ran.
+    """For each recurrent layer (each direction of a bidirectional one): the kernel its training steps ran.
 
-    "fused-cpu": gru-lab's fused loop (fastrnn); "cudnn": Keras's cuDNN kernel; "keras-loop": Keras's
-    generic step-by-step loop."""
+    "fused-cpu": gru-lab's fused loop (fastrnn; evaluation and prediction then run Keras's loop, which
+    XLA compiles well); "cudnn": Keras's cuDNN kernel; "keras-loop": Keras's generic step-by-step loop."""
     from keras import layers
 
     rows = []
