@@ -161,6 +161,8 @@ def plan_sweep(config: str | Path, overrides: list[str] | None = None, grid: Ite
     cli_axes = parse_grid(grid)
     for key, values in cli_axes.items():
         _check_axis(key, values, f"--grid {key}={','.join(value_text(v) for v in values)}")
+    # Where each axis came from, for error messages: the flag or the section.
+    given = {key: "sweep.grid" for key in axes} | {key: "--grid" for key in cli_axes}
     axes.update(cli_axes)
     if not axes:
         raise SweepError(f"{source}: nothing to sweep; give --grid KEY=V1,V2 (e.g. --grid model.units=32,64) "
@@ -187,8 +189,8 @@ def plan_sweep(config: str | Path, overrides: list[str] | None = None, grid: Ite
     if backend == "ray" and importlib.util.find_spec("ray") is None:
         raise SweepError(f"--backend ray needs Ray, an optional extra: {RAY_HINT}.")
 
+    origin = {"name": f"--name {name}"} if name else {"name": "sweep.name"} if section.name else {}
     name = name or section.name or base.name
-    origin = {"name": f"--name {name}"} if name != base.name else {}
     seed_list = [base.train_seed + i for i in range(seeds)]
     points = [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
 
@@ -201,7 +203,7 @@ def plan_sweep(config: str | Path, overrides: list[str] | None = None, grid: Ite
             run_raw["name"] = name
             run_origin = dict(origin)
             for key, value in point.items():
-                what = f"--grid {key}={value_text(value)}"
+                what = f"{given[key]} {key}={value_text(value)}"
                 set_key(run_raw, key, copy.deepcopy(value), source, what)
                 run_origin[key] = what
             set_key(run_raw, "train.seed", seed, source, "--seeds")
