@@ -1,6 +1,7 @@
 """gru-lab bench: gru-lab's training path against a plain Keras baseline written the seed's way.
 
-For each cell, in one process and on the same data: the baseline (Keras layers, model.fit on NumPy
+For each cell, on the same data, one variant after the other (in one process, or with isolate=True
+each in a fresh one): the baseline (Keras layers, model.fit on NumPy
 arrays with validation_split, model.evaluate/predict at Keras's default batch of 32, as seed 000's
 script does) and gru-lab's own path (training.train: tf.data pipelines, XLA on CPU, the fused
 recurrent layers). Each variant's epochs, train and inference throughput, test metric and peak
@@ -147,11 +148,10 @@ def load_average() -> float | None:
 def run_baseline(cfg: ExperimentConfig, data: Dataset) -> dict[str, Any]:
     """Seed 000's script: Keras layers, fit on NumPy with validation_split, evaluate/predict at batch 32."""
     import keras
+    from tensorflow.python.framework import config as tf_config
 
     from gru_lab.models import build_model
     from gru_lab.training import _timing_callback, loss_and_metrics, make_optimizer
-
-    from tensorflow.python.framework import config as tf_config
 
     keras.utils.set_random_seed(cfg.train_seed)
     tf_config.disable_op_determinism()  # the seed's script never turns it on

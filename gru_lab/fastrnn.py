@@ -56,7 +56,7 @@ class _FastMixin:
             return False
         if getattr(self.cell, "recurrent_dropout", 0):
             return False
-        if training and self.cell.dropout and getattr(self.cell, "implementation", 2) != 2:
+        if self.cell.dropout and getattr(self.cell, "implementation", 2) != 2:
             return False  # implementation 1 draws one input mask per gate; the fused loop has one projection
         if _activation_name(self.cell.activation) != "tanh" or not self.cell.use_bias:
             return False
@@ -76,11 +76,11 @@ class _FastMixin:
             return super().inner_loop(sequences, initial_state, mask=mask, training=training)
         self.fast_path_used = True
         states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
-        if training and self.cell.dropout:
+        if self.cell.dropout:
             # Keras's cells (implementation 2) multiply every step's input by one mask drawn per call; the
             # cell caches it, so this is the very mask Keras's own loop would use.
-            mask_ = self.cell.get_dropout_mask(sequences[:, 0, :])
-            sequences = sequences * keras.ops.expand_dims(mask_, 1)
+            dropout_mask = self.cell.get_dropout_mask(sequences[:, 0, :])
+            sequences = sequences * keras.ops.expand_dims(dropout_mask, 1)
         if isinstance(mask, (list, tuple)):
             mask = mask[0]
         return _run(self._fast_cell, sequences, states, self.cell, self.go_backwards, self.return_sequences,
