@@ -38,7 +38,7 @@ sweep: $(STAMP)  ## a 2x2-point, 2-seed grid sweep of the adding problem on 2 wo
 report: $(STAMP)  ## one leaderboard of every run under results/ (results/leaderboard.csv and .md)
 	$(BIN)/gru-lab report results
 
-bench: $(STAMP)  ## gru-lab's training path vs the plain Keras baseline, seed 000 workload, rnn/lstm/gru, each variant in a fresh process (~30 min on 2 CPU cores)
+bench: $(STAMP)  ## gru-lab's training path vs the plain Keras baseline, seed 000 workload, rnn/lstm/gru, each variant in a fresh process (~15 min on 2 CPU cores)
 	GRU_LAB_IMDB=$${GRU_LAB_IMDB:-$(IMDB)} $(BIN)/gru-lab bench --isolate
 
 bench-quick: $(STAMP)  ## the same bench on 2,000 reviews and 2 epochs, GRU only (checks the bench, not the speed; ~2 min)
