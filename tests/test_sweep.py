@@ -332,7 +332,8 @@ def test_ctrl_c_cancels_the_ray_tasks_in_flight_and_keeps_nothing_half_done(ray_
     timer = threading.Timer(12, ctrl_c)  # the workers are training by then
 
     def on_event(kind, run, info):
-        if kind == "start" and not timer.is_alive():
+        # Start the timer once: is_alive() is False again after it fired, and a Timer starts only once.
+        if kind == "start" and timer.ident is None:
             timer.start()
 
     try:
