@@ -101,16 +101,20 @@ def train(
         raise typer.Exit(code=130)
 
 
-def _train_with_progress(cfg, data, quiet: bool):
+def _progress():
+    """The progress display train, compare and sweep share: a bar per task with its latest logs, on stderr."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TextColumn("{task.fields[logs]}"), console=err, transient=False)
+
+
+def _train_with_progress(cfg, data, quiet: bool):
     from gru_lab.training import train as run_training
 
     if quiet:
         return run_training(cfg, data)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("{task.fields[logs]}"))
-    with Progress(*columns, console=err, transient=False) as progress:
+    with _progress() as progress:
         epochs = progress.add_task(f"{cfg.name}: epochs", total=cfg.train.epochs, logs="")
         batches = progress.add_task("  batches", total=None, logs="")
 
@@ -252,15 +256,11 @@ def _exit_for_runs(result, folder: Path, command: str) -> None:
 
 
 def _compare_with_progress(plan, quiet: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from gru_lab.compare import execute
 
     if quiet:
         return execute(plan)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("{task.fields[logs]}"))
-    with Progress(*columns, console=err, transient=False) as progress:
+    with _progress() as progress:
         runs = progress.add_task(f"{plan.name}: runs", total=len(plan.runs), logs="")
         epochs = progress.add_task("  epochs", total=None, logs="")
 
@@ -330,15 +330,11 @@ def sweep(
 
 
 def _sweep_with_progress(plan, quiet: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from gru_lab.sweep import execute_sweep
 
     if quiet:
         return execute_sweep(plan)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("{task.fields[logs]}"))
-    with Progress(*columns, console=err, transient=False) as progress:
+    with _progress() as progress:
         runs = progress.add_task(f"{plan.name}: runs", total=len(plan.runs), logs="")
         active: dict[str, int] = {}  # run id -> its progress line, while it runs
 
