@@ -228,20 +228,25 @@ def build_comparison(result) -> Comparison:
 
 def write_comparison(result) -> Comparison:
     """comparison.csv/.md/.json and the plots under the compare folder, each written atomically."""
-    from gru_lab.runs import atomic_write_json, atomic_write_text
-
     comp = build_comparison(result)
     folder = result.plan.folder
     folder.mkdir(parents=True, exist_ok=True)
     plots = write_plots(result, comp, folder)
     comp.files.update(plots)
-    atomic_write_text(folder / "comparison.csv", comp.table.to_csv(index=False))
-    comp.files["csv"] = folder / "comparison.csv"
-    atomic_write_text(folder / "comparison.md", comparison_markdown(result, comp))
-    comp.files["md"] = folder / "comparison.md"
-    atomic_write_json(folder / "comparison.json", comparison_record(result, comp))
-    comp.files["json"] = folder / "comparison.json"
+    comp.files.update(_write_table_files(folder / "comparison", comp.table, comparison_markdown(result, comp),
+                                         comparison_record(result, comp)))
     return comp
+
+
+def _write_table_files(stem, table, markdown: str, record) -> dict:
+    """<stem>.csv, .md and .json, each written atomically; returns {"csv"|"md"|"json": path}."""
+    from gru_lab.runs import atomic_write_json, atomic_write_text
+
+    paths = {kind: stem.with_name(f"{stem.name}.{kind}") for kind in ("csv", "md", "json")}
+    atomic_write_text(paths["csv"], table.to_csv(index=False))
+    atomic_write_text(paths["md"], markdown)
+    atomic_write_json(paths["json"], record)
+    return paths
 
 
 def _records(df) -> list[dict[str, Any]]:
@@ -575,20 +580,14 @@ def build_sweep(result) -> SweepReport:
 
 def write_sweep(result) -> SweepReport:
     """sweep.csv/.md/.json and sweep.png under the sweep folder, each written atomically."""
-    from gru_lab.runs import atomic_write_json, atomic_write_text
-
     rep = build_sweep(result)
     folder = result.plan.folder
     folder.mkdir(parents=True, exist_ok=True)
     if rep.table.metric_mean.notna().any():
         _save_figure(_plot_sweep(result, rep), folder / "sweep.png")
         rep.files["plot"] = folder / "sweep.png"
-    atomic_write_text(folder / "sweep.csv", rep.table.to_csv(index=False))
-    rep.files["csv"] = folder / "sweep.csv"
-    atomic_write_text(folder / "sweep.md", sweep_markdown(result, rep))
-    rep.files["md"] = folder / "sweep.md"
-    atomic_write_json(folder / "sweep.json", sweep_record(result, rep))
-    rep.files["json"] = folder / "sweep.json"
+    rep.files.update(_write_table_files(folder / "sweep", rep.table, sweep_markdown(result, rep),
+                                        sweep_record(result, rep)))
     return rep
 
 
