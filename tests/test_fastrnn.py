@@ -14,7 +14,7 @@ tf = pytest.importorskip("tensorflow")
 
 from keras import layers  # noqa: E402
 
-from gru_lab.fastrnn import FAST_CLASSES  # noqa: E402
+from gru_lab.fastrnn import FAST_CLASSES, TABLE_BREAK_EVEN_BATCH, Embedding  # noqa: E402
 
 KERAS_CLASSES = {"gru": layers.GRU, "lstm": layers.LSTM, "simple_rnn": layers.SimpleRNN}
 CELLS = sorted(KERAS_CLASSES)
@@ -180,6 +180,7 @@ def test_model_keras_file_and_weights_round_trip(tmp_path):
     fused.save(tmp_path / "model.keras")
     loaded = keras.saving.load_model(tmp_path / "model.keras")
     assert type(loaded.get_layer("lstm_1")) is FAST_CLASSES["lstm"]
+    assert type(loaded.get_layer("embedding")) is Embedding and type(plain.get_layer("embedding")) is layers.Embedding
     np.testing.assert_allclose(loaded.predict(x, verbose=0), fused.predict(x, verbose=0), atol=TOL)
 
     plain.save_weights(tmp_path / "plain.weights.h5")
@@ -189,6 +190,67 @@ def test_model_keras_file_and_weights_round_trip(tmp_path):
     other = build_model(ModelConfig(cell="lstm", units=[6, 4], embedding_dim=8, fast_path="off"), spec)
     other.load_weights(tmp_path / "model.keras")  # a fused model's file feeds a plain Keras model
     np.testing.assert_allclose(other.predict(x, verbose=0), loaded.predict(x, verbose=0), atol=TOL)
+
+
+def _token_twins(cell: str, vocab: int = 40, steps: int = 11, **model):
+    """A gru-lab token model (gru_lab Embedding -> fused layers) and the plain Keras model, same weights."""
+    from gru_lab.models import build_model
+
+    padding = model.pop("padding", "pre")
+    spec = InputSpec("binary", "tokens", steps, 1, 1, vocab_size=vocab, padding=padding)
+    keras.utils.set_random_seed(3)
+    fused = build_model(ModelConfig(cell=cell, units=[6, 4], embedding_dim=8, **model), spec)
+    plain = build_model(ModelConfig(cell=cell, units=[6, 4], embedding_dim=8, fast_path="off", **model), spec)
+    rng = np.random.default_rng(5)
+    weights = [rng.normal(scale=0.5, size=w.shape).astype("float32") for w in fused.get_weights()]
+    fused.set_weights(weights)
+    plain.set_weights(weights)
+    x = rng.integers(1, vocab, (7, steps)).astype("int32")
+    for row, length in enumerate([steps, 1, 3, steps - 2, 5, steps, 2]):  # padded reviews of several lengths
+        if padding == "pre":
+            x[row, :steps - length] = 0
+        else:
+            x[row, length:] = 0
+    return fused, plain, x
+
+
+def _first_recurrent(model):
+    layer = next(layer for layer in model.layers if isinstance(layer, (layers.RNN, layers.Bidirectional)))
+    return [layer.forward_layer, layer.backward_layer] if isinstance(layer, layers.Bidirectional) else [layer]
+
+
+@pytest.mark.parametrize("variant", [
+    dict(),
+    dict(mask_zero=True, padding="pre"),
+    dict(mask_zero=True, padding="post", bidirectional=True),
+    dict(bidirectional=True, merge_mode="sum"),
+], ids=["no-mask", "mask-pre", "mask-post-bidirectional", "bidirectional-sum"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_inference_from_a_token_table_same_as_keras(cell, variant):
+    """At inference the first recurrent layer reads each gate's projection of the vocabulary from a table
+    (E @ W_gate + b) instead of projecting the embedded sequence: the predictions stay Keras's."""
+    fused, plain, x = _token_twins(cell, **variant)
+    expected = plain.predict(x, verbose=0)
+    got = fused.predict(x, verbose=0)
+    assert all(part.table_inference_used for part in _first_recurrent(fused))
+    assert not any(getattr(part, "table_inference_used", False) for part in _first_recurrent(plain))
+    np.testing.assert_allclose(got, expected, atol=TOL, rtol=0)
+    # and under XLA, as gru-lab compiles evaluate/predict on a CPU
+    compiled = tf.function(lambda batch: fused(batch, training=False), jit_compile=True)
+    np.testing.assert_allclose(compiled(tf.constant(x)).numpy(), expected, atol=TOL, rtol=0)
+
+
+def test_no_table_where_the_vocabulary_costs_more_than_projecting_the_batch():
+    steps = 2
+    fused, plain, x = _token_twins("gru", vocab=steps * TABLE_BREAK_EVEN_BATCH + 1, steps=steps)
+    np.testing.assert_allclose(fused.predict(x, verbose=0), plain.predict(x, verbose=0), atol=TOL, rtol=0)
+    assert not _first_recurrent(fused)[0].table_inference_used
+
+
+def test_no_table_when_a_layer_sits_between_the_embedding_and_the_recurrent_layer():
+    fused, plain, x = _token_twins("gru", conv={"filters": 4, "kernel_size": 3, "pool_size": 1})
+    np.testing.assert_allclose(fused.predict(x, verbose=0), plain.predict(x, verbose=0), atol=TOL, rtol=0)
+    assert not _first_recurrent(fused)[0].table_inference_used
 
 
 @pytest.mark.parametrize("model, eligible, reason", [
