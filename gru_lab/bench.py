@@ -192,10 +192,12 @@ def run_gru_lab(cfg: ExperimentConfig, data: Dataset) -> dict[str, Any]:
     if result.status != "finished":
         raise KeyboardInterrupt
     kernels = sorted({k["kernel"] for k in m["execution"]["kernels"]})
+    inference = sorted({k.get("inference", k["kernel"]) for k in m["execution"]["kernels"]})
     return {
         "history": result.history, "n_fit": m["n_train_fit"], "test": m["test"],
         "eval_seconds": m["eval_seconds"], "inference_samples_per_second": m["inference_samples_per_second"],
-        "kernel": "+".join(kernels) + (" (xla)" if m["execution"]["xla"] else ""), "eval_batch": eval_batch(cfg.train),
+        "kernel": "+".join(kernels) + (" (xla)" if m["execution"]["xla"] else "") + f", inference {'+'.join(inference)}",
+        "eval_batch": eval_batch(cfg.train),
     }
 
 

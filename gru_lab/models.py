@@ -176,7 +176,10 @@ def build_model(m: ModelConfig, spec: InputSpec):
     for plan in plan_layers(m, spec):
         o = plan.options
         if plan.kind == "Embedding":
-            layer = layers.Embedding(o["input_dim"], o["output_dim"], mask_zero=o["mask_zero"], name=plan.name)
+            embedding = layers.Embedding
+            if not fast_path_static_blockers(m):
+                from gru_lab.fastrnn import Embedding as embedding  # lets the fused layer after it use a token table
+            layer = embedding(o["input_dim"], o["output_dim"], mask_zero=o["mask_zero"], name=plan.name)
         elif plan.kind == "Conv1D":
             layer = layers.Conv1D(o["filters"], o["kernel_size"], padding="same", activation="relu", name=plan.name)
         elif plan.kind == "MaxPooling1D":

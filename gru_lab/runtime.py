@@ -77,10 +77,12 @@ def executing(execution: Execution):
 
 
 def kernels_used(model, execution: Execution) -> list[dict[str, str]]:
-    """For each recurrent layer (each direction of a bidirectional one): the kernel its training steps ran.
+    """For each recurrent layer (each direction of a bidirectional one): the kernel its training steps
+    ran ("kernel") and the one its last evaluation/prediction ran ("inference").
 
-    "fused-cpu": gru-lab's fused loop (fastrnn; evaluation and prediction then run Keras's loop, which
-    XLA compiles well); "cudnn": Keras's cuDNN kernel; "keras-loop": Keras's generic step-by-step loop."""
+    "fused-cpu": gru-lab's fused loop (fastrnn); "fused-table": the forward-only fused loop reading each
+    gate's projection of the vocabulary from a table (a layer right after gru-lab's Embedding, at
+    inference); "cudnn": Keras's cuDNN kernel; "keras-loop": Keras's generic step-by-step loop."""
     from keras import layers
 
     rows = []
@@ -91,11 +93,11 @@ def kernels_used(model, execution: Execution) -> list[dict[str, str]]:
         for name, part in parts:
             if not isinstance(part, layers.RNN):
                 continue
-            if getattr(part, "fast_path_used", False):
-                kernel = "fused-cpu"
-            elif execution.device == "gpu" and isinstance(part, (layers.GRU, layers.LSTM)) and not part.supports_jit:
-                kernel = "cudnn"  # Keras marks a layer not XLA-compilable exactly when it took the cuDNN path
-            else:
-                kernel = "keras-loop"
-            rows.append({"layer": name, "class": f"{type(part).__module__}.{type(part).__name__}", "kernel": kernel})
+            # Keras marks a layer not XLA-compilable exactly when it took the cuDNN path
+            cudnn = execution.device == "gpu" and isinstance(part, (layers.GRU, layers.LSTM)) and not part.supports_jit
+            plain = "cudnn" if cudnn else "keras-loop"
+            kernel = "fused-cpu" if getattr(part, "fast_path_used", False) else plain
+            inference = "fused-table" if getattr(part, "table_inference_used", False) else plain
+            rows.append({"layer": name, "class": f"{type(part).__module__}.{type(part).__name__}", "kernel": kernel,
+                         "inference": inference})
     return rows

@@ -271,8 +271,8 @@ def best_epoch(history: list[dict[str, float]], task: str) -> int | None:
 
 
 def eval_batch(t) -> int:
-    """The evaluate/predict batch: train.eval_batch_size, else max(batch_size, 256)."""
-    return t.eval_batch_size or max(t.batch_size, 256)
+    """The evaluate/predict batch: train.eval_batch_size, else max(batch_size, 1024)."""
+    return t.eval_batch_size or max(t.batch_size, 1024)
 
 
 def evaluate(model, data: Dataset, batch_size: int, trim_padding: str | None = None) -> dict[str, Any]:

@@ -57,7 +57,7 @@ def test_bench_cli_writes_measured_rows_and_ratios_computed_from_them(tmp_path, 
     median_train = rows[["epoch_1_train_s", "epoch_2_train_s"]].median(axis=1)
     np.testing.assert_allclose(rows["train_samples_per_s"], 72 / median_train, rtol=1e-9)
     assert rows["kernel"].tolist()[::2] == ["keras-loop", "keras-loop"]
-    assert rows["kernel"].tolist()[1::2] == ["fused-cpu", "fused-cpu"]
+    assert rows["kernel"].tolist()[1::2] == ["fused-cpu, inference fused-table"] * 2  # the token table at evaluate/predict
 
     ratios = pd.read_csv(folder / "ratios.csv")
     np.testing.assert_allclose(ratios.to_numpy()[:, 2:].astype(float),
