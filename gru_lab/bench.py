@@ -59,6 +59,9 @@ def synthetic_tokens(cfg: ExperimentConfig, seed: int) -> Dataset:
     rng = np.random.default_rng(seed)
     n_train, n_test = d.n_train or 25_000, d.n_test or 25_000
 
+    # up to 20 pairs of sentiment words (ids 4, 5, 6, 7, ...), fewer where the vocabulary is smaller
+    sentiment_pairs = max(1, min(20, (d.num_words - 4) // 2))
+
     def split(n: int):
         labels = rng.integers(0, 2, n)
         lengths = np.clip(rng.lognormal(5.2, 0.7, n).astype(int) + 1, 10, None)  # median ~180 tokens, long tail
@@ -67,7 +70,8 @@ def synthetic_tokens(cfg: ExperimentConfig, seed: int) -> Dataset:
             length = min(length, d.maxlen)
             words = np.minimum(rng.zipf(1.3, length) + 3, d.num_words - 1)
             sentiment = rng.random(length) < 0.05  # 1 word in 20 leans towards the label
-            words[sentiment] = 4 + 2 * rng.integers(0, 20, sentiment.sum()) + label
+            words[sentiment] = 4 + 2 * rng.integers(0, sentiment_pairs, sentiment.sum()) + label
+            words = np.minimum(words, d.num_words - 1)
             words[0] = 1
             if d.padding == "pre":
                 x[i, d.maxlen - length:] = words
@@ -196,7 +200,8 @@ def run_gru_lab(cfg: ExperimentConfig, data: Dataset) -> dict[str, Any]:
     return {
         "history": result.history, "n_fit": m["n_train_fit"], "test": m["test"],
         "eval_seconds": m["eval_seconds"], "inference_samples_per_second": m["inference_samples_per_second"],
-        "kernel": "+".join(kernels) + (" (xla)" if m["execution"]["xla"] else "") + f", inference {'+'.join(inference)}",
+        "kernel": "+".join(kernels) + (" (xla)" if m["execution"]["xla"] else "") + f", inference {'+'.join(inference)}"
+                  + (" (xla)" if m["execution"].get("xla_inference") else ""),
         "eval_batch": eval_batch(cfg.train),
     }
 

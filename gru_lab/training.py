@@ -127,7 +127,7 @@ def train(cfg: ExperimentConfig, data: Dataset, epoch_hook: EpochHook | None = N
     (status "interrupted") and keeps the finished epochs."""
     from gru_lab.runtime import executing, plan_execution
 
-    execution = plan_execution(cfg.train)  # first: hiding GPUs for train.device cpu only works before TF starts
+    execution = plan_execution(cfg.train, cfg.model.cell)  # first: hiding GPUs for train.device cpu only works before TF starts
     with executing(execution):
         return _fit_and_evaluate(cfg, data, execution, epoch_hook, batch_hook)
 
@@ -182,7 +182,9 @@ def _fit_and_evaluate(cfg: ExperimentConfig, data: Dataset, execution, epoch_hoo
 
     metrics: dict[str, Any] = {"status": status, "seed": seed, "task": spec.task}
     if status == "finished":
-        metrics.update(evaluate(model, data, eval_batch_size, trim))
+        if execution.xla_inference and not execution.xla:
+            _compile_inference(model)
+        metrics.update(evaluate(model, data, eval_batch_size, None if execution.xla_inference else trim))
     epoch_seconds = [r["seconds"] for r in history]
     train_seconds = [r["train_seconds"] for r in history]
     metrics["epochs_run"] = len(history)
@@ -205,6 +207,20 @@ def _fit_and_evaluate(cfg: ExperimentConfig, data: Dataset, execution, epoch_hoo
         metrics["distribute"] = {"strategy": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync,
                                  "devices": list(strategy.extended.worker_devices)}
     return TrainResult(status=status, model=model, history=history, metrics=metrics)
+
+
+def _compile_inference(model) -> None:
+    """Switch evaluate/predict to XLA after a fit that ran without it (runtime.plan_execution says when).
+
+    Keras refuses XLA while op determinism is on, and it builds its step functions once: turn
+    determinism off (XLA's CPU code is deterministic for a fixed thread count) and drop the built
+    evaluate/predict functions so the next call compiles them."""
+    from tensorflow.python.framework import config as tf_config
+
+    tf_config.disable_op_determinism()
+    model.jit_compile = True
+    model.test_function = None
+    model.predict_function = None
 
 
 def distribution_strategy(kind: str):
