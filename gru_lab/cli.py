@@ -158,12 +158,17 @@ def inspect(
     """Show the model a config builds: layers, exact parameter formulas, cuDNN eligibility. Trains nothing."""
     cfg = _load(config, set_)
     from gru_lab.data import spec_for
-    from gru_lab.models import build_model, cudnn_eligibility, fast_path_eligibility, plan_layers
+    from gru_lab.models import (build_model, cudnn_eligibility, fast_path_eligibility, plan_layers,
+                                token_table_eligibility)
     from gru_lab.report import layers_table
 
     spec = spec_for(cfg.data)
     plans = plan_layers(cfg.model, spec)
     out.print(layers_table(plans, cudnn_eligibility(cfg.model, spec), fast_path_eligibility(cfg.model, spec)))
+    table = token_table_eligibility(cfg.model, spec)
+    if table is not None:
+        out.print(f"Inference on a CPU: {table.layer} reads its input projections from a token table: {table.describe()}",
+                  markup=False, highlight=False)
     if build:
         model = build_model(cfg.model, spec)
         model.summary(print_fn=lambda line, **_: out.print(line, markup=False, highlight=False))

@@ -38,6 +38,8 @@ from typing import Any
 import keras
 from keras import layers
 
+from gru_lab.models import TABLE_BREAK_EVEN_BATCH  # models imports this module only inside build_model
+
 PACKAGE = "gru_lab"
 
 
@@ -46,9 +48,6 @@ def _activation_name(fn: Any) -> str:
 
 
 TOKEN_IDS = "_gru_lab_token_ids"  # attribute gru_lab's Embedding puts on its output: (ids, embedding layer)
-# The projected table costs vocabulary x d x gates*u multiply-adds per call; projecting the batch costs
-# batch x T x d x gates*u. The table is used where it pays from this batch size up.
-TABLE_BREAK_EVEN_BATCH = 256
 
 
 class _FastMixin:

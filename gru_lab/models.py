@@ -142,6 +142,27 @@ def fast_path_eligibility(m: ModelConfig, spec: InputSpec) -> list[CudnnVerdict]
     return [CudnnVerdict(plan.name, not reasons, list(reasons)) for plan in plan_layers(m, spec) if plan.recurrent]
 
 
+# The token table costs vocabulary x d x gates*u multiply-adds per inference call; projecting the batch
+# costs batch x T x d x gates*u. It is used where it pays from this batch size up (fastrnn reads it).
+TABLE_BREAK_EVEN_BATCH = 256
+
+
+def token_table_eligibility(m: ModelConfig, spec: InputSpec) -> CudnnVerdict | None:
+    """At evaluation/prediction on a CPU, does the first recurrent layer read its input projections from
+    a token table (fastrnn: E @ W_gate + b looked up per token), and if not, why. None without tokens."""
+    if spec.input_kind != "tokens":
+        return None
+    first = next(p for p in plan_layers(m, spec) if p.recurrent)
+    reasons = list(fast_path_static_blockers(m))
+    if m.conv is not None:
+        reasons.append("a Conv1D sits between the Embedding and the recurrent layer")
+    vocabulary = spec.vocab_size or 0
+    if vocabulary > spec.timesteps * TABLE_BREAK_EVEN_BATCH:
+        reasons.append(f"vocabulary {vocabulary:,} > {TABLE_BREAK_EVEN_BATCH} x {spec.timesteps} time steps: "
+                       "projecting each batch costs less")
+    return CudnnVerdict(first.name, not reasons, reasons)
+
+
 def fast_path_static_blockers(m: ModelConfig) -> list[str]:
     """Settings that keep a layer from ever running fused; with none, build_model builds the fused class."""
     reasons = []

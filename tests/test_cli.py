@@ -78,6 +78,16 @@ def test_inspect_shows_formulas_and_cudnn(runner):
     assert result.exit_code == 0, result.output
     assert "3u(d+u+2) = 3*50*(1+50+2)" in result.stdout and "'relu'" in result.stdout
     assert "8,001" in result.stdout  # 3*50*(1+50+2) + 51
+    assert "token table" not in result.stdout  # real-valued inputs: no Embedding, no table
+
+
+def test_inspect_says_whether_inference_uses_the_token_table(runner):
+    result = runner.invoke(app, ["inspect", str(ROOT / "configs" / "imdb_gru.yaml"), "--no-build"])
+    assert result.exit_code == 0, result.output
+    assert "gru_1 reads its input projections from a token table: yes" in " ".join(result.stdout.split())
+    result = runner.invoke(app, ["inspect", str(ROOT / "configs" / "imdb_gru.yaml"), "--no-build",
+                                 "--set", "model.fast_path=off"])
+    assert "token table: no: model.fast_path is 'off'" in " ".join(result.stdout.split())
 
 
 def test_help_and_config_errors_answer_without_tensorflow():

@@ -245,6 +245,15 @@ def test_no_table_where_the_vocabulary_costs_more_than_projecting_the_batch():
     fused, plain, x = _token_twins("gru", vocab=steps * TABLE_BREAK_EVEN_BATCH + 1, steps=steps)
     np.testing.assert_allclose(fused.predict(x, verbose=0), plain.predict(x, verbose=0), atol=TOL, rtol=0)
     assert not _first_recurrent(fused)[0].table_inference_used
+    # what `gru-lab inspect` says agrees with what the layer did, on both sides of the line
+    from gru_lab.models import token_table_eligibility
+
+    for vocab, used in ((steps * TABLE_BREAK_EVEN_BATCH + 1, False), (steps * TABLE_BREAK_EVEN_BATCH, True)):
+        spec = InputSpec("binary", "tokens", steps, 1, 1, vocab_size=vocab, padding="pre")
+        assert token_table_eligibility(ModelConfig(cell="gru", units=[6, 4], embedding_dim=8), spec).eligible is used
+    fused, _, x = _token_twins("gru", vocab=steps * TABLE_BREAK_EVEN_BATCH, steps=steps)
+    fused.predict(x, verbose=0)
+    assert _first_recurrent(fused)[0].table_inference_used
 
 
 def test_no_table_when_a_layer_sits_between_the_embedding_and_the_recurrent_layer():

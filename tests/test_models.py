@@ -118,3 +118,26 @@ def test_left_padded_mask_builds_without_cudnn():
     model = build_model(ModelConfig(cell="gru", units=4, embedding_dim=4, mask_zero=True),
                         InputSpec("binary", "tokens", 20, 1, 1, vocab_size=50, padding="post"))
     assert model.get_layer("gru_1").use_cudnn == "auto"
+
+
+@pytest.mark.parametrize("model, data, reason", [
+    (dict(), dict(vocab_size=10_000, timesteps=200), None),
+    (dict(conv={"filters": 8}), dict(vocab_size=10_000, timesteps=200), "a Conv1D sits between"),
+    (dict(), dict(vocab_size=200 * 256 + 1, timesteps=200), "vocabulary 51,201 > 256 x 200 time steps"),
+    (dict(fast_path="off"), dict(vocab_size=100, timesteps=20), "model.fast_path is 'off'"),
+    (dict(bidirectional=True, units=[8, 4]), dict(vocab_size=100, timesteps=20), None),
+])
+def test_token_table_eligibility_names_the_first_recurrent_layer_and_why(model, data, reason):
+    from gru_lab.models import token_table_eligibility
+
+    spec = InputSpec("binary", "tokens", data["timesteps"], 1, 1, vocab_size=data["vocab_size"], padding="pre")
+    verdict = token_table_eligibility(ModelConfig(cell="gru", embedding_dim=8, **model), spec)
+    assert verdict.layer == ("bigru_1" if model.get("bidirectional") else "gru_1")
+    assert verdict.eligible is (reason is None)
+    assert reason is None or any(reason in r for r in verdict.reasons)
+
+
+def test_no_token_table_verdict_for_real_valued_inputs():
+    from gru_lab.models import token_table_eligibility
+
+    assert token_table_eligibility(ModelConfig(cell="gru"), InputSpec("regression", "real", 10, 1, 1)) is None
