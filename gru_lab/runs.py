@@ -122,6 +122,16 @@ class RunFolder:
     def write_json(self, name: str, obj: Any) -> None:
         atomic_write_json(self.partial / name, obj)
 
+    def commit_record(self, metrics: dict[str, Any]) -> Path:
+        """Write metrics.json last (its presence marks the record complete), rename into place, and keep
+        metrics["run_id"] equal to the folder name when a clash added a suffix."""
+        self.write_json("metrics.json", metrics)
+        final = self.commit()
+        if final.name != self.run_id:
+            metrics["run_id"] = final.name
+            atomic_write_json(final / "metrics.json", metrics)
+        return final
+
     def commit(self) -> Path:
         """Rename into results/<name>/<run-id>; a clash (same second, same config) gets a suffix."""
         candidate, n = self.parent / self.run_id, 1
@@ -157,14 +167,7 @@ def save_run(cfg: ExperimentConfig, result, data, run_id: str | None = None, bas
         if cfg.output.save_model and result.model is not None:
             save_model_atomic(result.model, folder.path("model.keras"))
             metrics["model_file"] = "model.keras"
-        # metrics.json last: its presence marks the record as complete even inside the partial folder.
-        folder.write_json("metrics.json", metrics)
-        final = folder.commit()
-    # The folder name may have gained a suffix; keep the record's run_id equal to the folder name.
-    if final.name != run_id:
-        metrics["run_id"] = final.name
-        atomic_write_json(final / "metrics.json", metrics)
-    return final
+        return folder.commit_record(metrics)
 
 
 def run_files(folder: Path) -> dict[str, bytes]:
@@ -178,13 +181,7 @@ def save_run_files(base_dir: str | Path, name: str, run_id: str, files: dict[str
         for rel, data in files.items():
             if rel != "metrics.json":
                 atomic_write_bytes(folder.path(rel), data)
-        metrics = json.loads(files["metrics.json"])
-        folder.write_json("metrics.json", metrics)  # last, as in save_run
-        final = folder.commit()
-    if final.name != run_id:
-        metrics["run_id"] = final.name
-        atomic_write_json(final / "metrics.json", metrics)
-    return final
+        return folder.commit_record(json.loads(files["metrics.json"]))
 
 
 def metric_of(task: str) -> tuple[str, bool]:
