@@ -311,14 +311,21 @@ def _format_error(err: dict, raw: dict) -> tuple[str, str]:
     return key, f"'{key}': {err['msg']}. Got {got!r}."
 
 
-def parse_override(text: str) -> tuple[str, Any]:
-    """'model.units=64' -> ('model.units', 64). Values are parsed as YAML scalars/lists."""
-    if "=" not in text:
-        raise ValueError(f"expected KEY=VALUE (e.g. model.units=64). Got {text!r}.")
+def split_assignment(text: str) -> tuple[str, str]:
+    """'model.units=64' -> ('model.units', '64') for --set and --grid; the caller checks that '=' is there.
+    Raises ValueError when the key is not a dotted key."""
     key, _, value = text.partition("=")
     key = key.strip()
     if not key or any(not part for part in key.split(".")):
         raise ValueError(f"expected a dotted key such as model.units. Got {key!r}.")
+    return key, value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """'model.units=64' -> ('model.units', 64). Values are parsed as YAML scalars/lists."""
+    if "=" not in text:
+        raise ValueError(f"expected KEY=VALUE (e.g. model.units=64). Got {text!r}.")
+    key, value = split_assignment(text)
     try:
         parsed = yaml.safe_load(value) if value.strip() else None
     except yaml.YAMLError:

@@ -26,7 +26,8 @@ from typing import Any, Iterable
 
 import yaml
 
-from gru_lab.config import ExperimentConfig, SweepConfig, apply_overrides, config_from_raw, load_yaml, set_key, validate
+from gru_lab.config import (ExperimentConfig, SweepConfig, apply_overrides, config_from_raw, load_yaml, set_key,
+                            split_assignment, validate)
 from gru_lab.errors import SweepError
 from gru_lab.execution import EventHook, RunOutcome, Runner, execute_runs, isolation_of, run_in_subprocess
 from gru_lab.runs import config_hash, measured, metric_of
@@ -100,10 +101,10 @@ def parse_axis(text: str) -> tuple[str, list[Any]]:
     """'model.units=32,64' -> ('model.units', [32, 64]); values are YAML ([64,32] is a list, 1e-3 a number)."""
     if "=" not in text:
         raise SweepError(f"--grid {text}: expected KEY=V1,V2,... (e.g. --grid model.units=32,64).")
-    key, _, values = text.partition("=")
-    key = key.strip()
-    if not key or any(not part for part in key.split(".")):
-        raise SweepError(f"--grid {text}: expected a dotted key such as model.units. Got {key!r}.")
+    try:
+        key, values = split_assignment(text)
+    except ValueError as exc:
+        raise SweepError(f"--grid {text}: {exc}") from None
     if not values.strip():
         raise SweepError(f"--grid {text}: empty axis; give one or more values, e.g. --grid {key}=32,64.")
     try:
