@@ -48,6 +48,17 @@ def write_config(tmp_path):
     return write
 
 
+def assert_user_error(result, results_dir: Path) -> str:
+    """The CLI's answer to a user mistake: exit code 2, one line on stderr, no traceback, nothing written
+    under results_dir. Returns that line for the caller's own checks."""
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.output
+    assert not results_dir.exists(), "a user mistake must write nothing"
+    return lines[0]
+
+
 def tiny_config(**model) -> dict:
     """A config that trains in about a second: 64 short sine windows, 2 epochs."""
     return {

@@ -18,6 +18,7 @@ from gru_lab.compare import (FAILS, HOLDS, INCONCLUSIVE, CompareResult, RunFaile
 from gru_lab.data import spec_for
 from gru_lab.errors import GruLabError
 from gru_lab.report import build_comparison, leaderboard_frame, write_comparison
+from tests.conftest import assert_user_error
 
 
 def formula(cell: str, d: int, u: int) -> int:
@@ -361,11 +362,8 @@ def test_cli_bad_invocations_are_one_line_and_write_nothing(runner, tmp_path, ar
     base = write(tmp_path / "b.yaml", tiny(tmp_path / "results"))
     args = [a.format(base=base, missing=tmp_path / "missing.yaml") for a in args]
     result = runner.invoke(app, ["compare", *args])
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0], result.stderr
-    assert "Traceback" not in result.output
-    assert not (tmp_path / "results").exists()
+    line = assert_user_error(result, tmp_path / "results")
+    assert message in line, line
 
 
 def test_cli_report_leaderboard(runner, finished, tmp_path):

@@ -23,7 +23,7 @@ from gru_lab.errors import GruLabError
 from gru_lab.execution import RunFailed, execute_runs
 from gru_lab.runs import config_hash
 from gru_lab.sweep import execute_sweep, parse_axis, plan_sweep
-from tests.conftest import ROOT
+from tests.conftest import ROOT, assert_user_error
 
 # XLA compilation, where this version has it, costs more than these tiny runs themselves.
 FAST = {"xla": "off"} if "xla" in TrainConfig.model_fields else {}
@@ -134,11 +134,8 @@ def test_bad_sweeps_are_one_line_exit_2_and_write_nothing(runner, tmp_path, args
     if not args or not args[0].endswith(".yaml"):
         args = [str(base), *args]
     result = runner.invoke(app, ["sweep", *args])
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0], result.stderr
-    assert "Traceback" not in result.output
-    assert not (tmp_path / "results").exists()
+    line = assert_user_error(result, tmp_path / "results")
+    assert message in line, line
 
 
 def test_ray_backend_without_ray_says_how_to_get_it(runner, tmp_path, monkeypatch):
