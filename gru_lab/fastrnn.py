@@ -38,6 +38,7 @@ from typing import Any
 import keras
 from keras import layers
 
+from gru_lab import native
 from gru_lab.models import TABLE_BREAK_EVEN_BATCH  # models imports this module only inside build_model
 
 PACKAGE = "gru_lab"
@@ -56,6 +57,8 @@ class _FastMixin:
     _fast_cell = ""
     fast_path_used = False  # whether the last training call ran the fused loop (runtime.kernels_used reads it)
     table_inference_used = False  # whether the last inference call looked its inputs up in a projected table
+    native_used = False  # whether the last training call's fused loop was the compiled one (gru_lab.native)
+    native_inference_used = False  # the same for the last inference call
 
     def _fused_supported(self) -> bool:
         """Whether the fused loops compute exactly what Keras's loop computes for this layer."""
@@ -94,6 +97,10 @@ class _FastMixin:
             return None
         return found
 
+    def _native(self, sequences) -> bool:
+        """Whether _run hands this call to the compiled GRU loops (gru_lab.native)."""
+        return _native_applies(self._fast_cell, sequences.dtype) and self._fused_supported()
+
     def inner_loop(self, sequences, initial_state, mask, training=False):
         states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
         if isinstance(mask, (list, tuple)):
@@ -101,6 +108,10 @@ class _FastMixin:
         if not training:
             table = self._token_table(sequences)
             self.table_inference_used = table is not None
+            self.native_inference_used = self._native(sequences)
+            if table is None and self.native_inference_used:
+                return _run(self._fast_cell, sequences, states, self.cell, self.go_backwards, self.return_sequences,
+                            mask, self.zero_output_for_mask, training=False)
             if table is not None:
                 # Forward only, straight from the token ids: each gate's input projection of every
                 # vocabulary row (E @ W_gate + b) is computed once per call and each step looks its rows
@@ -115,6 +126,7 @@ class _FastMixin:
             self.fast_path_used = False
             return super().inner_loop(sequences, initial_state, mask=mask, training=training)
         self.fast_path_used = True
+        self.native_used = self._native(sequences)
         if self.cell.dropout:
             # Keras's cells (implementation 2) multiply every step's input by one mask drawn per call; the
             # cell caches it, so this is the very mask Keras's own loop would use.
@@ -182,6 +194,11 @@ def _columns(w, gates: int):
     return tf.split(w, gates, axis=-1) if gates > 1 else [w]
 
 
+def _native_applies(cell_kind: str, dtype) -> bool:
+    """The compiled loops cover GRU in float32, and run only inside native.native_loops() (never under XLA)."""
+    return cell_kind == "gru" and getattr(dtype, "name", str(dtype)) == "float32" and native.active()
+
+
 def _run(cell_kind: str, sequences, states, cell, go_backwards: bool, return_sequences: bool,
          mask=None, zero_output_for_mask: bool = False, training: bool = True, token_ids=None, embeddings=None):
     """(last_output, outputs (B, T, u), new_states) exactly as keras.src.backend.tensorflow.rnn returns them.
@@ -199,6 +216,9 @@ def _run(cell_kind: str, sequences, states, cell, go_backwards: bool, return_seq
 
     x = tf.convert_to_tensor(sequences)
     dtype = x.dtype
+    if _native_applies(cell_kind, dtype):
+        return _run_native(native.load(), x, states, cell, go_backwards, return_sequences, mask,
+                           zero_output_for_mask, training, token_ids, embeddings)
     gates = GATES[cell_kind]
     kernel = tf.cast(cell.kernel, dtype)
     recurrent_kernel = tf.cast(cell.recurrent_kernel, dtype)
@@ -244,6 +264,106 @@ def _run(cell_kind: str, sequences, states, cell, go_backwards: bool, return_seq
     if m is not None and zero_output_for_mask:
         last = last * m[-1]
         hs = None if hs is None else hs * m
+    outputs = tf.transpose(hs, [1, 0, 2]) if return_sequences else last[:, None, :]
+    return last, outputs, new_states
+
+
+def _run_native(lib, x, states, cell, go_backwards: bool, return_sequences: bool, mask, zero_output_for_mask: bool,
+                training: bool, token_ids, embeddings):
+    """_run for a float32 GRU with the compiled loops (gru_lab.native): same results, same gradients.
+
+    The input projection is one (T*B, d) @ (d, 3u) product; at inference from a token table the op reads
+    each step's rows of E @ W + b itself, so no (T, B, 3u) array is made. The ops take the three gates
+    side by side, since the compiled step multiplies h by the whole recurrent kernel at once. Gradients: the backward op returns each step's
+    gate gradients, and dU, the recurrent bias's gradient and (through TensorFlow's own gradient of the
+    projection) dW, the input bias's and the inputs' are large products over all steps."""
+    import tensorflow as tf
+
+    kernel = tf.cast(cell.kernel, tf.float32)
+    recurrent_kernel = tf.cast(cell.recurrent_kernel, tf.float32)
+    bias = tf.cast(cell.bias, tf.float32)
+    m = tf.zeros([0]) if mask is None else tf.cast(tf.transpose(mask, [1, 0]), tf.float32)  # (T, B)
+    if mask is not None and go_backwards:
+        m = tf.reverse(m, [0])
+    h0 = tf.cast(states[0], tf.float32)
+    if token_ids is not None:  # inference from the token table: the op gathers each step's rows itself
+        ids = tf.transpose(tf.cast(token_ids, tf.int32), [1, 0])  # (T, B)
+        if go_backwards:
+            ids = tf.reverse(ids, [0])
+        table = tf.matmul(tf.cast(embeddings, tf.float32), kernel) + bias[0]
+        states_out = _native_table_loop(lib, table, ids, h0, recurrent_kernel, bias[1], m, return_sequences)
+        hs, last = (states_out, states_out[-1]) if return_sequences else (None, states_out)
+        return _native_outputs(hs, last, m if mask is not None else None, zero_output_for_mask, return_sequences)
+    x = tf.transpose(x, [1, 0, 2])  # time-major: (T, B, d)
+    if go_backwards:
+        x = tf.reverse(x, [0])
+    steps, batch, d = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
+    projected = tf.reshape(tf.matmul(tf.reshape(x, [-1, d]), kernel) + bias[0], [steps, batch, -1])
+    hs = _native_loop(lib, projected, h0, recurrent_kernel, bias[1], m, save=training)
+    return _native_outputs(hs, hs[-1], m if mask is not None else None, zero_output_for_mask, return_sequences)
+
+
+def _native_loop(lib, projected, h0, recurrent_kernel, recurrent_bias, m, save: bool):
+    """The states (T, B, u), differentiable. save=True (training) keeps each step's gates for the backward
+    op; save=False (inference) does not, and a gradient asked for anyway runs the forward again with them."""
+    import tensorflow as tf
+
+    @tf.custom_gradient
+    def loop(projected, h0, recurrent_kernel, recurrent_bias):
+        hs, saved = lib.gru_lab_gru_forward(projected, h0, recurrent_kernel, recurrent_bias, m, save=save)
+
+        def grad(d_hs):
+            kept = saved if save else lib.gru_lab_gru_forward(projected, h0, recurrent_kernel, recurrent_bias, m,
+                                                              save=True)[1]
+            return _native_backward(lib, d_hs, hs, h0, kept, recurrent_kernel, m)
+
+        return hs, grad
+
+    return loop(projected, h0, recurrent_kernel, recurrent_bias)
+
+
+def _native_backward(lib, d_hs, hs, h0, saved, recurrent_kernel, m):
+    """(d projected, d h0, d recurrent kernel, d recurrent bias) from the backward op and two large reductions."""
+    import tensorflow as tf
+
+    d_projected, d_recurrent, d_h0 = lib.gru_lab_gru_backward(d_hs, hs, h0, saved, recurrent_kernel, m)
+    h_prev = tf.concat([h0[None], hs[:-1]], axis=0)
+    return (d_projected, d_h0, _flat_matmul(h_prev, d_recurrent, transpose_a=True),
+            tf.reduce_sum(d_recurrent, axis=[0, 1]))
+
+
+def _native_table_loop(lib, table, ids, h0, recurrent_kernel, recurrent_bias, m, keep_sequence: bool):
+    """States (T, B, u) (keep_sequence) or the last state (B, u), read from the token table; differentiable
+    (a gradient, rare at inference, projects the sequence and runs the training ops)."""
+    import tensorflow as tf
+
+    @tf.custom_gradient
+    def loop(table, h0, recurrent_kernel, recurrent_bias):
+        out = lib.gru_lab_gru_table_forward(table, ids, h0, recurrent_kernel, recurrent_bias, m,
+                                            keep_sequence=keep_sequence)
+
+        def grad(d_out):
+            projected = tf.gather(table, ids)
+            hs, saved = lib.gru_lab_gru_forward(projected, h0, recurrent_kernel, recurrent_bias, m, save=True)
+            d_hs = d_out if keep_sequence else tf.concat([tf.zeros_like(hs[:-1]), d_out[None]], axis=0)
+            d_projected, *rest = _native_backward(lib, d_hs, hs, h0, saved, recurrent_kernel, m)
+            d_table = tf.math.unsorted_segment_sum(tf.reshape(d_projected, [-1, tf.shape(table)[1]]),
+                                                   tf.reshape(ids, [-1]), tf.shape(table)[0])
+            return (d_table, *rest)
+
+        return out, grad
+
+    return loop(table, h0, recurrent_kernel, recurrent_bias)
+
+
+def _native_outputs(hs, last, m, zero_output_for_mask: bool, return_sequences: bool):
+    """(last_output, outputs, new_states) as _run returns them, from the states (T, B, u) or None and the last."""
+    import tensorflow as tf
+
+    new_states = [last]
+    if m is not None and zero_output_for_mask:
+        last = last * m[-1][:, None]
+        hs = None if hs is None else hs * m[:, :, None]
     outputs = tf.transpose(hs, [1, 0, 2]) if return_sequences else last[:, None, :]
     return last, outputs, new_states
 

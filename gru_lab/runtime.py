@@ -21,6 +21,7 @@ class Execution:
     notes: list[str] = field(default_factory=list)  # why a request was not honoured, if it was not
     pin_cpu: bool = False  # GPUs could not be hidden (TensorFlow had started): place ops with tf.device
     xla_inference: bool | None = None  # the final evaluate/predict steps; None = same as xla
+    native: bool = False  # GRU layers run gru-lab's compiled loops (gru_lab.native); never together with XLA
 
     def __post_init__(self):
         if self.xla_inference is None:
@@ -28,12 +29,13 @@ class Execution:
 
     def record(self) -> dict[str, Any]:
         return {"device": self.device, "xla": self.xla, "xla_inference": self.xla_inference,
-                "mixed_precision": self.mixed_precision, "notes": self.notes}
+                "native_loops": self.native, "mixed_precision": self.mixed_precision, "notes": self.notes}
 
 
-def plan_execution(train_cfg, cell: str | None = None) -> Execution:
-    """Decide device, XLA and precision for a run from train.device/xla/mixed_precision, the model's
-    cell and the GPUs TF sees.
+def plan_execution(train_cfg, cell: str | None = None, native_eligible: bool = False) -> Execution:
+    """Decide device, XLA, compiled loops and precision for a run from train.device/xla/mixed_precision,
+    the model's cell, whether its recurrent layers can run gru-lab's compiled loops (native_eligible: a
+    GRU model with no fast-path blocker) and the GPUs TF sees.
 
     Call it before anything else touches TensorFlow in the run: hiding the GPUs for device "cpu" only
     works before TensorFlow's runtime starts."""
@@ -52,7 +54,15 @@ def plan_execution(train_cfg, cell: str | None = None) -> Execution:
         except RuntimeError:
             pin_cpu = True
             notes.append("TensorFlow had already started, so the GPUs stay visible; ops are pinned to CPU:0")
-    if train_cfg.xla == "auto":
+    # The compiled GRU loops have no XLA kernel: a run uses them only with XLA off. Under xla auto they
+    # win (seed 000's train step, batch 64: 68 ms with them, 83 ms fused under XLA), so auto turns XLA
+    # off for such a model; xla on keeps XLA and the TensorFlow loops.
+    native_ok = device == "cpu" and native_eligible and train_cfg.xla != "on" and _native_available(notes)
+    if train_cfg.xla == "auto" and native_ok:
+        xla = xla_inference = False
+        notes.append("xla auto: GRU layers run gru-lab's compiled loops (faster than the fused loop under XLA), "
+                     "so XLA is off")
+    elif train_cfg.xla == "auto":
         # CPU: XLA fuses the recurrent step's elementwise gate math: GRU and SimpleRNN train faster with
         # it (fused layers, batch 64, T=200: 83 vs 87 and 28 vs 37 ms a step) and every cell evaluates
         # and predicts faster with it. LSTM's train step measured slower under XLA (110 vs 96 ms), so
@@ -71,7 +81,16 @@ def plan_execution(train_cfg, cell: str | None = None) -> Execution:
         notes.append("mixed_precision requested but the run is on a CPU, where float16 is slower: not used")
         mixed = False
     return Execution(device=device, xla=xla, mixed_precision=mixed, notes=notes, pin_cpu=pin_cpu,
-                     xla_inference=xla_inference)
+                     xla_inference=xla_inference, native=native_ok and not xla and not mixed)
+
+
+def _native_available(notes: list[str]) -> bool:
+    from gru_lab import native
+
+    state = native.status()
+    if not state["available"] and state["reason"] != "GRU_LAB_NATIVE=0":
+        notes.append(f"compiled GRU loops unavailable ({state['reason']}); the TensorFlow loops run instead")
+    return state["available"]
 
 
 @contextlib.contextmanager
@@ -80,11 +99,14 @@ def executing(execution: Execution):
     import keras
     import tensorflow as tf
 
+    from gru_lab import native
+
     previous = keras.mixed_precision.global_policy().name
     if execution.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        with tf.device("/CPU:0") if execution.pin_cpu else contextlib.nullcontext():
+        with tf.device("/CPU:0") if execution.pin_cpu else contextlib.nullcontext(), \
+                native.native_loops(execution.native):
             yield
     finally:
         keras.mixed_precision.set_global_policy(previous)
@@ -96,7 +118,8 @@ def kernels_used(model, execution: Execution) -> list[dict[str, str]]:
 
     "fused-cpu": gru-lab's fused loop (fastrnn); "fused-table": the forward-only fused loop reading each
     gate's projection of the vocabulary from a table (a layer right after gru-lab's Embedding, at
-    inference); "cudnn": Keras's cuDNN kernel; "keras-loop": Keras's generic step-by-step loop."""
+    inference); "native-cpu" / "native-table": the same with gru-lab's compiled GRU loops (gru_lab.native);
+    "cudnn": Keras's cuDNN kernel; "keras-loop": Keras's generic step-by-step loop."""
     from keras import layers
 
     rows = []
@@ -110,8 +133,12 @@ def kernels_used(model, execution: Execution) -> list[dict[str, str]]:
             # Keras marks a layer not XLA-compilable exactly when it took the cuDNN path
             cudnn = execution.device == "gpu" and isinstance(part, (layers.GRU, layers.LSTM)) and not part.supports_jit
             plain = "cudnn" if cudnn else "keras-loop"
-            kernel = "fused-cpu" if getattr(part, "fast_path_used", False) else plain
-            inference = "fused-table" if getattr(part, "table_inference_used", False) else plain
+            native = "native-" if getattr(part, "native_used", False) else "fused-"
+            kernel = native + "cpu" if getattr(part, "fast_path_used", False) else plain
+            if getattr(part, "table_inference_used", False):
+                inference = native + "table"
+            else:
+                inference = "native-cpu" if getattr(part, "native_inference_used", False) else plain
             rows.append({"layer": name, "class": f"{type(part).__module__}.{type(part).__name__}", "kernel": kernel,
                          "inference": inference})
     return rows

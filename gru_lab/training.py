@@ -15,7 +15,8 @@ import numpy as np
 
 from gru_lab.config import ExperimentConfig
 from gru_lab.data.base import Dataset
-from gru_lab.models import build_model, cudnn_eligibility, fast_path_eligibility, layer_params, plan_layers
+from gru_lab.models import (build_model, cudnn_eligibility, fast_path_eligibility, fast_path_static_blockers, layer_params,
+                            plan_layers)
 
 # Hooks let the CLI draw progress without the library printing anything.
 EpochHook = Callable[[int, dict[str, float], float], None]  # (epoch 1-based, logs, seconds)
@@ -127,7 +128,9 @@ def train(cfg: ExperimentConfig, data: Dataset, epoch_hook: EpochHook | None = N
     (status "interrupted") and keeps the finished epochs."""
     from gru_lab.runtime import executing, plan_execution
 
-    execution = plan_execution(cfg.train, cfg.model.cell)  # first: hiding GPUs for train.device cpu only works before TF starts
+    native_eligible = cfg.model.cell == "gru" and not fast_path_static_blockers(cfg.model)
+    # first: hiding GPUs for train.device cpu only works before TF starts
+    execution = plan_execution(cfg.train, cfg.model.cell, native_eligible)
     with executing(execution):
         return _fit_and_evaluate(cfg, data, execution, epoch_hook, batch_hook)
 

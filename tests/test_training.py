@@ -93,33 +93,40 @@ def test_multiclass_head_and_loss():
     assert 0.0 <= r.metrics["test"]["accuracy"] <= 1.0
 
 
-@pytest.mark.parametrize("cell, xla_train", [("gru", True), ("simple_rnn", True), ("lstm", False)])
-def test_xla_auto_on_cpu_compiles_what_measured_faster(cell, xla_train):
-    """train.xla auto on a CPU: evaluate/predict always XLA-compiled; the train step too, except for LSTM
-    (measured slower under XLA). The switch after an un-compiled fit must give the same test numbers."""
+@pytest.mark.parametrize("cell", ["gru", "simple_rnn", "lstm"])
+def test_xla_auto_on_cpu_compiles_what_measured_faster(cell):
+    """train.xla auto on a CPU: GRU runs gru-lab's compiled loops (when they built) and so no XLA at all;
+    otherwise evaluate/predict are always XLA-compiled, and the train step too, except for LSTM (measured
+    slower under XLA). The switch after an un-compiled fit must give the same test numbers."""
     pytest.importorskip("tensorflow")
+    from gru_lab import native
     from gru_lab.runtime import plan_execution
 
+    native_on = cell == "gru" and native.load() is not None
+    xla_train, xla_inference = (cell != "lstm") and not native_on, not native_on
     raw = {"name": "tokens", "seed": 2,
            "data": {"name": "imdb", "path": "/no/such/archive.tar.gz", "num_words": 30, "maxlen": 10, "n_train": 64,
                     "n_test": 48},
            "model": {"cell": cell, "units": 4, "embedding_dim": 4, "mask_zero": True},
            "train": {"epochs": 1, "batch_size": 16, "validation_split": 0.25}}
     cfg = config_from_raw(raw, "test")
-    plan = plan_execution(cfg.train, cfg.model.cell)
+    plan = plan_execution(cfg.train, cfg.model.cell, cell == "gru")
     if plan.device != "cpu":
         pytest.skip("a GPU is visible: XLA auto is off there")
-    assert (plan.xla, plan.xla_inference) == (xla_train, True)
-    assert any("LSTM trains without XLA" in n for n in plan.notes) is (not xla_train)
+    assert (plan.xla, plan.xla_inference, plan.native) == (xla_train, xla_inference, native_on)
+    assert any("LSTM trains without XLA" in n for n in plan.notes) is (cell == "lstm")
 
     from gru_lab.bench import synthetic_tokens
 
     data = synthetic_tokens(cfg, cfg.seed)
     result = train(cfg, data)
     m = result.metrics
-    assert (m["execution"]["xla"], m["execution"]["xla_inference"]) == (xla_train, True)
-    assert result.model.jit_compile is True
-    assert {k["inference"] for k in m["execution"]["kernels"]} == {"fused-table"}
+    assert (m["execution"]["xla"], m["execution"]["xla_inference"]) == (xla_train, xla_inference)
+    assert m["execution"]["native_loops"] is native_on
+    assert bool(result.model.jit_compile) is xla_inference
+    kind = "native-" if native_on else "fused-"
+    assert {k["kernel"] for k in m["execution"]["kernels"]} == {kind + "cpu"}
+    assert {k["inference"] for k in m["execution"]["kernels"]} == {kind + "table"}
     # the test numbers are the model's: recompute the loss and accuracy from Keras's uncompiled forward pass
     p = np.asarray(result.model(data.x_test, training=False)).reshape(-1).astype("float64")
     y = data.y_test.astype("float64")
@@ -129,5 +136,5 @@ def test_xla_auto_on_cpu_compiles_what_measured_faster(cell, xla_train):
     assert m["test"]["accuracy"] == pytest.approx(np.mean((p > 0.5) == (y > 0.5)), abs=1e-6)
     for name in ("xla", "xla_inference"):
         raw_off = {**raw, "train": {**raw["train"], "xla": "off"}}
-        off = plan_execution(config_from_raw(raw_off, "test").train, cell)
+        off = plan_execution(config_from_raw(raw_off, "test").train, cell, cell == "gru")
         assert getattr(off, name) is False

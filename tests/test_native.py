@@ -1,0 +1,238 @@
+"""gru-lab's compiled GRU loops (gru_lab.native): same outputs and gradients as keras.layers.GRU, the
+build and its fallback, and when a run uses them."""
+
+from __future__ import annotations
+
+import shutil
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from gru_lab import native
+from gru_lab.config import ModelConfig
+from gru_lab.data.base import InputSpec
+
+keras = pytest.importorskip("keras")
+tf = pytest.importorskip("tensorflow")
+
+from keras import layers  # noqa: E402
+
+from tests.test_fastrnn import LENGTHS, TOL, _first_recurrent, _outputs_and_grads, _pair, _token_twins  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def lib():
+    """The built ops. Where a C++ compiler exists they must build: a failure there is a bug, not a skip."""
+    loaded = native.load()
+    if loaded is None:
+        if shutil.which("g++") or shutil.which("c++"):
+            pytest.fail(f"a C++ compiler is here but the compiled GRU loops did not load: {native.status()['reason']}")
+        pytest.skip(f"no C++ compiler on this machine, so no compiled loops: {native.status()['reason']}")
+    return loaded
+
+
+@pytest.fixture
+def compiled(lib):
+    with native.native_loops() as on:
+        assert on
+        yield
+
+
+def _close(got, expected):
+    np.testing.assert_allclose(got, expected, atol=TOL * max(1.0, float(np.abs(expected).max())), rtol=0)
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["training", "inference"])
+@pytest.mark.parametrize("go_backwards", [False, True], ids=["forward", "backwards"])
+@pytest.mark.parametrize("return_sequences", [False, True], ids=["last", "sequences"])
+def test_same_outputs_states_and_gradients_as_keras(compiled, return_sequences, go_backwards, training):
+    ref, fast, x = _pair("gru", return_sequences=return_sequences, go_backwards=go_backwards, return_state=True)
+    ref_out, ref_grads = _outputs_and_grads(ref, x, training)
+    fast_out, fast_grads = _outputs_and_grads(fast, x, training)
+    assert (fast.native_used if training else fast.native_inference_used)
+    for a, b in zip(ref_out, fast_out):
+        assert a.shape == b.shape
+        _close(b, a)
+    for a, b in zip(ref_grads, fast_grads):
+        _close(b, a)
+
+
+@pytest.mark.parametrize("batch, steps, units", [(1, 1, 3), (7, 5, 4), (8, 3, 16), (17, 6, 5), (64, 12, 33)])
+def test_every_batch_split_between_threads_matches_keras(compiled, batch, steps, units):
+    """The batch rows are split between the intra-op threads (blocks of at least 8 rows): uneven splits,
+    a single block and odd unit counts give Keras's numbers."""
+    rng = np.random.default_rng(batch)
+    from gru_lab.fastrnn import GRU
+
+    ref, fast = layers.GRU(units, return_sequences=True), GRU(units, return_sequences=True)
+    x = tf.constant(rng.normal(size=(batch, steps, 3)).astype("float32"))
+    ref(x), fast(x)
+    fast.set_weights([rng.normal(scale=0.5, size=w.shape).astype("float32") for w in ref.get_weights()])
+    ref.set_weights(fast.get_weights())
+    ref_out, ref_grads = _outputs_and_grads(ref, x, True)
+    fast_out, fast_grads = _outputs_and_grads(fast, x, True)
+    assert fast.native_used
+    _close(fast_out[0], ref_out[0])
+    for a, b in zip(ref_grads, fast_grads):
+        _close(b, a)
+
+
+@pytest.mark.parametrize("padding", ["post", "pre"])
+def test_padding_mask_same_as_keras(compiled, padding):
+    steps = np.arange(9)[None, :]
+    mask = tf.constant(steps < LENGTHS if padding == "post" else steps >= 9 - LENGTHS)
+    for return_sequences in (False, True):
+        for go_backwards in (False, True):
+            ref, fast, x = _pair("gru", return_sequences=return_sequences, go_backwards=go_backwards)
+
+            def run(layer):
+                with tf.GradientTape() as tape:
+                    tape.watch(x)
+                    out = layer(x, mask=mask, training=True)
+                    loss = tf.reduce_sum(tf.square(out) * tf.range(1.0, 6.0))
+                return out.numpy(), [g.numpy() for g in tape.gradient(loss, [x] + layer.trainable_weights)]
+
+            (ref_out, ref_grads), (fast_out, fast_grads) = run(ref), run(fast)
+            assert fast.native_used
+            _close(fast_out, ref_out)
+            for a, b in zip(ref_grads, fast_grads):
+                _close(b, a)
+            _close(fast(x, mask=mask, training=False).numpy(), ref_out)
+            assert fast.native_inference_used
+
+
+def test_input_dropout_uses_the_same_mask_as_keras(compiled):
+    ref, fast, x = _pair("gru", dropout=0.4, return_sequences=True)
+    (ref_out,), ref_grads = _outputs_and_grads(ref, x, training=True)
+    (fast_out,), fast_grads = _outputs_and_grads(fast, x, training=True)
+    assert fast.native_used
+    _close(fast_out, ref_out)
+    for a, b in zip(ref_grads, fast_grads):
+        _close(b, a)
+
+
+@pytest.mark.parametrize("variant", [
+    dict(),
+    dict(mask_zero=True, padding="pre"),
+    dict(mask_zero=True, padding="post", bidirectional=True),
+    dict(bidirectional=True, merge_mode="sum"),
+], ids=["no-mask", "mask-pre", "mask-post-bidirectional", "bidirectional-sum"])
+def test_stacked_token_models_train_and_predict_as_keras(compiled, variant):
+    """gru-lab's Embedding -> GRU(6, sequences) -> GRU(4) -> Dense: the first layer predicts from the token
+    table, the second from its own projection, and a training step's gradients are Keras's."""
+    fused, plain, x = _token_twins("gru", **variant)
+    y = np.linspace(0, 1, len(x)).reshape(-1, 1).astype("float32")
+
+    def grads(model):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(model(x, training=True) - y))
+        return loss.numpy(), [tf.convert_to_tensor(g).numpy() for g in tape.gradient(loss, model.trainable_weights)]
+
+    def grads_at_inference(model):
+        with tf.GradientTape() as tape:
+            out = tf.reduce_sum(model(x, training=False) * y)
+        return tape.gradient(out, model.trainable_weights)
+
+    (ref_loss, ref_g), (loss, g) = grads(plain), grads(fused)
+    assert abs(ref_loss - loss) < TOL
+    for a, b in zip(ref_g, g):
+        _close(b, a)
+    _close(fused.predict(x, verbose=0), plain.predict(x, verbose=0))
+    # a gradient at inference (saliency, say) runs through the table op too
+    for a, b in zip(grads_at_inference(plain), grads_at_inference(fused)):
+        _close(np.asarray(tf.convert_to_tensor(b)), np.asarray(tf.convert_to_tensor(a)))
+    first = _first_recurrent(fused)
+    assert all(part.table_inference_used and part.native_inference_used and part.native_used for part in first)
+
+
+def test_outside_native_loops_the_tensorflow_loops_run(lib):
+    """Off by default: a graph compiled with XLA must not contain the compiled ops (they have no XLA kernel)."""
+    ref, fast, x = _pair("gru")
+    compiled_step = tf.function(lambda batch: fast(batch, training=True), jit_compile=True)
+    _close(compiled_step(x).numpy(), ref(x, training=True).numpy())
+    assert fast.fast_path_used and not fast.native_used
+    assert not native.active()
+
+
+def test_the_ops_are_deterministic(lib):
+    rng = np.random.default_rng(0)
+    p = tf.constant(rng.normal(size=(20, 33, 12)).astype("float32"))
+    h0 = tf.zeros((33, 4))
+    kernel = tf.constant(rng.normal(size=(4, 12)).astype("float32"))
+    bias = tf.constant(rng.normal(size=(12,)).astype("float32"))
+    runs = [lib.gru_lab_gru_forward(p, h0, kernel, bias, tf.zeros([0]), save=True) for _ in range(3)]
+    for hs, saved in runs[1:]:
+        assert np.array_equal(hs.numpy(), runs[0][0].numpy()) and np.array_equal(saved.numpy(), runs[0][1].numpy())
+    grads = [lib.gru_lab_gru_backward(tf.ones_like(runs[0][0]), runs[0][0], h0, runs[0][1], kernel, tf.zeros([0]))
+             for _ in range(2)]
+    for a, b in zip(*grads):
+        assert np.array_equal(a.numpy(), b.numpy())
+
+
+# ----------------------------------------------------------------------------- build and fallback
+
+
+def test_a_missing_compiler_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-g++"))
+    with pytest.raises(RuntimeError, match="no-such-g\\+\\+"):
+        native.build(tmp_path / "gru_op.so")
+    assert not list(tmp_path.glob("*.so"))  # nothing half written
+
+
+def test_a_failed_build_falls_back_to_the_tensorflow_loops_and_says_why(tmp_path, monkeypatch):
+    from gru_lab.runtime import plan_execution
+
+    monkeypatch.setattr(native, "build_dir", lambda: tmp_path)  # nothing built there yet
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-g++"))
+    saved = dict(native._state)
+    native._reset_for_tests()
+    try:
+        assert native.load() is None
+        assert "no-such-g++" in native.status()["reason"]
+        with native.native_loops() as on:
+            assert not on
+        plan = plan_execution(SimpleNamespace(device="cpu", xla="auto", mixed_precision=False), "gru", True)
+        assert not plan.native and plan.xla  # the previous plan: fused TensorFlow loops under XLA
+        assert any("compiled GRU loops unavailable" in note and "no-such-g++" in note for note in plan.notes)
+    finally:
+        native._state.update(saved)
+
+
+def test_gru_lab_native_env_turns_them_off(monkeypatch):
+    from gru_lab.runtime import plan_execution
+
+    monkeypatch.setenv("GRU_LAB_NATIVE", "0")
+    saved = dict(native._state)
+    native._reset_for_tests()
+    try:
+        plan = plan_execution(SimpleNamespace(device="cpu", xla="auto", mixed_precision=False), "gru", True)
+        assert not plan.native and plan.xla and not plan.notes
+    finally:
+        native._state.update(saved)
+
+
+@pytest.mark.parametrize("cell, xla, eligible, uses_native, uses_xla", [
+    ("gru", "auto", True, True, False),   # auto: the compiled loops, so no XLA
+    ("gru", "off", True, True, False),
+    ("gru", "on", True, False, True),     # asked for XLA: TensorFlow loops under XLA
+    ("gru", "auto", False, False, True),  # a blocker (e.g. recurrent_dropout): as before
+    ("lstm", "auto", True, False, False),
+    ("simple_rnn", "auto", True, False, True),
+])
+def test_plan_uses_the_compiled_loops_only_without_xla(lib, cell, xla, eligible, uses_native, uses_xla):
+    from gru_lab.runtime import plan_execution
+
+    plan = plan_execution(SimpleNamespace(device="cpu", xla=xla, mixed_precision=False), cell,
+                          eligible and cell == "gru")
+    assert plan.native is uses_native and plan.xla is uses_xla
+    assert not (plan.native and (plan.xla or plan.xla_inference))
+    assert plan.record()["native_loops"] is uses_native
+
+
+def test_a_token_id_outside_the_vocabulary_is_an_error_not_a_wrong_row(lib):
+    table = tf.zeros((5, 6))
+    ids = tf.constant([[0, 4], [5, 1]], dtype=tf.int32)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="token id 5 is outside the vocabulary"):
+        lib.gru_lab_gru_table_forward(table, ids, tf.zeros((2, 2)), tf.zeros((2, 6)), tf.zeros((6,)), tf.zeros([0]),
+                                      keep_sequence=False)
