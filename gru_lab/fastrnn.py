@@ -327,9 +327,10 @@ def _native_backward(lib, d_hs, hs, h0, saved, recurrent_kernel, m):
     import tensorflow as tf
 
     d_projected, d_recurrent, d_h0 = lib.gru_lab_gru_backward(d_hs, hs, h0, saved, recurrent_kernel, m)
-    h_prev = tf.concat([h0[None], hs[:-1]], axis=0)
-    return (d_projected, d_h0, _flat_matmul(h_prev, d_recurrent, transpose_a=True),
-            tf.reduce_sum(d_recurrent, axis=[0, 1]))
+    # dU = sum_t h_{t-1}^T d_t, with h_{-1} = h0: split so that no (T, B, u) concatenation is copied
+    # (slices along the first axis share the tensor's memory).
+    d_u = tf.matmul(h0, d_recurrent[0], transpose_a=True) + _flat_matmul(hs[:-1], d_recurrent[1:], transpose_a=True)
+    return d_projected, d_h0, d_u, tf.reduce_sum(d_recurrent, axis=[0, 1])
 
 
 def _native_table_loop(lib, table, ids, h0, recurrent_kernel, recurrent_bias, m, keep_sequence: bool):
