@@ -202,7 +202,7 @@ def run_gru_lab(cfg: ExperimentConfig, data: Dataset) -> dict[str, Any]:
         "eval_seconds": m["eval_seconds"], "inference_samples_per_second": m["inference_samples_per_second"],
         "kernel": "+".join(kernels) + (" (xla)" if m["execution"]["xla"] else "") + f", inference {'+'.join(inference)}"
                   + (" (xla)" if m["execution"].get("xla_inference") else ""),
-        "eval_batch": eval_batch(cfg.train),
+        "eval_batch": eval_batch(cfg.train, m["execution"]["native_loops"]),
     }
 
 

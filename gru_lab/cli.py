@@ -169,6 +169,8 @@ def inspect(
     if table is not None:
         out.print(f"Inference on a CPU: {table.layer} reads its input projections from a token table: {table.describe()}",
                   markup=False, highlight=False)
+    out.print(f"Training and inference on a CPU with gru-lab's compiled GRU loops: {_native_verdict(cfg)}",
+              markup=False, highlight=False)
     if build:
         model = build_model(cfg.model, spec)
         model.summary(print_fn=lambda line, **_: out.print(line, markup=False, highlight=False))
@@ -176,6 +178,23 @@ def inspect(
         formula_total = sum(p.params for p in plans)
         if keras_total != formula_total:  # a bug, not a user error: the formulas must match Keras
             raise RuntimeError(f"Keras counts {keras_total} parameters, the formulas {formula_total}")
+
+
+def _native_verdict(cfg) -> str:
+    """yes, or no with the reasons (models.native_loop_blockers, the run settings, the build); builds nothing."""
+    from gru_lab import native
+    from gru_lab.models import native_loop_blockers
+
+    reasons = native_loop_blockers(cfg.model)
+    if cfg.train.xla == "on":
+        reasons.append("train.xla is 'on' (the compiled ops have no XLA kernel)")
+    if cfg.train.device == "gpu":
+        reasons.append("train.device is 'gpu' (Keras's cuDNN kernels run there)")
+    if not native.enabled_by_env():
+        reasons.append("GRU_LAB_NATIVE=0")
+    elif not native.library_path().exists():
+        reasons.append("not built yet (`python -m gru_lab.native`, or the first run that needs it, builds it)")
+    return "yes" if not reasons else "no: " + "; ".join(reasons)
 
 
 @app.command()

@@ -160,7 +160,7 @@ class TrainConfig(_Section):
     validation_split: float = Field(0.0, ge=0.0, lt=1.0)  # fraction of train held out by Keras (seed 000: 0.2)
     early_stopping: EarlyStoppingConfig | None = None  # None = train all epochs
     seed: int | None = Field(None, ge=0, le=2**32 - 1)  # weight init and shuffling only; None = the top-level seed
-    eval_batch_size: int | None = Field(None, ge=1)  # batch for evaluate/predict; None = max(batch_size, 1024): big batches are cheaper per sample and give the same predictions
+    eval_batch_size: int | None = Field(None, ge=1)  # batch for evaluate/predict; None = max(batch_size, 1024), or 256 with the compiled GRU loops (training.eval_batch): big batches are cheaper per sample and give the same predictions
     distribute: Literal["none", "mirrored"] = "none"  # "mirrored": one run on every local GPU (or logical CPU) via tf.distribute.MirroredStrategy
     device: Literal["auto", "cpu", "gpu"] = "auto"  # auto: a GPU when TensorFlow sees one, else the CPU; gpu fails when there is none
     xla: Literal["auto", "on", "off"] = "auto"  # XLA-compile the train/eval steps; auto: on for CPU (measured faster), off on GPU (cuDNN kernels cannot be compiled)

@@ -163,6 +163,13 @@ def token_table_eligibility(m: ModelConfig, spec: InputSpec) -> CudnnVerdict | N
     return CudnnVerdict(first.name, not reasons, reasons)
 
 
+def native_loop_blockers(m: ModelConfig) -> list[str]:
+    """What keeps a model's recurrent layers from gru-lab's compiled GRU loops (gru_lab.native); empty = none.
+    The run settings (train.xla on, a GPU) and whether the ops built are runtime.plan_execution's part."""
+    reasons = [] if m.cell == "gru" else [f"cell is {m.cell!r}; the compiled loops are GRU's"]
+    return reasons + fast_path_static_blockers(m)
+
+
 def fast_path_static_blockers(m: ModelConfig) -> list[str]:
     """Settings that keep a layer from ever running fused; with none, build_model builds the fused class."""
     reasons = []

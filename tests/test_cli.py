@@ -90,6 +90,20 @@ def test_inspect_says_whether_inference_uses_the_token_table(runner):
     assert "token table: no: model.fast_path is 'off'" in " ".join(result.stdout.split())
 
 
+def test_inspect_says_whether_the_compiled_gru_loops_run(runner):
+    from gru_lab import native
+
+    line = "with gru-lab's compiled GRU loops:"
+    result = runner.invoke(app, ["inspect", str(ROOT / "configs" / "imdb_gru.yaml"), "--no-build"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())
+    assert f"{line} yes" in text if native.load() is not None else f"{line} no: not built yet" in text
+    result = runner.invoke(app, ["inspect", str(ROOT / "configs" / "imdb_gru.yaml"), "--no-build",
+                                 "--set", "model.cell=lstm", "--set", "train.xla=on"])
+    text = " ".join(result.stdout.split())
+    assert f"{line} no: cell is 'lstm'; the compiled loops are GRU's; train.xla is 'on'" in text
+
+
 def test_help_and_config_errors_answer_without_tensorflow():
     code = ("import sys\nfrom gru_lab.cli import app\n"
             "try:\n    app(['train', 'no-such.yaml'])\nexcept SystemExit as e:\n    code = e.code\n"

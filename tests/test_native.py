@@ -236,3 +236,12 @@ def test_a_token_id_outside_the_vocabulary_is_an_error_not_a_wrong_row(lib):
     with pytest.raises(tf.errors.InvalidArgumentError, match="token id 5 is outside the vocabulary"):
         lib.gru_lab_gru_table_forward(table, ids, tf.zeros((2, 2)), tf.zeros((2, 6)), tf.zeros((6,)), tf.zeros([0]),
                                       keep_sequence=False)
+
+
+def test_evaluation_batch_default_follows_the_loops():
+    from gru_lab.training import eval_batch
+
+    t = SimpleNamespace(eval_batch_size=None, batch_size=64)
+    assert (eval_batch(t, native=True), eval_batch(t, native=False)) == (256, 1024)
+    assert eval_batch(SimpleNamespace(eval_batch_size=None, batch_size=512), native=True) == 512
+    assert eval_batch(SimpleNamespace(eval_batch_size=100, batch_size=64), native=False) == 100
