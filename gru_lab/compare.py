@@ -265,6 +265,7 @@ def runs_frame(result: CompareResult):
             "units": _units_text(o.run.cfg.model.units), "status": o.status,
             **measured(m, _task(result.plan)),
             "cudnn": _cudnn_text(m.get("cudnn")) if m else None,
+            "kernel": kernel_text(m.get("execution")) if m else None,
             "folder": str(o.folder) if o.folder else None, "error": o.error,
         })
     return pd.DataFrame(rows)
@@ -274,6 +275,15 @@ def _task(plan: ComparePlan) -> str:
     from gru_lab.data import spec_for
 
     return spec_for(plan.base.data).task
+
+
+def kernel_text(execution: dict | None) -> str | None:
+    """The recurrent kernel(s) a run's training steps ran (metrics.json execution), e.g. "native-cpu" or
+    "fused-cpu (xla)"; None for records from before execution was recorded."""
+    if not execution or not execution.get("kernels"):
+        return None
+    kinds = "+".join(sorted({k["kernel"] for k in execution["kernels"]}))
+    return kinds + (" (xla)" if execution.get("xla") else "")
 
 
 def _units_text(units: Any) -> str:
@@ -337,6 +347,7 @@ def comparison_frame(result: CompareResult):
                 "metric_std": statistics.stdev(values) if len(values) > 1 else None,
                 "best_epoch": ", ".join(str(int(e)) for e in done.best_epoch.dropna()) or None,
                 "cudnn": cudnn,
+                "kernel": ", ".join(dict.fromkeys(k for k in done.kernel.dropna())) or None,
                 "peak_rss_mib": _max(done.peak_rss_mib),
             }
             if metric == "mse":
@@ -419,11 +430,13 @@ def params_verdict(gru: int | None, lstm: int | None, source: str) -> Verdict:
                    {"gru_recurrent": gru, "lstm_recurrent": lstm, "fewer_pct": fewer})
 
 
-def speed_verdict(pairs: list[tuple[float, float]]) -> Verdict:
-    """pairs: (GRU, LSTM) median seconds per epoch of runs that share seed and length.
+def speed_verdict(pairs: list[tuple[float, float]], kernels: tuple[str | None, str | None] = (None, None)) -> Verdict:
+    """pairs: (GRU, LSTM) median seconds per epoch of runs that share seed and length; kernels: the
+    recurrent kernels GRU's and LSTM's runs trained with (kernel_text).
 
     Holds when GRU is faster in every pair, does not hold when it is slower in every pair;
-    with fewer than two pairs there is no spread to judge, and a split is inconclusive.
+    with fewer than two pairs there is no spread to judge, and a split is inconclusive. When the two
+    cells ran different kernels the detail says so: the ratio then measures the implementations too.
     """
     pairs = [(g, l) for g, l in pairs if g and l]
     if not pairs:
@@ -434,6 +447,11 @@ def speed_verdict(pairs: list[tuple[float, float]]) -> Verdict:
     detail = (f"GRU/LSTM seconds per epoch = {median:.2f} (median of {len(ratios)} seed pair(s); "
               f"spread {ratios[0]:.2f}-{ratios[-1]:.2f}); GRU is {100 * abs(1 - median):.0f}% "
               f"{'faster' if median < 1 else 'slower'}.")
+    gru_kernel, lstm_kernel = kernels
+    if gru_kernel and lstm_kernel and gru_kernel != lstm_kernel:
+        detail += (f" The cells ran different kernels (GRU {gru_kernel}, LSTM {lstm_kernel}), so the ratio "
+                   "measures the implementations too; for like with like run the compare with GRU_LAB_NATIVE=0 "
+                   "and --set train.xla=off (both cells on gru-lab's fused TensorFlow loop).")
     if len(ratios) < 2:
         return Verdict(CLAIM_SPEED, INCONCLUSIVE, detail + " One pair has no spread: use --seeds 2 or more.", numbers)
     if ratios[-1] < 1:
@@ -521,7 +539,11 @@ def check_claims(result: CompareResult) -> list[Verdict]:
 
     gru, lstm = done[done.cell == "gru"], done[done.cell == "lstm"]
     paired = gru.merge(lstm, on=["seed", "length"], suffixes=("_gru", "_lstm"), how="inner")
-    verdicts.append(speed_verdict(list(zip(paired.s_per_epoch_gru, paired.s_per_epoch_lstm))))
+    def kernel(frame):
+        return ", ".join(dict.fromkeys(k for k in frame.kernel.dropna())) or None
+
+    verdicts.append(speed_verdict(list(zip(paired.s_per_epoch_gru, paired.s_per_epoch_lstm)),
+                                  (kernel(gru), kernel(lstm))))
 
     groups = {}
     for length in plan.lengths or [None]:

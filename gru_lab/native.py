@@ -106,8 +106,9 @@ def build(path: Path | None = None) -> Path:
     raise RuntimeError(f"{compiler} could not build {SOURCE.name} (tried {'; '.join(errors)}): {last}")
 
 
-def load(build_if_missing: bool = True):
-    """The loaded op module, or None (GRU_LAB_NATIVE=0, no compiler, build or load failure: see status())."""
+def load():
+    """The loaded op module, built first if missing; None where GRU_LAB_NATIVE=0, or where the build or the
+    load failed (status() says why). Tried once per process."""
     if _state["tried"]:
         return _state["lib"]
     _state["tried"] = True
@@ -119,9 +120,6 @@ def load(build_if_missing: bool = True):
 
         path = library_path()
         if not path.exists():
-            if not build_if_missing:
-                _state["error"] = f"not built ({path.name}); run python -m gru_lab.native"
-                return None
             build(path)
         _state["lib"] = tf.load_op_library(str(path))
     except Exception as e:  # any failure here only costs speed: the TensorFlow loops run instead

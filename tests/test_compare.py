@@ -282,6 +282,26 @@ def test_speed_verdict(pairs, status):
         assert v.numbers["ratio_median"] == pytest.approx(statistics.median(g / l for g, l in pairs))
 
 
+def test_speed_verdict_says_when_the_cells_ran_different_kernels():
+    pairs = [(1.0, 2.0), (1.1, 2.0)]
+    same = speed_verdict(pairs, ("fused-cpu", "fused-cpu"))
+    assert same.status == HOLDS and "different kernels" not in same.detail
+    differ = speed_verdict(pairs, ("native-cpu", "fused-cpu"))
+    assert differ.status == HOLDS and "different kernels (GRU native-cpu, LSTM fused-cpu)" in differ.detail
+    assert "GRU_LAB_NATIVE=0" in differ.detail
+    assert "different kernels" not in speed_verdict(pairs, (None, "fused-cpu")).detail  # an old record: unknown
+
+
+def test_kernel_text_reads_the_run_record():
+    from gru_lab.compare import kernel_text
+
+    execution = {"xla": True, "kernels": [{"kernel": "fused-cpu"}, {"kernel": "fused-cpu"}]}
+    assert kernel_text(execution) == "fused-cpu (xla)"
+    assert kernel_text({"xla": False, "kernels": [{"kernel": "native-cpu"}, {"kernel": "keras-loop"}]}) == \
+        "keras-loop+native-cpu"
+    assert kernel_text(None) is None and kernel_text({"xla": False, "kernels": []}) is None
+
+
 @pytest.mark.parametrize("groups,higher,status", [
     ({None: ([0.85, 0.87], [0.86, 0.88])}, True, HOLDS),
     ({None: ([0.70, 0.71], [0.86, 0.87])}, True, FAILS),

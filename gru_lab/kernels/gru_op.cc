@@ -1,4 +1,13 @@
-// Fused GRU recurrent loops (Keras GRU, reset_after=True) for gru-lab's CPU training path.
+// gru-lab's compiled GRU loops: the recurrence of keras.layers.GRU (reset_after=True, tanh, sigmoid) as
+// TensorFlow CPU ops, float32. Built and loaded by gru_lab/native.py; called by gru_lab/fastrnn.py, which
+// keeps the large products (input projections, dW, dU, the input gradient) in TensorFlow.
+//
+//   GruLabGruForward       projected (T, B, 3u) -> states (T, B, u) [+ z, r, n, h U_n + b_n per step]
+//   GruLabGruTableForward  inference from token ids: step rows read from table = E @ W + b (V, 3u)
+//   GruLabGruBackward      d states -> d projected, per-step gate gradients for dU and the bias, d h0
+//
+// Per step: one (rows, u) @ (u, 3u) product (Eigen) and vectorised gate math. The batch rows are split
+// into blocks, one per intra-op thread, each running the whole sequence (rows never interact).
 #include <vector>
 #include <cmath>
 #include "tensorflow/core/framework/op.h"
