@@ -99,3 +99,33 @@ def test_bench_mistakes_are_one_line_and_exit_2(tmp_path, runner, write_config, 
     assert result.exit_code == 2
     assert message in result.output
     assert not (tmp_path / "results" / "bench").exists()
+
+
+def test_keras_repeats_its_batch_order_under_a_global_seed_and_the_baseline_releases_it():
+    """Why run_baseline calls release_shuffle_seed: under keras.utils.set_random_seed, fit on NumPy arrays
+    serves the same batches every epoch; unseeded (seed 000's script) it reshuffles every epoch."""
+    keras = pytest.importorskip("keras")
+    from gru_lab.bench import release_shuffle_seed
+
+    def batch_orders(release: bool):
+        seen = []
+
+        class Recorder(keras.Model):
+            def train_step(self, data):
+                seen.append(tuple(np.asarray(data[0]).ravel().astype(int)))
+                return super().train_step(data)
+
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((1,))
+        model = Recorder(inputs, keras.layers.Dense(1)(inputs))
+        model.compile(optimizer="sgd", loss="mse", run_eagerly=True)
+        if release:
+            release_shuffle_seed()
+        x = np.arange(12, dtype="float32").reshape(-1, 1)
+        model.fit(x, np.zeros_like(x), batch_size=4, epochs=3, verbose=0)
+        return [tuple(seen[e * 3:(e + 1) * 3]) for e in range(3)]
+
+    seeded = batch_orders(release=False)
+    assert seeded[0] == seeded[1] == seeded[2]
+    released = batch_orders(release=True)
+    assert len(set(released)) > 1  # 3 epochs of 12 samples: equal orders by chance about 1 in 10^8
