@@ -118,6 +118,12 @@ LENGTHS = np.array([[9], [5], [3], [1]])  # four sequences of 9 steps with 9, 5,
 def test_padding_mask_same_as_keras(cell, padding):
     """A masked step keeps the state, as in Keras: right- and left-padded batches, last output and whole
     sequences, forwards and backwards; training gradients and the inference loop."""
+    padding_mask_matches_keras(cell, padding, trained_with="fast_path_used")
+
+
+def padding_mask_matches_keras(cell: str, padding: str, trained_with: str, inferred_with: str | None = None):
+    """The padding-mask check, shared with tests/test_native.py: trained_with / inferred_with name the layer
+    flag that must be set after the training / inference call (the loop that ran)."""
     steps = np.arange(9)[None, :]
     mask = tf.constant(steps < LENGTHS if padding == "post" else steps >= 9 - LENGTHS)
     for return_sequences in (False, True):
@@ -132,11 +138,12 @@ def test_padding_mask_same_as_keras(cell, padding):
                 return out.numpy(), [g.numpy() for g in tape.gradient(loss, [x] + layer.trainable_weights)]
 
             (ref_out, ref_grads), (fast_out, fast_grads) = run(ref), run(fast)
-            assert fast.fast_path_used
+            assert getattr(fast, trained_with)
             np.testing.assert_allclose(fast_out, ref_out, atol=TOL)
             for a, b in zip(ref_grads, fast_grads):
                 np.testing.assert_allclose(b, a, atol=TOL * max(1.0, float(np.abs(a).max())), rtol=0)
             np.testing.assert_allclose(fast(x, mask=mask, training=False).numpy(), ref_out, atol=TOL)
+            assert inferred_with is None or getattr(fast, inferred_with)
 
 
 def test_bidirectional_with_a_mask_zeroes_masked_outputs_as_keras_does():
@@ -219,12 +226,16 @@ def _first_recurrent(model):
     return [layer.forward_layer, layer.backward_layer] if isinstance(layer, layers.Bidirectional) else [layer]
 
 
-@pytest.mark.parametrize("variant", [
+# Token models with and without a padding mask, one or two directions (tests/test_native.py uses them too).
+TOKEN_VARIANTS = pytest.mark.parametrize("variant", [
     dict(),
     dict(mask_zero=True, padding="pre"),
     dict(mask_zero=True, padding="post", bidirectional=True),
     dict(bidirectional=True, merge_mode="sum"),
 ], ids=["no-mask", "mask-pre", "mask-post-bidirectional", "bidirectional-sum"])
+
+
+@TOKEN_VARIANTS
 @pytest.mark.parametrize("cell", CELLS)
 def test_inference_from_a_token_table_same_as_keras(cell, variant):
     """At inference the first recurrent layer reads each gate's projection of the vocabulary from a table

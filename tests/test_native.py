@@ -18,7 +18,8 @@ tf = pytest.importorskip("tensorflow")
 
 from keras import layers  # noqa: E402
 
-from tests.test_fastrnn import LENGTHS, TOL, _first_recurrent, _outputs_and_grads, _pair, _token_twins  # noqa: E402
+from tests.test_fastrnn import (TOKEN_VARIANTS, TOL, _first_recurrent, _outputs_and_grads, _pair,  # noqa: E402
+                                _token_twins, padding_mask_matches_keras)
 
 
 @pytest.fixture(scope="module")
@@ -80,26 +81,7 @@ def test_every_batch_split_between_threads_matches_keras(compiled, batch, steps,
 
 @pytest.mark.parametrize("padding", ["post", "pre"])
 def test_padding_mask_same_as_keras(compiled, padding):
-    steps = np.arange(9)[None, :]
-    mask = tf.constant(steps < LENGTHS if padding == "post" else steps >= 9 - LENGTHS)
-    for return_sequences in (False, True):
-        for go_backwards in (False, True):
-            ref, fast, x = _pair("gru", return_sequences=return_sequences, go_backwards=go_backwards)
-
-            def run(layer):
-                with tf.GradientTape() as tape:
-                    tape.watch(x)
-                    out = layer(x, mask=mask, training=True)
-                    loss = tf.reduce_sum(tf.square(out) * tf.range(1.0, 6.0))
-                return out.numpy(), [g.numpy() for g in tape.gradient(loss, [x] + layer.trainable_weights)]
-
-            (ref_out, ref_grads), (fast_out, fast_grads) = run(ref), run(fast)
-            assert fast.native_used
-            _close(fast_out, ref_out)
-            for a, b in zip(ref_grads, fast_grads):
-                _close(b, a)
-            _close(fast(x, mask=mask, training=False).numpy(), ref_out)
-            assert fast.native_inference_used
+    padding_mask_matches_keras("gru", padding, trained_with="native_used", inferred_with="native_inference_used")
 
 
 def test_input_dropout_uses_the_same_mask_as_keras(compiled):
@@ -112,12 +94,7 @@ def test_input_dropout_uses_the_same_mask_as_keras(compiled):
         _close(b, a)
 
 
-@pytest.mark.parametrize("variant", [
-    dict(),
-    dict(mask_zero=True, padding="pre"),
-    dict(mask_zero=True, padding="post", bidirectional=True),
-    dict(bidirectional=True, merge_mode="sum"),
-], ids=["no-mask", "mask-pre", "mask-post-bidirectional", "bidirectional-sum"])
+@TOKEN_VARIANTS
 def test_stacked_token_models_train_and_predict_as_keras(compiled, variant):
     """gru-lab's Embedding -> GRU(6, sequences) -> GRU(4) -> Dense: the first layer predicts from the token
     table, the second from its own projection, and a training step's gradients are Keras's."""
