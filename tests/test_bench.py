@@ -105,6 +105,7 @@ def test_keras_repeats_its_batch_order_under_a_global_seed_and_the_baseline_rele
     """Why run_baseline calls release_shuffle_seed: under keras.utils.set_random_seed, fit on NumPy arrays
     serves the same batches every epoch; unseeded (seed 000's script) it reshuffles every epoch."""
     keras = pytest.importorskip("keras")
+    tf = pytest.importorskip("tensorflow")
     from gru_lab.bench import release_shuffle_seed
 
     def batch_orders(release: bool):
@@ -116,6 +117,7 @@ def test_keras_repeats_its_batch_order_under_a_global_seed_and_the_baseline_rele
                 return super().train_step(data)
 
         keras.utils.set_random_seed(0)
+        tf.config.experimental.enable_op_determinism()  # as an earlier gru-lab run in this process may leave it
         inputs = keras.Input((1,))
         model = Recorder(inputs, keras.layers.Dense(1)(inputs))
         model.compile(optimizer="sgd", loss="mse", run_eagerly=True)
