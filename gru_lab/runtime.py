@@ -55,7 +55,7 @@ def plan_execution(train_cfg, cell: str | None = None, native_eligible: bool = F
             pin_cpu = True
             notes.append("TensorFlow had already started, so the GPUs stay visible; ops are pinned to CPU:0")
     # The compiled GRU loops have no XLA kernel: a run uses them only with XLA off. Under xla auto they
-    # win (seed 000's train step, batch 64: 68 ms with them, 83 ms fused under XLA), so auto turns XLA
+    # win (seed 000's train step, batch 64: 56-59 ms with them, 83 ms fused under XLA), so auto turns XLA
     # off for such a model; xla on keeps XLA and the TensorFlow loops.
     native_ok = device == "cpu" and native_eligible and train_cfg.xla != "on" and _native_available(notes)
     if train_cfg.xla == "auto" and native_ok:
