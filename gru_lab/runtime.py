@@ -81,7 +81,7 @@ def plan_execution(train_cfg, cell: str | None = None, native_eligible: bool = F
         notes.append("mixed_precision requested but the run is on a CPU, where float16 is slower: not used")
         mixed = False
     return Execution(device=device, xla=xla, mixed_precision=mixed, notes=notes, pin_cpu=pin_cpu,
-                     xla_inference=xla_inference, native=native_ok and not xla and not mixed)
+                     xla_inference=xla_inference, native=native_ok)
 
 
 def _native_available(notes: list[str]) -> bool:
