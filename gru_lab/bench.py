@@ -206,19 +206,17 @@ def run_baseline(cfg: ExperimentConfig, data: Dataset) -> dict[str, Any]:
 
 
 def run_gru_lab(cfg: ExperimentConfig, data: Dataset) -> dict[str, Any]:
+    from gru_lab.runtime import kernel_text
     from gru_lab.training import eval_batch, train
 
     result = train(cfg, data)
     m = result.metrics
     if result.status != "finished":
         raise KeyboardInterrupt
-    kernels = sorted({k["kernel"] for k in m["execution"]["kernels"]})
-    inference = sorted({k.get("inference", k["kernel"]) for k in m["execution"]["kernels"]})
     return {
         "history": result.history, "n_fit": m["n_train_fit"], "test": m["test"],
         "eval_seconds": m["eval_seconds"], "inference_samples_per_second": m["inference_samples_per_second"],
-        "kernel": "+".join(kernels) + (" (xla)" if m["execution"]["xla"] else "") + f", inference {'+'.join(inference)}"
-                  + (" (xla)" if m["execution"].get("xla_inference") else ""),
+        "kernel": f"{kernel_text(m['execution'])}, inference {kernel_text(m['execution'], inference=True)}",
         "eval_batch": eval_batch(cfg.train, m["execution"]["native_loops"]),
     }
 

@@ -19,6 +19,7 @@ from typing import Any, Iterable
 
 from gru_lab.config import CELL_ALIASES, CELLS, ExperimentConfig, ModelConfig, apply_overrides, config_from_raw, load_yaml
 from gru_lab.errors import CompareError
+from gru_lab.runtime import kernel_text
 # The running machinery is shared with sweep; these names stay importable from here.
 from gru_lab.execution import (EpochEvent, EventHook, RunFailed, RunOutcome, Runner, execute_runs,  # noqa: F401
                                find_finished, isolation_of, run_in_subprocess, run_inline, train_and_save)
@@ -277,13 +278,9 @@ def _task(plan: ComparePlan) -> str:
     return spec_for(plan.base.data).task
 
 
-def kernel_text(execution: dict | None) -> str | None:
-    """The recurrent kernel(s) a run's training steps ran (metrics.json execution), e.g. "native-cpu" or
-    "fused-cpu (xla)"; None for records from before execution was recorded."""
-    if not execution or not execution.get("kernels"):
-        return None
-    kinds = "+".join(sorted({k["kernel"] for k in execution["kernels"]}))
-    return kinds + (" (xla)" if execution.get("xla") else "")
+def _kernels_of(frame) -> str | None:
+    """The distinct kernel texts of some runs, in order, or None when none was recorded."""
+    return ", ".join(dict.fromkeys(k for k in frame.kernel.dropna())) or None
 
 
 def _units_text(units: Any) -> str:
@@ -347,7 +344,7 @@ def comparison_frame(result: CompareResult):
                 "metric_std": statistics.stdev(values) if len(values) > 1 else None,
                 "best_epoch": ", ".join(str(int(e)) for e in done.best_epoch.dropna()) or None,
                 "cudnn": cudnn,
-                "kernel": ", ".join(dict.fromkeys(k for k in done.kernel.dropna())) or None,
+                "kernel": _kernels_of(done),
                 "peak_rss_mib": _max(done.peak_rss_mib),
             }
             if metric == "mse":
@@ -432,7 +429,7 @@ def params_verdict(gru: int | None, lstm: int | None, source: str) -> Verdict:
 
 def speed_verdict(pairs: list[tuple[float, float]], kernels: tuple[str | None, str | None] = (None, None)) -> Verdict:
     """pairs: (GRU, LSTM) median seconds per epoch of runs that share seed and length; kernels: the
-    recurrent kernels GRU's and LSTM's runs trained with (kernel_text).
+    recurrent kernels GRU's and LSTM's runs trained with (runtime.kernel_text).
 
     Holds when GRU is faster in every pair, does not hold when it is slower in every pair;
     with fewer than two pairs there is no spread to judge, and a split is inconclusive. When the two
@@ -539,11 +536,8 @@ def check_claims(result: CompareResult) -> list[Verdict]:
 
     gru, lstm = done[done.cell == "gru"], done[done.cell == "lstm"]
     paired = gru.merge(lstm, on=["seed", "length"], suffixes=("_gru", "_lstm"), how="inner")
-    def kernel(frame):
-        return ", ".join(dict.fromkeys(k for k in frame.kernel.dropna())) or None
-
     verdicts.append(speed_verdict(list(zip(paired.s_per_epoch_gru, paired.s_per_epoch_lstm)),
-                                  (kernel(gru), kernel(lstm))))
+                                  (_kernels_of(gru), _kernels_of(lstm))))
 
     groups = {}
     for length in plan.lengths or [None]:

@@ -142,3 +142,14 @@ def kernels_used(model, execution: Execution) -> list[dict[str, str]]:
             rows.append({"layer": name, "class": f"{type(part).__module__}.{type(part).__name__}", "kernel": kernel,
                          "inference": inference})
     return rows
+
+
+def kernel_text(execution: dict | None, inference: bool = False) -> str | None:
+    """The recurrent kernel(s) a run record's training steps ran (inference=True: its evaluation and
+    prediction), from metrics.json's execution, e.g. "native-cpu" or "fused-cpu (xla)"; None for a record
+    without kernels."""
+    if not execution or not execution.get("kernels"):
+        return None
+    key, xla = ("inference", "xla_inference") if inference else ("kernel", "xla")
+    kinds = "+".join(sorted({k.get(key, k["kernel"]) for k in execution["kernels"]}))
+    return kinds + (" (xla)" if execution.get(xla) else "")

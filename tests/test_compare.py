@@ -293,13 +293,15 @@ def test_speed_verdict_says_when_the_cells_ran_different_kernels():
 
 
 def test_kernel_text_reads_the_run_record():
-    from gru_lab.compare import kernel_text
+    from gru_lab.runtime import kernel_text
 
     execution = {"xla": True, "kernels": [{"kernel": "fused-cpu"}, {"kernel": "fused-cpu"}]}
     assert kernel_text(execution) == "fused-cpu (xla)"
     assert kernel_text({"xla": False, "kernels": [{"kernel": "native-cpu"}, {"kernel": "keras-loop"}]}) == \
         "keras-loop+native-cpu"
     assert kernel_text(None) is None and kernel_text({"xla": False, "kernels": []}) is None
+    both = {"xla": False, "xla_inference": True, "kernels": [{"kernel": "fused-cpu", "inference": "fused-table"}]}
+    assert (kernel_text(both), kernel_text(both, inference=True)) == ("fused-cpu", "fused-table (xla)")
 
 
 @pytest.mark.parametrize("groups,higher,status", [
