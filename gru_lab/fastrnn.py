@@ -274,17 +274,18 @@ def _run_native(lib, x, states, cell, go_backwards: bool, return_sequences: bool
 
     The input projection is one (T*B, d) @ (d, 3u) product; at inference from a token table the op reads
     each step's rows of E @ W + b itself, so no (T, B, 3u) array is made. The ops take the three gates
-    side by side, since the compiled step multiplies h by the whole recurrent kernel at once. Gradients: the backward op returns each step's
-    gate gradients, and dU, the recurrent bias's gradient and (through TensorFlow's own gradient of the
+    side by side, since the compiled step multiplies h by the whole recurrent kernel at once. Gradients:
+    the backward op returns each step's gate gradients, and dU, the recurrent bias's gradient and (through TensorFlow's own gradient of the
     projection) dW, the input bias's and the inputs' are large products over all steps."""
     import tensorflow as tf
 
     kernel = tf.cast(cell.kernel, tf.float32)
     recurrent_kernel = tf.cast(cell.recurrent_kernel, tf.float32)
     bias = tf.cast(cell.bias, tf.float32)
-    m = tf.zeros([0]) if mask is None else tf.cast(tf.transpose(mask, [1, 0]), tf.float32)  # (T, B)
-    if mask is not None and go_backwards:
-        m = tf.reverse(m, [0])
+    steps_mask = None if mask is None else tf.cast(tf.transpose(mask, [1, 0]), tf.float32)  # (T, B)
+    if steps_mask is not None and go_backwards:
+        steps_mask = tf.reverse(steps_mask, [0])
+    m = tf.zeros([0]) if steps_mask is None else steps_mask  # the ops take an empty tensor for "no mask"
     h0 = tf.cast(states[0], tf.float32)
     if token_ids is not None:  # inference from the token table: the op gathers each step's rows itself
         ids = tf.transpose(tf.cast(token_ids, tf.int32), [1, 0])  # (T, B)
@@ -293,14 +294,14 @@ def _run_native(lib, x, states, cell, go_backwards: bool, return_sequences: bool
         table = tf.matmul(tf.cast(embeddings, tf.float32), kernel) + bias[0]
         states_out = _native_table_loop(lib, table, ids, h0, recurrent_kernel, bias[1], m, return_sequences)
         hs, last = (states_out, states_out[-1]) if return_sequences else (None, states_out)
-        return _native_outputs(hs, last, m if mask is not None else None, zero_output_for_mask, return_sequences)
+        return _native_outputs(hs, last, steps_mask, zero_output_for_mask, return_sequences)
     x = tf.transpose(x, [1, 0, 2])  # time-major: (T, B, d)
     if go_backwards:
         x = tf.reverse(x, [0])
     steps, batch, d = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
     projected = tf.reshape(tf.matmul(tf.reshape(x, [-1, d]), kernel) + bias[0], [steps, batch, -1])
     hs = _native_loop(lib, projected, h0, recurrent_kernel, bias[1], m, save=training)
-    return _native_outputs(hs, hs[-1], m if mask is not None else None, zero_output_for_mask, return_sequences)
+    return _native_outputs(hs, hs[-1], steps_mask, zero_output_for_mask, return_sequences)
 
 
 def _native_loop(lib, projected, h0, recurrent_kernel, recurrent_bias, m, save: bool):
