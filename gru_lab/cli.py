@@ -6,9 +6,9 @@ config errors answer at once.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Annotated, Callable, Optional
@@ -20,13 +20,12 @@ from rich.markup import escape
 from gru_lab import __version__
 from gru_lab.errors import GruLabError
 
-# TensorFlow's C++ start-up chatter hides the one line a user needs; keep real errors.
+# TensorFlow's C++ start-up chatter hides the one line a user needs (gru_lab.tflogs keeps its fatal lines).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 app = typer.Typer(
     help="A lab for recurrent networks (SimpleRNN, LSTM, GRU) on Keras 3: train, compare, report.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
 out = Console()
@@ -88,12 +87,12 @@ def train(
     cfg = _load(config, set_)
     from gru_lab.data import load_dataset
 
-    with err.status(f"loading data '{cfg.data.name}'...", spinner="dots") if not quiet else _nullcontext():
+    with err.status(f"loading data '{cfg.data.name}'...", spinner="dots") if not quiet else contextlib.nullcontext():
         data = load_dataset(cfg.data, cfg.seed)
-    from gru_lab.runs import save_run
+    from gru_lab.runs.folder import save_run
 
     result = _train_with_progress(cfg, data, quiet)
-    with err.status("writing the run record...") if not quiet else _nullcontext():
+    with err.status("writing the run record...") if not quiet else contextlib.nullcontext():
         run_dir = save_run(cfg, result, data)
     _print_run(result.metrics, run_dir)
     if result.status == "interrupted":
@@ -101,51 +100,40 @@ def train(
         raise typer.Exit(code=130)
 
 
-def _progress():
-    """The progress display train, compare and sweep share: a bar per task with its latest logs, on stderr."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TextColumn("{task.fields[logs]}"), console=err, transient=False)
-
-
 def _train_with_progress(cfg, data, quiet: bool):
-    from gru_lab.training import train as run_training
+    from gru_lab.training.fit import train as run_training
 
     if quiet:
         return run_training(cfg, data)
-    with _progress() as progress:
-        epochs = progress.add_task(f"{cfg.name}: epochs", total=cfg.train.epochs, logs="")
-        batches = progress.add_task("  batches", total=None, logs="")
+    from gru_lab.report import progress
 
-        def on_batch(batch: int, total: int) -> None:
-            progress.update(batches, completed=batch, total=total)
-
-        def on_epoch(epoch: int, logs: dict, seconds: float) -> None:
-            shown = "  ".join(f"{k}={v:.4g}" for k, v in logs.items())
-            progress.update(epochs, completed=epoch, logs=f"{seconds:.1f}s  {shown}")
-            progress.update(batches, completed=0)
-
+    with progress.display(err) as bars:
+        on_epoch, on_batch, done = progress.training_hooks(bars, cfg.name, cfg.train.epochs)
         result = run_training(cfg, data, epoch_hook=on_epoch, batch_hook=on_batch)
-        progress.update(batches, visible=False)
+        done()
+    return result
+
+
+def _runs_with_progress(plan, quiet: bool, execute, one_line: bool):
+    """execute(plan, on_event=...) with the runs' progress on stderr (none with quiet)."""
+    if quiet:
+        return execute(plan)
+    from gru_lab.report import progress
+
+    with progress.display(err) as bars:
+        on_event, done = progress.runs_hook(bars, plan, one_line)
+        result = execute(plan, on_event=on_event)
+        done()
     return result
 
 
 def _print_run(metrics: dict, run_dir: Path) -> None:
-    from gru_lab.report import predictions_table, run_summary_table
+    from gru_lab.report.console import predictions_table, run_summary_table
 
     out.print(run_summary_table(metrics, title=f"{metrics.get('name')} - {metrics.get('run_id')}"))
     if metrics.get("predictions"):
         out.print(predictions_table(metrics["predictions"]))
     out.print(f"run folder: {run_dir}", soft_wrap=True)
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 @app.command()
@@ -154,47 +142,41 @@ def inspect(
     config: Annotated[Optional[Path], typer.Argument(help="Experiment YAML (omitted: the embedded default).")] = None,
     set_: SetOption = None,
     build: Annotated[bool, typer.Option("--build/--no-build", help="Also build the Keras model and print its summary.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the layer and kernel plans as JSON, nothing else.")] = False,
 ) -> None:
-    """Show the model a config builds: layers, exact parameter formulas, cuDNN eligibility. Trains nothing."""
+    """Show the model a config builds: layers, exact parameter formulas, and which recurrent kernel each
+    layer's training and inference will run on this machine, and why. Trains nothing."""
     cfg = _load(config, set_)
     from gru_lab.data import spec_for
-    from gru_lab.models import (build_model, cudnn_eligibility, fast_path_eligibility, plan_layers,
-                                token_table_eligibility)
-    from gru_lab.report import layers_table
+    from gru_lab.models.kernels import cudnn_blockers, plan_kernels
+    from gru_lab.models.plan import plan_layers
+    from gru_lab.training.device import machine_facts
 
     spec = spec_for(cfg.data)
     plans = plan_layers(cfg.model, spec)
-    out.print(layers_table(plans, cudnn_eligibility(cfg.model, spec), fast_path_eligibility(cfg.model, spec)))
-    table = token_table_eligibility(cfg.model, spec)
-    if table is not None:
-        out.print(f"Inference on a CPU: {table.layer} reads its input projections from a token table: {table.describe()}",
-                  markup=False, highlight=False)
-    out.print(f"Training and inference on a CPU with gru-lab's compiled GRU loops: {_native_verdict(cfg)}",
-              markup=False, highlight=False)
+    kernel_plan = plan_kernels(cfg, spec, machine_facts())
+    if as_json:
+        import json
+
+        layers = [{"name": p.name, "kind": p.kind, "params": p.params, "formula": p.formula} for p in plans]
+        out.print_json(json.dumps({"layers": layers, "cudnn_blockers": cudnn_blockers(cfg.model, spec),
+                                   "kernels": kernel_plan.record()}))
+        return
+    from gru_lab.report.console import kernels_table, layers_table
+
+    out.print(layers_table(plans, cudnn_blockers(cfg.model, spec)))
+    out.print(kernels_table(kernel_plan))
+    for note in kernel_plan.notes:
+        out.print(f"- {note}", markup=False, highlight=False, soft_wrap=True)
     if build:
+        from gru_lab.models.build import build_model
+
         model = build_model(cfg.model, spec)
         model.summary(print_fn=lambda line, **_: out.print(line, markup=False, highlight=False))
         keras_total = model.count_params()
         formula_total = sum(p.params for p in plans)
         if keras_total != formula_total:  # a bug, not a user error: the formulas must match Keras
             raise RuntimeError(f"Keras counts {keras_total} parameters, the formulas {formula_total}")
-
-
-def _native_verdict(cfg) -> str:
-    """yes, or no with the reasons (models.native_loop_blockers, the run settings, the build); builds nothing."""
-    from gru_lab import native
-    from gru_lab.models import native_loop_blockers
-
-    reasons = native_loop_blockers(cfg.model)
-    if cfg.train.xla == "on":
-        reasons.append("train.xla is 'on' (the compiled ops have no XLA kernel)")
-    if cfg.train.device == "gpu":
-        reasons.append("train.device is 'gpu' (Keras's cuDNN kernels run there)")
-    if not native.enabled_by_env():
-        reasons.append("GRU_LAB_NATIVE=0")
-    elif not native.library_path().exists():
-        reasons.append("not built yet (`python -m gru_lab.native`, or the first run that needs it, builds it)")
-    return "yes" if not reasons else "no: " + "; ".join(reasons)
 
 
 @app.command()
@@ -215,11 +197,11 @@ def predict(
             raise GruLabError(f"{file}: cannot read --file ({exc.__class__.__name__}).") from None
     if not reviews:
         raise GruLabError("predict: no text given; pass reviews as arguments or --file reviews.txt.")
-    from gru_lab.runs import load_for_prediction
+    from gru_lab.runs.records import load_for_prediction
 
     cfg, model, vocabulary = load_for_prediction(run_dir)
     from gru_lab.data.imdb import encode_texts
-    from gru_lab.report import predictions_text_table
+    from gru_lab.report.console import predictions_text_table
 
     x = encode_texts(reviews, vocabulary["word_index"], vocabulary["num_words"], vocabulary["maxlen"],
                      vocabulary["padding"], vocabulary["truncating"])
@@ -254,11 +236,11 @@ def compare(
 ) -> None:
     """Train each cell on the same base config (same data, seeds, hyperparameters); write and show the
     comparison table, plots and verdicts under results/<name>/. Finished runs are reused on a re-run."""
-    from gru_lab.compare import plan_compare
+    from gru_lab.experiments.compare import execute, plan_compare
 
     plan = plan_compare(config, set_, cells, seeds, lengths, equal_params, budget)
-    result = _compare_with_progress(plan, quiet)
-    from gru_lab.report import print_comparison, write_comparison
+    result = _runs_with_progress(plan, quiet, execute, one_line=True)
+    from gru_lab.report.compare import print_comparison, write_comparison
 
     comp = write_comparison(result)
     print_comparison(out, result, comp)
@@ -277,36 +259,6 @@ def _exit_for_runs(result, folder: Path, command: str) -> None:
         err.print(f"[red]{len(failed)} run(s) failed[/] (logs in {folder / 'failures'}); "
                   f"the next {command} retries them.", soft_wrap=True)
         raise typer.Exit(code=1)
-
-
-def _compare_with_progress(plan, quiet: bool):
-    from gru_lab.compare import execute
-
-    if quiet:
-        return execute(plan)
-    with _progress() as progress:
-        runs = progress.add_task(f"{plan.name}: runs", total=len(plan.runs), logs="")
-        epochs = progress.add_task("  epochs", total=None, logs="")
-
-        def on_event(kind: str, run, info: dict) -> None:
-            if kind == "reuse":
-                progress.advance(runs)
-                progress.update(runs, logs=f"reused {run.run_id}")
-            elif kind == "start":
-                progress.update(epochs, description=f"  {run.label}", completed=0, total=run.cfg.train.epochs, logs="")
-            elif kind == "epoch":
-                shown = "  ".join(f"{k}={v:.4g}" for k, v in info["logs"].items())
-                progress.update(epochs, completed=info["epoch"], logs=f"{info['seconds']:.1f}s  {shown}")
-            elif kind == "finish":
-                progress.advance(runs)
-            elif kind == "fail":
-                progress.advance(runs)
-                progress.console.print(f"[red]failed:[/] {run.label} ({run.run_id}): {info['error']}",
-                                       soft_wrap=True, highlight=False)
-
-        result = execute(plan, on_event=on_event)
-        progress.update(epochs, visible=False)
-    return result
 
 
 @app.command()
@@ -342,46 +294,15 @@ def sweep(
 ) -> None:
     """Train every combination of the --grid axes (x seeds) and write the sweep table and plot under
     results/<name>/. Finished runs are reused on a re-run; failed ones are retried."""
-    from gru_lab.sweep import plan_sweep
+    from gru_lab.experiments.sweep import execute_sweep, plan_sweep
 
     plan = plan_sweep(config, set_, grid, seeds, workers, backend, ray_address, num_cpus, num_gpus, name)
-    result = _sweep_with_progress(plan, quiet)
-    from gru_lab.report import print_sweep, write_sweep
+    result = _runs_with_progress(plan, quiet, execute_sweep, one_line=False)
+    from gru_lab.report.sweep import print_sweep, write_sweep
 
     rep = write_sweep(result)
     print_sweep(out, result, rep)
     _exit_for_runs(result, plan.folder, "sweep")
-
-
-def _sweep_with_progress(plan, quiet: bool):
-    from gru_lab.sweep import execute_sweep
-
-    if quiet:
-        return execute_sweep(plan)
-    with _progress() as progress:
-        runs = progress.add_task(f"{plan.name}: runs", total=len(plan.runs), logs="")
-        active: dict[str, int] = {}  # run id -> its progress line, while it runs
-
-        def on_event(kind: str, run, info: dict) -> None:
-            if kind == "reuse":
-                progress.advance(runs)
-                progress.update(runs, logs=f"reused {run.run_id}")
-            elif kind == "start":
-                # Ray tasks report no epochs: their line says the run is on the cluster until it returns.
-                epochs = run.cfg.train.epochs if plan.backend == "local" else None
-                active[run.run_id] = progress.add_task(f"  {run.label}", total=epochs,
-                                                       logs="" if epochs else "on the Ray cluster")
-            elif kind == "epoch":
-                shown = "  ".join(f"{k}={v:.4g}" for k, v in info["logs"].items())
-                progress.update(active[run.run_id], completed=info["epoch"], logs=f"{info['seconds']:.1f}s  {shown}")
-            elif kind in ("finish", "fail"):
-                progress.remove_task(active.pop(run.run_id))
-                progress.advance(runs)
-                if kind == "fail":
-                    progress.console.print(f"[red]failed:[/] {run.label} ({run.run_id}): {info['error']}",
-                                           soft_wrap=True, highlight=False)
-
-        return execute_sweep(plan, on_event=on_event)
 
 
 @app.command()
@@ -391,7 +312,8 @@ def report(
 ) -> None:
     """One leaderboard of every run under a folder: printed, and written to <folder>/leaderboard.csv and .md."""
     from gru_lab.errors import RunError
-    from gru_lab.report import leaderboard_frame, leaderboard_table, write_leaderboard
+    from gru_lab.report.leaderboard import leaderboard_table, write_leaderboard
+    from gru_lab.runs.records import leaderboard_frame
 
     if not results.is_dir():
         raise RunError(f"{results}: folder not found; expected the results folder that train and compare write.")
@@ -403,15 +325,12 @@ def report(
         out.print(f"{kind}: {path}", soft_wrap=True, highlight=False)
 
 
-BENCH_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "imdb_gru_literal.yaml"  # seed 000 to the letter
-
-
 @app.command()
 @user_errors
 def bench(
     config: Annotated[Optional[Path], typer.Argument(
-        help="Experiment YAML. Omitted: configs/imdb_gru_literal.yaml (seed 000), on real IMDB when GRU_LAB_IMDB or "
-             "data.path names it, else on IMDB-shaped synthetic tokens.")] = None,
+        help="Experiment YAML. Omitted: the IMDB GRU tutorial to the letter (configs/imdb_gru_literal.yaml), on real "
+             "IMDB when GRU_LAB_IMDB or data.path names it, else on IMDB-shaped synthetic tokens.")] = None,
     cells: Annotated[str, typer.Option("--cells", help="Comma-separated cells to bench: rnn, lstm, gru.")] = "rnn,lstm,gru",
     set_: SetOption = None,
     ablation: Annotated[bool, typer.Option(
@@ -421,20 +340,20 @@ def bench(
     isolate: Annotated[bool, typer.Option(
         "--isolate", help="Run each variant in its own fresh process, so that each peak RSS is its own.")] = False,
 ) -> None:
-    """Time gru-lab's training path against a plain Keras baseline written the seed's way, per cell, in one
+    """Time gru-lab's training path against a plain Keras baseline written the tutorial's way, per cell, in one
     process: s/epoch, train and inference samples/s, test metric, peak memory, and the ratios.
     Writes results/bench/<time>/bench.md, bench.csv, ratios.csv, bench.json."""
-    from gru_lab.config import CELL_ALIASES, load_config
+    from gru_lab import cells as cell_names
+    from gru_lab.config import load_config
+    from gru_lab.experiments.bench import DEFAULT_CONFIG
 
-    if config is None and not BENCH_CONFIG.is_file():
-        raise GruLabError(f"bench: the default config {BENCH_CONFIG} is missing; pass a CONFIG.")
     overrides = list(set_ or [])
     if quick:
         overrides = ["data.n_train=2000", "data.n_test=1000", "train.epochs=2"] + overrides
-    cfg = load_config(config or BENCH_CONFIG, overrides)
-    chosen = [CELL_ALIASES.get(c.strip().lower(), c.strip().lower()) for c in cells.split(",") if c.strip()]
-    from gru_lab.bench import run_bench
-    from gru_lab.report import print_bench, write_bench
+    cfg = load_config(config or DEFAULT_CONFIG, overrides)
+    chosen = [cell_names.canonical(c) for c in cells.split(",") if c.strip()]
+    from gru_lab.experiments.bench import run_bench
+    from gru_lab.report.bench import print_bench, write_bench
 
     with err.status("bench: loading data...") as status:
         def on_variant(cell: str, variant: str) -> None:
@@ -446,39 +365,10 @@ def bench(
     out.print(f"bench folder: {result.folder} ({', '.join(p.name for p in files.values())})", soft_wrap=True)
 
 
-_ABSL_LINE = re.compile(rb"^(?:[IWEF]\d{4} [\d:.]+\s+\d+ \S+:\d+\]|WARNING: All log messages before absl::InitializeLog)")
-
-
-def _filter_native_logs() -> None:
-    """Keep TensorFlow's native log lines (oneDNN notices, CUDA probing, tf.data attribute warnings)
-    off the terminal. TF 2.21 writes them through absl, which ignores TF_CPP_MIN_LOG_LEVEL, so file
-    descriptor 2 goes through a filter thread that drops absl-formatted lines and passes everything
-    else on. Python's own stderr (our messages, tracebacks) bypasses the filter. GRU_LAB_NATIVE_LOGS=1
-    turns the filter off."""
-    if os.environ.get("GRU_LAB_NATIVE_LOGS"):
-        return
-    import io
-    import threading
-
-    sys.stderr.flush()
-    real = os.dup(2)
-    read_end, write_end = os.pipe()
-    os.dup2(write_end, 2)
-    os.close(write_end)
-    sys.stderr = io.TextIOWrapper(os.fdopen(real, "wb", buffering=0), encoding="utf-8",
-                                  errors="backslashreplace", line_buffering=True, write_through=True)
-
-    def pump() -> None:
-        with os.fdopen(read_end, "rb") as pipe:
-            for line in pipe:
-                if not _ABSL_LINE.match(line):
-                    os.write(real, line)
-
-    threading.Thread(target=pump, name="native-log-filter", daemon=True).start()
-
-
 def run() -> None:  # console-script entry point
-    _filter_native_logs()
+    from gru_lab import tflogs
+
+    tflogs.filter_stderr()
     app()
 
 

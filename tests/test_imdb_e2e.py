@@ -96,7 +96,7 @@ def test_missing_imdb_data_is_one_line(runner, write_config, tmp_path):
 
 def test_seed_000_config_has_the_seed_parameter_count():
     from gru_lab.data import spec_for
-    from gru_lab.models import count_params
+    from gru_lab.models.plan import count_params
 
     cfg = load_config(CONFIGS / "imdb_gru.yaml")
     assert count_params(cfg.model, spec_for(cfg.data))["total"] == 1_379_201
@@ -104,7 +104,7 @@ def test_seed_000_config_has_the_seed_parameter_count():
 
 def test_seed_001_config_is_two_stacked_grus_without_a_head():
     from gru_lab.data import spec_for
-    from gru_lab.models import build_model
+    from gru_lab.models.build import build_model
 
     cfg = load_config(CONFIGS / "imdb_stacked_gru.yaml")
     model = build_model(cfg.model, spec_for(cfg.data))

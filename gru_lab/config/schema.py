@@ -1,0 +1,202 @@
+"""The experiment schema: every section and key, its type, range and default, each with a one-line comment.
+
+Cross-field rules are in rules.py; loading, --set overrides and messages in loading.py. No TensorFlow here.
+docs/configuration.md is generated from these classes (python -m gru_lab.config.reference).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from gru_lab import cells
+
+class _Section(BaseModel):
+    # Unknown keys are errors: a typo must never silently fall back to a default.
+    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+class ArithmeticData(_Section):
+    """The time-series GRU tutorial generalised: windows of arithmetic progressions, predict the next term."""
+
+    input_kind: ClassVar[str] = "real"
+    outputs: ClassVar[int] = 1  # one number to predict
+    name: Literal["arithmetic"]
+    window: int = Field(3, ge=1, le=10_000)  # terms the model sees; the tutorial uses 3
+    n_train: int = Field(1000, ge=1)  # random progressions to train on (ignored when starts/steps are given)
+    n_val: int = Field(200, ge=0)  # held-out progressions for per-epoch validation; 0 = none
+    n_test: int = Field(200, ge=1)  # held-out progressions for the final test metrics
+    start_range: tuple[float, float] = (0.0, 10.0)  # first term drawn uniformly from this range
+    step_range: tuple[float, float] = (-2.0, 2.0)  # common difference drawn uniformly from this range
+    starts: list[float] | None = None  # exact first terms for the train set (grid with steps), as in the tutorial
+    steps: list[float] | None = None  # exact common differences for the train set (grid with starts)
+    evaluate_on: Literal["test", "train"] = "test"  # "train" reports test metrics on the train set, as the tutorial does
+
+
+class SineData(_Section):
+    """Noisy sine waves: predict the next value from a window of past values."""
+
+    input_kind: ClassVar[str] = "real"
+    outputs: ClassVar[int] = 1  # the next value
+    name: Literal["sine"]
+    window: int = Field(40, ge=2, le=100_000)  # past values the model sees
+    n_train: int = Field(1000, ge=1)  # training windows
+    n_val: int = Field(200, ge=0)  # validation windows; 0 = none
+    n_test: int = Field(200, ge=1)  # test windows
+    noise: float = Field(0.05, ge=0.0)  # std of Gaussian noise on the inputs (targets stay clean)
+    period_range: tuple[float, float] = (10.0, 40.0)  # period in steps, drawn per window
+
+
+class AddingData(_Section):
+    """The adding problem (Hochreiter & Schmidhuber 1997): sum the two marked values of a long sequence."""
+
+    input_kind: ClassVar[str] = "real"
+    outputs: ClassVar[int] = 1  # the sum
+    name: Literal["adding"]
+    length: int = Field(50, ge=2, le=100_000)  # T: sequence length; long T is where SimpleRNN fails
+    n_train: int = Field(2000, ge=1)  # training sequences
+    n_val: int = Field(400, ge=0)  # validation sequences; 0 = none
+    n_test: int = Field(400, ge=1)  # test sequences
+
+
+class ImdbData(_Section):
+    """IMDB movie-review sentiment, with keras.datasets.imdb's index conventions."""
+
+    input_kind: ClassVar[str] = "tokens"
+    outputs: ClassVar[int] = 1  # P(positive)
+    name: Literal["imdb"]
+    path: str | None = None  # aclImdb folder or .tar.gz; None = $GRU_LAB_IMDB, else Keras's download
+    num_words: int = Field(10_000, ge=4)  # vocabulary size; rarer words become 2 (out-of-vocabulary)
+    maxlen: int = Field(200, ge=1)  # reviews are truncated/padded to this many tokens (none dropped)
+    padding: Literal["pre", "post"] = "pre"  # where the 0s go; post keeps cuDNN usable with masks
+    truncating: Literal["pre", "post"] = "pre"  # which end of a long review is cut
+    as_real: bool = False  # feed raw word ids as one real-valued feature (the stacked-GRU tutorial), no embedding
+    n_train: int | None = Field(None, ge=2)  # use a stratified slice of the 25k train reviews: quick trials on less data
+    n_test: int | None = Field(None, ge=2)  # use a stratified slice of the 25k test reviews: quicker evaluation
+    cache_dir: str | None = None  # folder for the encoded-array cache; None = $XDG_CACHE_HOME or ~/.cache, /gru-lab/imdb
+
+
+DataConfig = Annotated[Union[ArithmeticData, SineData, AddingData, ImdbData], Field(discriminator="name")]
+DATA_SECTIONS = {cls.model_fields["name"].annotation.__args__[0]: cls for cls in (ArithmeticData, SineData, AddingData, ImdbData)}
+
+# ----------------------------------------------------------------------------- model
+
+
+class ConvConfig(_Section):
+    filters: int = Field(64, ge=1)  # Conv1D output channels
+    kernel_size: int = Field(5, ge=1)  # time steps each filter spans
+    pool_size: int = Field(2, ge=1)  # MaxPooling1D after the conv; 1 = no pooling (shortens sequences by this factor)
+
+
+class ModelConfig(_Section):
+    cell: Literal[cells.NAMES] = "gru"  # recurrent cell; "rnn" is an alias of simple_rnn
+    units: int | list[int] = 64  # hidden size; a list gives one size per stacked layer
+    num_layers: int = Field(1, ge=1, le=16)  # stacked layers; all but the last return sequences
+    bidirectional: bool = False  # read the sequence both ways (doubles recurrent parameters)
+    merge_mode: Literal["concat", "sum", "mul", "ave"] = "concat"  # how the two directions are joined
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)  # input dropout inside each recurrent layer
+    recurrent_dropout: float = Field(0.0, ge=0.0, lt=1.0)  # state dropout; >0 disables cuDNN
+    activation: str = "tanh"  # cell activation; the time-series GRU tutorial uses relu (disables cuDNN)
+    recurrent_activation: str | None = None  # gate activation (gru/lstm only); None = sigmoid
+    layer_norm: bool = False  # LayerNormalization after each recurrent layer
+    conv: ConvConfig | None = None  # optional Conv1D + MaxPooling1D front end (the GRU tips lecture's CNN+GRU)
+    embedding_dim: int | None = Field(None, ge=1)  # token inputs only: Embedding output size
+    mask_zero: bool = False  # token inputs only: treat id 0 as padding and mask it
+    unroll: bool = False  # unroll the time loop (short sequences only; disables cuDNN)
+    head_dropout: float = Field(0.0, ge=0.0, lt=1.0)  # Dropout before the output Dense
+    head: Literal["dense", "none"] = "dense"  # "none": the last recurrent layer is the output (the stacked-GRU tutorial's GRU(1))
+    loops: Literal["auto", "keras"] = "auto"  # auto: gru-lab's loops (compiled or fused) on a CPU where they apply (same weights and outputs as Keras's; `inspect` says which run); keras: Keras's own loop
+
+    @field_validator("cell", mode="before")
+    @classmethod
+    def _cell_alias(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return cells.canonical(value)
+        return value
+
+    @field_validator("loops", mode="before")
+    @classmethod
+    def _loops_yaml_bool(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare `off` as false (and `on` as true): off means Keras's loop, on gru-lab's.
+        return {False: "keras", True: "auto"}.get(value, value) if isinstance(value, bool) else value
+
+    @model_validator(mode="after")
+    def _layers_from_units_list(self) -> "ModelConfig":
+        # units: [50, 1] means two layers; keep num_layers in step so the resolved config says so too.
+        if isinstance(self.units, list) and "num_layers" not in self.model_fields_set and self.units:
+            self.num_layers = len(self.units)
+        return self
+
+    def layer_units(self) -> list[int]:
+        """Units of each stacked recurrent layer."""
+        if isinstance(self.units, list):
+            return list(self.units)
+        return [self.units] * self.num_layers
+
+
+# ----------------------------------------------------------------------------- train
+
+
+class EarlyStoppingConfig(_Section):
+    patience: int = Field(3, ge=1)  # epochs without improvement before stopping
+    monitor: str = "val_loss"  # a logged metric; val_* needs validation data
+    min_delta: float = Field(0.0, ge=0.0)  # smaller changes than this do not count as improvement
+    restore_best_weights: bool = True  # evaluate the best epoch's weights, not the last
+
+
+class TrainConfig(_Section):
+    epochs: int = Field(10, ge=1, le=100_000)  # passes over the training set
+    batch_size: int = Field(64, ge=1)  # samples per gradient step
+    optimizer: Literal["adam", "rmsprop", "sgd"] = "adam"  # the tutorials all use adam
+    learning_rate: float = Field(1e-3, gt=0.0, le=10.0)  # adam's default; the GRU tips lecture suggests tuning it
+    clipnorm: float | None = Field(None, gt=0.0)  # gradient norm clipping; None = off
+    validation_split: float = Field(0.0, ge=0.0, lt=1.0)  # fraction of train held out by Keras (the IMDB GRU tutorial: 0.2)
+    early_stopping: EarlyStoppingConfig | None = None  # None = train all epochs
+    seed: int | None = Field(None, ge=0, le=2**32 - 1)  # weight init and shuffling only; None = the top-level seed
+    eval_batch_size: int | None = Field(None, ge=1)  # batch for evaluate/predict; None = max(batch_size, 1024), or 256 with the compiled loops (training.fit.eval_batch): big batches are cheaper per sample and give the same predictions
+    distribute: Literal["none", "mirrored"] = "none"  # "mirrored": one run on every local GPU (or logical CPU) via tf.distribute.MirroredStrategy
+    device: Literal["auto", "cpu", "gpu"] = "auto"  # auto: a GPU when TensorFlow sees one, else the CPU; gpu fails when there is none
+    xla: Literal["auto", "on", "off"] = "auto"  # XLA-compile the train/eval steps; auto: decided per cell by the kernel plan (`inspect` says why); off on GPU (cuDNN kernels cannot be compiled)
+    mixed_precision: bool = False  # GPU only: float16 compute with float32 weights (Keras mixed_float16); ignored on CPU, where it is slower
+
+    @field_validator("xla", mode="before")
+    @classmethod
+    def _xla_yaml_bool(cls, value: Any) -> Any:
+        # YAML 1.1 reads bare `on`/`off` as true/false; take them as the words the user typed.
+        return {False: "off", True: "on"}.get(value, value) if isinstance(value, bool) else value
+
+
+class OutputConfig(_Section):
+    dir: str = "results"  # runs go to <dir>/<name>/<run-id>/
+    save_model: bool = True  # write model.keras (needed by predict)
+
+
+class SweepConfig(_Section):
+    """`gru-lab sweep` settings; train and compare ignore this section. Command-line flags override each key."""
+
+    name: str | None = Field(None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # folder of the runs and the sweep table under output.dir; None = the top-level name
+    grid: dict[str, list[Any]] = {}  # dotted key -> values; the sweep runs every combination (model.units: [32, 64])
+    seeds: int = Field(1, ge=1, le=1000)  # runs per grid point, train seeds seed, seed+1, ...; 1 keeps big grids affordable, 2+ shows a spread
+    workers: int | None = Field(None, ge=1, le=1024)  # local: runs at once, one process each (None = 1); ray: runs in flight (None = what the cluster fits)
+    backend: Literal["local", "ray"] = "local"  # local worker processes, or one Ray task a run on a Ray cluster
+    ray_address: str | None = None  # ray: "auto" = the cluster this machine belongs to, or "ray://host:10001"; None = start a local instance
+    num_cpus: float = Field(1.0, gt=0)  # ray: CPUs each run reserves (also its TensorFlow thread count)
+    num_gpus: float = Field(0.0, ge=0)  # ray: GPUs each run reserves; a fraction lets runs share a GPU
+
+
+class ExperimentConfig(_Section):
+    name: str = Field("experiment", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # folder name under output.dir
+    seed: int = Field(0, ge=0, le=2**32 - 1)  # seeds data generation, weight init and shuffling (NumPy's range)
+    data: DataConfig  # which dataset and its size
+    model: ModelConfig = ModelConfig()  # the architecture
+    train: TrainConfig = TrainConfig()  # optimisation
+    output: OutputConfig = OutputConfig()  # where the run record goes
+    sweep: SweepConfig | None = None  # grid-sweep settings for `gru-lab sweep`; not part of a run's own config
+
+    @property
+    def train_seed(self) -> int:
+        return self.seed if self.train.seed is None else self.train.seed

@@ -1,0 +1,369 @@
+"""gru-lab bench: gru-lab's training path against a plain Keras baseline written the tutorial's way.
+
+For each cell, on the same data, one variant after the other (in one process, or with isolate=True
+each in a fresh one): the baseline (Keras layers, model.fit on NumPy
+arrays with validation_split, model.evaluate/predict at Keras's default batch of 32, as the IMDB GRU
+tutorial's script does) and gru-lab's own path (training.fit.train: tf.data pipelines, the kernel plan's
+loops and XLA). Each variant's epochs, train and inference throughput, test metric and peak
+memory are measured, and the ratios are computed from those measurements. Returns DataFrames;
+report.py writes and prints them.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from gru_lab import cells as cell_names
+from gru_lab.config import PRESETS, ExperimentConfig, config_from_raw
+from gru_lab.data.base import Dataset
+from gru_lab.errors import GruLabError
+from gru_lab.training.memory import peak_rss_mib, reset_peak_rss
+
+# The IMDB GRU tutorial to the letter (configs/imdb_gru_literal.yaml links to it): packaged, so that
+# `gru-lab bench` runs after a plain pip install.
+DEFAULT_CONFIG = PRESETS / "imdb_gru_literal.yaml"
+
+BASELINE = "keras baseline"
+GRU_LAB = "gru-lab"
+# gru-lab's path with single optimisations switched off, for `bench --ablation` (the pipeline always stays).
+ABLATION = {
+    "pipeline only": ["model.loops=keras", "train.xla=off"],
+    "pipeline + xla": ["model.loops=keras"],
+    "pipeline + fused": ["train.xla=off"],  # GRU: the compiled loops (they need XLA off)
+    "pipeline + fused + xla": ["train.xla=on"],  # GRU: the fused TensorFlow loop under XLA, no compiled loops
+    GRU_LAB: [],
+}
+BUSY_LOAD = 0.7  # above this 1-minute load average other work shares the cores and the timings are inflated
+
+VariantHook = Callable[[str, str], None]  # (cell, variant) as each starts
+
+
+@dataclass
+class BenchResult:
+    rows: Any  # pandas DataFrame: one row per (cell, variant)
+    ratios: Any  # pandas DataFrame: one row per (cell, variant other than the baseline)
+    meta: dict[str, Any]  # workload, machine, load averages, versions
+    folder: Path  # where report.write_bench puts the files
+    notes: list[str] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def synthetic_tokens(cfg: ExperimentConfig, seed: int) -> Dataset:
+    """IMDB-shaped token data without the archive: same counts, vocabulary and maxlen, pre-padded
+    reviews of IMDB-like lengths, and a label carried by a few sentiment tokens (learnable, but the
+    accuracy means little: this exists to time the same amount of work)."""
+    d = cfg.data
+    rng = np.random.default_rng(seed)
+    n_train, n_test = d.n_train or 25_000, d.n_test or 25_000
+
+    # up to 20 pairs of sentiment words (ids 4, 5, 6, 7, ...), fewer where the vocabulary is smaller
+    sentiment_pairs = max(1, min(20, (d.num_words - 4) // 2))
+
+    def split(n: int):
+        labels = rng.integers(0, 2, n)
+        lengths = np.clip(rng.lognormal(5.2, 0.7, n).astype(int) + 1, 10, None)  # median ~180 tokens, long tail
+        x = np.zeros((n, d.maxlen), dtype=np.int32)
+        for i, (length, label) in enumerate(zip(lengths, labels)):
+            length = min(length, d.maxlen)
+            words = np.minimum(rng.zipf(1.3, length) + 3, d.num_words - 1)
+            sentiment = rng.random(length) < 0.05  # 1 word in 20 leans towards the label
+            words[sentiment] = 4 + 2 * rng.integers(0, sentiment_pairs, sentiment.sum()) + label
+            words = np.minimum(words, d.num_words - 1)
+            words[0] = 1
+            if d.padding == "pre":
+                x[i, d.maxlen - length:] = words
+            else:
+                x[i, :length] = words
+        return x, labels.astype(np.float32)
+
+    x_train, y_train = split(n_train)
+    x_test, y_test = split(n_test)
+    return Dataset(name="imdb", task="binary", input_kind="tokens", x_train=x_train, y_train=y_train,
+                   x_test=x_test, y_test=y_test, vocab_size=d.num_words, padding=d.padding,
+                   extra={"source": "synthetic tokens (IMDB-shaped)", "n_train": n_train, "n_test": n_test})
+
+
+def bench_data(cfg: ExperimentConfig) -> Dataset:
+    """The config's dataset; for IMDB without a readable archive, same-shaped synthetic tokens."""
+    from gru_lab.data import load_dataset
+
+    if cfg.data.name == "imdb" and not cfg.data.as_real:
+        from gru_lab.data.imdb import resolve_source
+
+        source = resolve_source(cfg.data)
+        if source is None or not Path(source).exists():
+            return synthetic_tokens(cfg, cfg.seed)
+    return load_dataset(cfg.data, cfg.seed)
+
+
+# ----------------------------------------------------------------------------- memory and load
+
+
+def _release_previous_models() -> None:
+    """Free the previous variant's models and graphs so its memory does not count against the next."""
+    import gc
+
+    import keras
+
+    keras.backend.clear_session()
+    gc.collect()
+
+
+def load_average() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:  # pragma: no cover
+        return None
+
+
+# ----------------------------------------------------------------------------- the two paths
+
+
+def release_shuffle_seed() -> None:
+    """Unset TensorFlow's global seed so that Keras reshuffles NumPy training arrays every epoch.
+
+    The IMDB GRU tutorial's script sets no seed, and then Keras does reshuffle every epoch. With a global seed set,
+    Keras 3's array adapter serves the very same batch order in every epoch (its shuffle op restarts from
+    the same seed with each epoch's iterator): not the script's training, and a few points less accurate
+    (docs/benchmarks.md). TensorFlow refuses unseeded random ops under op determinism, which the script never turns on either."""
+    import tensorflow as tf
+    from tensorflow.python.framework import config as tf_config
+
+    tf_config.disable_op_determinism()
+    tf.random.set_seed(None)
+
+
+def run_baseline(cfg: ExperimentConfig, data: Dataset) -> dict[str, Any]:
+    """The IMDB GRU tutorial's script: Keras layers, fit on NumPy with validation_split, evaluate/predict at batch 32."""
+    import keras
+    from tensorflow.python.framework import config as tf_config
+
+    from gru_lab.models.build import build_model
+    from gru_lab.training.fit import timing_callback, loss_and_metrics, make_optimizer
+
+    keras.utils.set_random_seed(cfg.train_seed)
+    tf_config.disable_op_determinism()  # the tutorial's script never turns it on
+    t = cfg.train
+    model = build_model(cfg.model.model_copy(update={"loops": "keras"}), data.spec)
+    loss, metric_names = loss_and_metrics(data.task)
+    model.compile(optimizer=make_optimizer(cfg), loss=loss, metrics=metric_names)
+    release_shuffle_seed()  # the seed fixed the initial weights (the same as gru-lab's); the order is the script's
+    fit_kwargs: dict[str, Any] = {}
+    n_fit = len(data.x_train)
+    if data.x_val is not None:
+        fit_kwargs["validation_data"] = (data.x_val, data.y_val)
+    elif t.validation_split > 0:
+        fit_kwargs["validation_split"] = t.validation_split
+        n_fit = int(np.floor(len(data.x_train) * (1.0 - t.validation_split)))
+    timing = timing_callback(None, None, -(-n_fit // t.batch_size))
+    model.fit(data.x_train, data.y_train, epochs=t.epochs, batch_size=t.batch_size, callbacks=[timing],
+              verbose=0, **fit_kwargs)
+    t0 = time.perf_counter()
+    test = model.evaluate(data.x_test, data.y_test, verbose=0, return_dict=True)
+    eval_seconds = time.perf_counter() - t0
+    model.predict(data.x_test[:32], verbose=0)  # trace the predict step first, as gru-lab's evaluate does
+    t0 = time.perf_counter()
+    model.predict(data.x_test, verbose=0)
+    predict_seconds = time.perf_counter() - t0
+    history = timing.rows
+    return {
+        "history": history, "n_fit": n_fit, "test": {k: float(v) for k, v in test.items()},
+        "eval_seconds": eval_seconds, "inference_samples_per_second": len(data.x_test) / predict_seconds,
+        "kernel": "keras-loop", "eval_batch": 32,
+    }
+
+
+def run_gru_lab(cfg: ExperimentConfig, data: Dataset) -> dict[str, Any]:
+    from gru_lab.models.kernels import kernel_text
+    from gru_lab.training.fit import eval_batch, train
+
+    result = train(cfg, data)
+    m = result.metrics
+    if result.status != "finished":
+        raise KeyboardInterrupt
+    return {
+        "history": result.history, "n_fit": m["n_train_fit"], "test": m["test"],
+        "eval_seconds": m["eval_seconds"], "inference_samples_per_second": m["inference_samples_per_second"],
+        "kernel": f"{kernel_text(m['execution'])}, inference {kernel_text(m['execution'], inference=True)}",
+        "eval_batch": eval_batch(cfg.train, m["execution"]["compiled_loops"]),
+    }
+
+
+def _row(cell: str, variant: str, out: dict[str, Any], peak: float | None, load: tuple) -> dict[str, Any]:
+    history = out["history"]
+    epoch_s = [r["seconds"] for r in history]
+    train_s = [r["train_seconds"] for r in history]
+    metric = "accuracy" if "accuracy" in out["test"] else "loss"
+    row: dict[str, Any] = {
+        "cell": cell, "variant": variant, "epochs": len(history),
+        "s_per_epoch": statistics.median(epoch_s) if epoch_s else None,
+        "train_samples_per_s": out["n_fit"] / statistics.median(train_s) if train_s else None,
+        "infer_samples_per_s": out["inference_samples_per_second"],
+        "eval_s": out["eval_seconds"], "eval_batch": out["eval_batch"],
+        f"test_{metric}": out["test"].get(metric), "peak_rss_mib": peak, "kernel": out["kernel"],
+        "load_before": load[0], "load_after": load[1],
+    }
+    for i, (s, ts) in enumerate(zip(epoch_s, train_s), start=1):
+        row[f"epoch_{i}_s"] = s
+        row[f"epoch_{i}_train_s"] = ts
+    return row
+
+
+def ratios_frame(rows):
+    """One row per (cell, non-baseline variant): its numbers divided by the baseline's of the same cell."""
+    import pandas as pd
+
+    metric = next((c for c in rows.columns if c.startswith("test_")), None)
+    out = []
+    for cell, group in rows.groupby("cell", sort=False):
+        base = group[group["variant"] == BASELINE]
+        if base.empty:
+            continue
+        b = base.iloc[0]
+        for _, r in group[group["variant"] != BASELINE].iterrows():
+            out.append({
+                "cell": cell, "variant": r["variant"],
+                "train_speedup": r["train_samples_per_s"] / b["train_samples_per_s"],
+                "epoch_speedup": b["s_per_epoch"] / r["s_per_epoch"],
+                "infer_speedup": r["infer_samples_per_s"] / b["infer_samples_per_s"],
+                f"{(metric or 'metric').removeprefix('test_')}_diff_points": (100 * (r[metric] - b[metric])) if metric else None,
+                "peak_rss_ratio": (r["peak_rss_mib"] / b["peak_rss_mib"]
+                                   if r["peak_rss_mib"] and b["peak_rss_mib"] else None),
+            })
+    return pd.DataFrame(out)
+
+
+# ----------------------------------------------------------------------------- the bench
+
+
+def bench_configs(cfg: ExperimentConfig, cells: list[str], overrides: list[str]) -> dict[str, ExperimentConfig]:
+    """The config of each cell: cfg with model.cell replaced (and --set overrides applied again)."""
+    raw = cfg.model_dump(mode="json")
+    configs = {}
+    for cell in cells:
+        cell_raw = {**raw, "model": {**raw["model"], "cell": cell}}
+        configs[cell] = config_from_raw(cell_raw, f"bench ({cell})", overrides)
+    return configs
+
+
+def run_bench(cfg: ExperimentConfig, cells: list[str], *, ablation: bool = False, overrides: list[str] | None = None,
+              folder: Path | None = None, on_variant: VariantHook | None = None, isolate: bool = False) -> BenchResult:
+    """Baseline and gru-lab (and with ablation, gru-lab with single optimisations off) for each cell.
+
+    In one process by default, one variant after the other on the same loaded data. isolate=True runs
+    each variant in a fresh worker process instead (`python -m gru_lab.bench`): slower to start, but each
+    peak RSS is that variant's own, not inflated by what earlier variants left in the allocator."""
+    import pandas as pd
+
+    unknown = [c for c in cells if c not in cell_names.CELLS]
+    if unknown:
+        raise GruLabError(f"bench: cells must be among {list(cell_names.NAMES)}. Got {unknown}.")
+    configs = bench_configs(cfg, cells, overrides or [])
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    t_load = time.perf_counter()
+    data = bench_data(cfg)
+    load_seconds = time.perf_counter() - t_load
+    variants = dict(ABLATION) if ablation else {GRU_LAB: []}
+    notes = []
+    if isolate:
+        notes.append("each variant ran in its own fresh process (--isolate): peak RSS is that process's "
+                     "ru_maxrss, TensorFlow's runtime and the loaded data included.")
+    else:
+        notes.append("all variants ran in one process, one after the other; peak RSS is the peak during each "
+                     "variant, which includes what earlier variants left allocated (rss_at_start_mib in bench.csv). "
+                     "Use --isolate for per-variant peaks.")
+    if not isolate and not reset_peak_rss():
+        notes.append("peak RSS could not be reset between variants (no /proc/self/clear_refs): "
+                     "each figure is the process's peak so far.")
+    rows = []
+    for cell in cells:
+        plan = [(BASELINE, None)] + [(name, config_from_raw(configs[cell].model_dump(mode="json"), "bench", extra))
+                                     for name, extra in variants.items()]
+        for variant, variant_cfg in plan:
+            if on_variant:
+                on_variant(cell, variant)
+            if isolate:
+                rows.append(_in_worker(configs[cell] if variant_cfg is None else variant_cfg, cell, variant))
+                continue
+            _release_previous_models()
+            reset_peak_rss()
+            start_rss, before = peak_rss_mib(), load_average()
+            out = run_baseline(configs[cell], data) if variant_cfg is None else run_gru_lab(variant_cfg, data)
+            row = _row(cell, variant, out, peak_rss_mib(), (before, load_average()))
+            row["rss_at_start_mib"] = start_rss
+            rows.append(row)
+    frame = pd.DataFrame(rows)
+    loads = [v for v in frame["load_before"].tolist() + frame["load_after"].tolist() if v is not None]
+    if loads and max(loads) > BUSY_LOAD:
+        notes.append(f"other work shared the CPU while this ran (1-minute load average up to {max(loads)} on "
+                     f"{os.cpu_count()} cores): absolute times are inflated; the ratios compare variants "
+                     "that ran one after the other.")
+    meta = bench_meta(cfg, cells, data, started, load_seconds, ablation)
+    folder = folder or Path(cfg.output.dir) / "bench" / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    return BenchResult(rows=frame, ratios=ratios_frame(frame), meta=meta, folder=folder, notes=notes)
+
+
+def bench_meta(cfg: ExperimentConfig, cells: list[str], data: Dataset, started: str, load_seconds: float,
+               ablation: bool) -> dict[str, Any]:
+    from gru_lab.training.fit import device_info
+
+    t = cfg.train
+    n_fit = len(data.x_train) if data.x_val is not None or not t.validation_split else \
+        int(np.floor(len(data.x_train) * (1.0 - t.validation_split)))
+    return {
+        "config": cfg.name, "started": started, "cells": cells, "ablation": ablation,
+        "data": data.extra.get("source", data.name), "data_load_seconds": round(load_seconds, 2),
+        "n_train_fit": n_fit, "n_val": len(data.x_train) - n_fit if data.x_val is None else len(data.x_val),
+        "n_test": len(data.x_test), "timesteps": data.timesteps, "epochs": t.epochs, "batch_size": t.batch_size,
+        "units": cfg.model.units, "embedding_dim": cfg.model.embedding_dim,
+        "environment": device_info(),
+    }
+
+
+# ----------------------------------------------------------------------------- isolated variants
+
+
+def _in_worker(cfg: ExperimentConfig, cell: str, variant: str) -> dict[str, Any]:
+    """One variant in a fresh Python process; its row comes back as JSON in a temporary file."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="gru-lab-bench-") as tmp:
+        job, answer = Path(tmp) / "job.json", Path(tmp) / "row.json"
+        job.write_text(json.dumps({"config": cfg.model_dump(mode="json"), "cell": cell, "variant": variant}))
+        proc = subprocess.run([sys.executable, "-m", "gru_lab.experiments.bench", str(job), str(answer)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0 or not answer.is_file():
+            raise RuntimeError(f"bench worker for {cell}/{variant} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+        return json.loads(answer.read_text())
+
+
+def _worker(job_path: str, answer_path: str) -> None:
+    import json
+
+    job = json.loads(Path(job_path).read_text())
+    cfg = config_from_raw(job["config"], "bench worker")
+    data = bench_data(cfg)
+    before = load_average()
+    out = run_baseline(cfg, data) if job["variant"] == BASELINE else run_gru_lab(cfg, data)
+    row = _row(job["cell"], job["variant"], out, peak_rss_mib(), (before, load_average()))
+    row["rss_at_start_mib"] = None
+    Path(answer_path).write_text(json.dumps(row))
+
+
+if __name__ == "__main__":  # the isolated-variant worker: python -m gru_lab.experiments.bench JOB.json ROW.json
+    import sys
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    _worker(sys.argv[1], sys.argv[2])

@@ -1,0 +1,71 @@
+"""The planning step compare and sweep share: a base config, points (dotted key -> value) and train seeds
+become validated runs, each with an id that the same config and seed always give (which is what resume
+relies on). Nothing is written and no run starts until every run of a plan has validated.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from gru_lab.config import ExperimentConfig, set_key, validate
+from gru_lab.runs.folder import config_hash
+
+
+@dataclass
+class PlannedRun:
+    run_id: str  # the command's own prefix, then -s<seed>-<config hash>
+    point: int  # index of its point in the plan's points
+    values: dict[str, Any]  # dotted key -> this point's value
+    seed: int  # train.seed: weight init and shuffling (the data seed stays the base config's)
+    raw: dict[str, Any]  # the config as written + this run's keys; the worker validates it again
+    cfg: ExperimentConfig
+    label: str  # how progress lines and failure logs name the run
+
+    @property
+    def cell(self) -> str:
+        return self.cfg.model.cell
+
+    @property
+    def length(self) -> int | None:
+        """The adding problem's T when the plan varies it."""
+        return self.values.get("data.length")
+
+    @property
+    def digest(self) -> str:
+        return self.run_id.rsplit("-", 1)[-1]
+
+
+# (point, seed) -> (source for error messages, {dotted key: the setting that gave it}) / the run id's prefix / label
+Describe = Callable[[dict[str, Any], int], tuple[str, dict[str, str]]]
+Prefix = Callable[[dict[str, Any]], str]
+Label = Callable[[dict[str, Any], int], str]
+
+
+def plan_runs(raw: dict[str, Any], points: list[dict[str, Any]], seeds: list[int], describe: Describe,
+              prefix: Prefix, label: Label, name: str | None = None, seeds_from: str = "train.seed") -> list[PlannedRun]:
+    """Every (seed, point) run of a plan, seed outermost (an interrupted plan already holds whole rounds),
+    each validated: a ConfigError names the key and the setting that caused it (describe; seeds_from names
+    what set train.seed)."""
+    runs = []
+    for seed in seeds:
+        for index, point in enumerate(points):
+            source, origin = describe(point, seed)
+            run_raw = copy.deepcopy(raw)
+            run_raw.pop("sweep", None)  # sweep settings are not part of a run: they must not change its id
+            if name is not None:
+                run_raw["name"] = name
+            for key, value in point.items():
+                set_key(run_raw, key, copy.deepcopy(value), source, origin.get(key, key))
+            set_key(run_raw, "train.seed", seed, source, seeds_from)
+            cfg = validate(run_raw, source, origin)
+            run_id = f"{prefix(point)}-s{seed}-{config_hash(cfg)}"
+            runs.append(PlannedRun(run_id, index, point, seed, run_raw, cfg, label(point, seed)))
+    return runs
+
+
+def results_folder(base: ExperimentConfig, name: str | None = None) -> Path:
+    """<output.dir>/<name>/: where a plan's runs and tables go."""
+    return Path(base.output.dir) / (name or base.name)

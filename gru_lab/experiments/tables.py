@@ -1,0 +1,98 @@
+"""The table builder compare and sweep share: one row per planned run from its metrics.json, and the
+statistics of a group of runs (a compared cell, a grid point) over seeds. Every number comes from the
+runs' records; a group with no finished run gets its parameter counts from the exact formulas.
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+from gru_lab.data import spec_for
+from gru_lab.models.kernels import kernel_text
+from gru_lab.models.plan import count_params
+from gru_lab.runs.records import measured, metric_of
+
+DONE = ("finished", "reused")
+
+
+def task_of(cfg) -> str:
+    return spec_for(cfg.data).task
+
+
+def runs_frame(outcomes, columns=lambda run: {}):
+    """One row per planned run: the command's own columns (columns(run)), status, what it measured (or why
+    it has nothing), the kernels it ran, where its folder is."""
+    import pandas as pd
+
+    rows = []
+    for o in outcomes:
+        m = o.metrics or {}
+        threads = ((m.get("environment") or {}).get("threads") or {}).get("intra_op")
+        rows.append({
+            "run_id": o.run.run_id, "point": o.run.point, **columns(o.run), "seed": o.run.seed, "status": o.status,
+            **measured(m, task_of(o.run.cfg)),
+            "cudnn": cudnn_text(m.get("cudnn")) if m else None,
+            "kernel": kernel_text(m.get("execution")) if m else None,
+            "threads": threads, "run_seconds": o.seconds,
+            "folder": str(o.folder) if o.folder else None, "error": o.error,
+        })
+    return pd.DataFrame(rows)
+
+
+def group_stats(group, cfg) -> dict[str, Any]:
+    """The statistics of some planned runs of one config (rows of runs_frame) over their seeds."""
+    done = group[group.status.isin(DONE)]
+    metric, _ = metric_of(task_of(cfg))
+    values = [float(v) for v in done.value.dropna()]
+    if len(done) and not done.params_total.isna().all():
+        total, recurrent = int(done.params_total.iloc[0]), int(done.params_recurrent.iloc[0])
+    else:
+        counts = count_params(cfg.model, spec_for(cfg.data))
+        total, recurrent = counts["total"], counts["recurrent"]
+    baseline = mean(done.baseline_mse)
+    failed = group[group.status == "failed"]
+    return {
+        "runs": f"{len(done)}/{len(group)}",
+        "params_total": total,
+        "params_recurrent": recurrent,
+        "s_per_epoch": median(done.s_per_epoch),
+        "fit_seconds": mean(done.fit_seconds),
+        "train_samples_per_s": median(done.train_samples_per_s),
+        "infer_samples_per_s": median(done.infer_samples_per_s),
+        "infer_ms_per_sample": median(done.infer_ms_per_sample),
+        "metric": f"test_{metric}",
+        "metric_mean": statistics.fmean(values) if values else None,
+        "metric_std": statistics.stdev(values) if len(values) > 1 else None,
+        # mse / the mse of predicting the mean: 1 = learned nothing, 0 = perfect
+        "mse_vs_baseline": statistics.fmean(values) / baseline if metric == "mse" and values and baseline else None,
+        "best_epoch": ", ".join(str(int(e)) for e in done.best_epoch.dropna()) or None,
+        "kernel": ", ".join(dict.fromkeys(k for k in done.kernel.dropna())) or None,
+        "peak_rss_mib": maximum(done.peak_rss_mib),
+        "peak_gpu_mib": maximum(done.peak_gpu_mib),
+        "errors": "; ".join(f"{r.run_id}: {r.error}" for r in failed.itertuples()) or None,
+    }
+
+
+def cudnn_text(cudnn: list[dict] | None) -> str | None:
+    """A run record's cuDNN eligibility (on a GPU) in one cell: "yes" or "no: reasons"."""
+    if cudnn is None:
+        return None
+    reasons = list(dict.fromkeys(r for c in cudnn for r in c["reasons"]))
+    return "yes" if all(c["eligible"] for c in cudnn) else "no: " + "; ".join(reasons)
+
+
+def median(series) -> float | None:
+    values = [float(v) for v in series.dropna()]
+    return statistics.median(values) if values else None
+
+
+def mean(series) -> float | None:
+    values = [float(v) for v in series.dropna()]
+    return statistics.fmean(values) if values else None
+
+
+def maximum(series) -> float | None:
+    values = [float(v) for v in series.dropna()]
+    return max(values) if values else None
+

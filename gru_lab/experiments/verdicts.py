@@ -1,0 +1,208 @@
+"""The tutorials' claims judged on a comparison's finished runs: holds, does not hold or inconclusive, each
+with the numbers behind it."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from gru_lab import cells as cell_names
+from gru_lab.experiments.compare import CompareResult, ComparePlan, recurrent_count, runs_frame
+from gru_lab.experiments.tables import DONE, task_of
+from gru_lab.runs.records import metric_of, units_text
+
+TUTORIAL_FEWER_PCT = (25, 40)  # "GRU has 25-40% fewer parameters than LSTM", as the tutorials put it
+HOLDS, FAILS, INCONCLUSIVE = "holds", "does not hold", "inconclusive"
+
+
+@dataclass
+class Verdict:
+    claim: str
+    status: str  # HOLDS, FAILS or INCONCLUSIVE
+    detail: str  # the numbers, in a sentence
+    numbers: dict[str, Any] = field(default_factory=dict)
+
+
+CLAIM_PARAMS = "GRU has fewer parameters than LSTM"
+CLAIM_SPEED = "GRU trains faster than LSTM"
+CLAIM_ACCURACY = "GRU's accuracy is comparable to LSTM's"
+CLAIM_LONG = "SimpleRNN struggles with long dependencies"
+
+
+def params_verdict(gru: int | None, lstm: int | None, source: str) -> Verdict:
+    """Recurrent parameters of GRU and LSTM at the same units."""
+    if not gru or not lstm:
+        return Verdict(CLAIM_PARAMS, INCONCLUSIVE, "no parameter counts to compare.")
+    fewer = 100 * (1 - gru / lstm)
+    lo, hi = TUTORIAL_FEWER_PCT
+    inside = "inside" if lo <= fewer <= hi else "outside"
+    detail = (f"GRU {gru:,} vs LSTM {lstm:,} recurrent parameters ({source}): {fewer:.1f}% fewer; "
+              f"{inside} the tutorials' {lo}-{hi}%.")
+    return Verdict(CLAIM_PARAMS, HOLDS if gru < lstm else FAILS, detail,
+                   {"gru_recurrent": gru, "lstm_recurrent": lstm, "fewer_pct": fewer})
+
+
+def speed_verdict(pairs: list[tuple[float, float]], kernels: tuple[str | None, str | None] = (None, None)) -> Verdict:
+    """pairs: (GRU, LSTM) median seconds per epoch of runs that share seed and length; kernels: the
+    recurrent kernels GRU's and LSTM's runs trained with (models.kernels.kernel_text).
+
+    Holds when GRU is faster in every pair, does not hold when it is slower in every pair;
+    with fewer than two pairs there is no spread to judge, and a split is inconclusive. When the two
+    cells ran different kernels the detail says so: the ratio then measures the implementations too.
+    """
+    pairs = [(g, l) for g, l in pairs if g and l]
+    if not pairs:
+        return Verdict(CLAIM_SPEED, INCONCLUSIVE, "needs finished GRU and LSTM runs with the same seed.")
+    ratios = sorted(g / l for g, l in pairs)
+    median = statistics.median(ratios)
+    numbers = {"ratio_median": median, "ratio_min": ratios[0], "ratio_max": ratios[-1], "pairs": len(ratios)}
+    detail = (f"GRU/LSTM seconds per epoch = {median:.2f} (median of {len(ratios)} seed pair(s); "
+              f"spread {ratios[0]:.2f}-{ratios[-1]:.2f}); GRU is {100 * abs(1 - median):.0f}% "
+              f"{'faster' if median < 1 else 'slower'}.")
+    gru_kernel, lstm_kernel = kernels
+    if gru_kernel and lstm_kernel and gru_kernel != lstm_kernel:
+        detail += (f" The cells ran different kernels (GRU {gru_kernel}, LSTM {lstm_kernel}), so the ratio "
+                   "measures the implementations too; for like with like run the compare with GRU_LAB_COMPILED=0 "
+                   "and --set train.xla=off (both cells on gru-lab's fused TensorFlow loop).")
+    if len(ratios) < 2:
+        return Verdict(CLAIM_SPEED, INCONCLUSIVE, detail + " One pair has no spread: use --seeds 2 or more.", numbers)
+    if ratios[-1] < 1:
+        return Verdict(CLAIM_SPEED, HOLDS, detail, numbers)
+    if ratios[0] >= 1:
+        return Verdict(CLAIM_SPEED, FAILS, detail, numbers)
+    return Verdict(CLAIM_SPEED, INCONCLUSIVE, detail + " The spread straddles 1.", numbers)
+
+
+def accuracy_verdict(groups: dict[int | None, tuple[list[float], list[float]]], metric: str,
+                     higher_is_better: bool) -> Verdict:
+    """groups: length (None without a sweep) -> (GRU values, LSTM values) of the test metric.
+
+    Comparable when |mean difference| is inside the seed spread sqrt(sd_gru^2 + sd_lstm^2) at every
+    length; not comparable when it is outside at some length. Needs two runs of each.
+    """
+    parts, statuses, numbers = [], [], {}
+    for length, (gru, lstm) in groups.items():
+        at = "" if length is None else f"T={length}: "
+        if len(gru) < 2 or len(lstm) < 2:
+            parts.append(f"{at}{len(gru)} GRU and {len(lstm)} LSTM run(s), too few for a spread")
+            statuses.append(INCONCLUSIVE)
+            continue
+        diff = statistics.fmean(gru) - statistics.fmean(lstm)
+        spread = math.hypot(statistics.stdev(gru), statistics.stdev(lstm))
+        better = "GRU" if (diff > 0) == higher_is_better else "LSTM"
+        inside = abs(diff) <= spread
+        parts.append(f"{at}GRU {statistics.fmean(gru):.4g} vs LSTM {statistics.fmean(lstm):.4g} test {metric}, "
+                     f"difference {diff:+.3g} {'inside' if inside else 'outside'} the seed spread {spread:.3g}"
+                     + ("" if inside else f" ({better} better)"))
+        statuses.append(HOLDS if inside else FAILS)
+        numbers[str(length)] = {"difference": diff, "spread": spread}
+    if not statuses:
+        return Verdict(CLAIM_ACCURACY, INCONCLUSIVE, "needs finished GRU and LSTM runs.")
+    status = FAILS if FAILS in statuses else HOLDS if all(s == HOLDS for s in statuses) else INCONCLUSIVE
+    return Verdict(CLAIM_ACCURACY, status, "; ".join(parts) + ".", numbers)
+
+
+def long_dependency_verdict(by_length: dict[int, dict[str, list[float]]]) -> Verdict:
+    """by_length: adding-problem T -> cell -> normalised test mse of each run (mse / predict-the-mean mse:
+    1 = learned nothing, 0 = perfect).
+
+    Holds when, at the longest T, SimpleRNN trails the best gated cell by more than the seed spread and
+    by more than it does at the shortest T. Does not hold when SimpleRNN is within the spread of (or
+    better than) the best gated cell at the longest T.
+    """
+    lengths = sorted(t for t, cells in by_length.items() if cells)
+    if len(lengths) < 2:
+        return Verdict(CLAIM_LONG, INCONCLUSIVE,
+                       "needs the adding problem at two or more lengths (e.g. --lengths 10,40 on data.name: adding).")
+    gaps, parts, numbers = {}, [], {}
+    for t in (lengths[0], lengths[-1]):
+        cells = by_length[t]
+        rnn = cells.get("simple_rnn") or []
+        gated = {c: v for c, v in cells.items() if c != "simple_rnn" and len(v) >= 2}
+        if len(rnn) < 2 or not gated:
+            return Verdict(CLAIM_LONG, INCONCLUSIVE,
+                           f"needs two or more finished SimpleRNN and gated (GRU/LSTM) runs at T={t}.")
+        best = min(gated, key=lambda c: statistics.fmean(gated[c]))
+        gap = statistics.fmean(rnn) - statistics.fmean(gated[best])
+        spread = math.hypot(statistics.stdev(rnn), statistics.stdev(gated[best]))
+        gaps[t] = (gap, spread)
+        numbers[str(t)] = {"simple_rnn": statistics.fmean(rnn), best: statistics.fmean(gated[best]),
+                           "gap": gap, "spread": spread}
+        parts.append(f"T={t}: SimpleRNN {statistics.fmean(rnn):.3f}±{statistics.stdev(rnn):.3f} vs "
+                     f"{cell_names.label(best)} {statistics.fmean(gated[best]):.3f}±{statistics.stdev(gated[best]):.3f}")
+    short, long_ = lengths[0], lengths[-1]
+    gap, spread = gaps[long_]
+    detail = "test mse / predict-the-mean mse, " + "; ".join(parts) + "."
+    if gap <= spread:
+        return Verdict(CLAIM_LONG, FAILS, detail + f" At T={long_} SimpleRNN is within the seed spread of (or better than) the best gated cell.", numbers)
+    if gap > gaps[short][0]:
+        return Verdict(CLAIM_LONG, HOLDS, detail + f" The gap grows from {gaps[short][0]:.3f} to {gap:.3f} as T grows.", numbers)
+    return Verdict(CLAIM_LONG, INCONCLUSIVE, detail + f" SimpleRNN trails at T={long_}, but no more than at T={short}.", numbers)
+
+
+def check_claims(result: CompareResult) -> list[Verdict]:
+    """Each claim judged on this compare's finished runs."""
+    plan = result.plan
+    runs = runs_frame(result)
+    done = runs[runs.status.isin(DONE)]
+    metric, higher = metric_of(task_of(plan.base))
+
+    verdicts = [params_verdict(*_param_pair(plan, done))]
+
+    gru, lstm = done[done.cell == "gru"], done[done.cell == "lstm"]
+    paired = gru.merge(lstm, on=["seed", "length"], suffixes=("_gru", "_lstm"), how="inner")
+    verdicts.append(speed_verdict(list(zip(paired.s_per_epoch_gru, paired.s_per_epoch_lstm)),
+                                  (_kernels_of(gru), _kernels_of(lstm))))
+
+    groups = {}
+    for length in plan.lengths or [None]:
+        def values(frame):
+            at = frame[frame.length.isna()] if length is None else frame[frame.length == length]
+            return [float(v) for v in at.value.dropna()]
+        if "gru" in plan.cells and "lstm" in plan.cells:
+            groups[length] = (values(gru), values(lstm))
+    verdicts.append(accuracy_verdict(groups, metric, higher) if groups else
+                    Verdict(CLAIM_ACCURACY, INCONCLUSIVE, "needs both GRU and LSTM in the compare."))
+
+    if plan.base.data.name != "adding":
+        verdicts.append(Verdict(CLAIM_LONG, INCONCLUSIVE,
+                                f"the evidence is the adding problem at two or more lengths; this compare trained on "
+                                f"'{plan.base.data.name}'."))
+    elif "simple_rnn" not in plan.cells:
+        verdicts.append(Verdict(CLAIM_LONG, INCONCLUSIVE, "no SimpleRNN in this compare."))
+    else:
+        by_length: dict[int, dict[str, list[float]]] = {}
+        for row in done.itertuples():
+            if row.value is None or not row.baseline_mse:
+                continue
+            length = int(row.length) if row.length is not None and not _isnan(row.length) else plan.base.data.length
+            by_length.setdefault(length, {}).setdefault(row.cell, []).append(float(row.value) / float(row.baseline_mse))
+        verdicts.append(long_dependency_verdict(by_length))
+    return verdicts
+
+
+def _isnan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _param_pair(plan: ComparePlan, done) -> tuple[int | None, int | None, str]:
+    """GRU and LSTM recurrent counts at the same units: measured when both ran that way, else formulas."""
+    from gru_lab.data import spec_for
+
+    gru, lstm = done[done.cell == "gru"], done[done.cell == "lstm"]
+    if len(gru) and len(lstm) and not plan.equal_params:
+        return int(gru.params_recurrent.iloc[0]), int(lstm.params_recurrent.iloc[0]), "measured, same units"
+    spec = spec_for(plan.runs[0].cfg.data)
+    units = plan.base.model.layer_units()
+    why = ("--equal-params gave them different units" if plan.equal_params else
+           "GRU and LSTM did not both run" if not (len(gru) and len(lstm)) else "")
+    return (recurrent_count(plan.base.model, spec, "gru", units), recurrent_count(plan.base.model, spec, "lstm", units),
+            f"formulas at units {units_text(units)}, since {why}")
+
+
+
+def _kernels_of(frame) -> str | None:
+    """The distinct kernel texts of some runs, in order, or None when none was recorded."""
+    return ", ".join(dict.fromkeys(k for k in frame.kernel.dropna())) or None

@@ -1,0 +1,2 @@
+"""Rendering only: frames and records -> console tables, CSV/Markdown/JSON files, plots. Only cli.py and
+this package print."""

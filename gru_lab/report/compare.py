@@ -1,0 +1,134 @@
+"""A comparison (experiments.compare.summarize) on the console, in comparison.csv/.md/.json, with its plots."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.markup import escape
+from rich.table import Table
+
+from gru_lab import cells as cell_names
+from gru_lab.experiments.compare import Comparison, summarize
+from gru_lab.report.format import format_cell, markdown_table, missing, records, write_table_files
+from gru_lab.report.plots import PLOTS, write_plots
+
+
+VERDICT_STYLE = {"holds": "green", "does not hold": "red", "inconclusive": "yellow"}
+
+HEADERS = {
+    "cell": "cell", "length": "T", "units": "units", "runs": "runs", "params_total": "params",
+    "params_recurrent": "recurrent", "recurrent_vs_lstm_pct": "rec. vs\nLSTM", "s_per_epoch": "s/epoch",
+    "train_samples_per_s": "train\nsamples/s", "infer_samples_per_s": "infer\nsamples/s",
+    "infer_ms_per_sample": "infer\nms/sample", "metric_mean": "test {metric}\n(mean ± sd)",
+    "mse_vs_baseline": "mse /\nbaseline", "best_epoch": "best\nepoch", "cudnn": "cuDNN",
+    "peak_rss_mib": "peak RSS\nMiB", "peak_gpu_mib": "peak GPU\nMiB", "errors": "errors",
+}
+# The console shows the comparison as two tables that fit 120 columns; comparison.md has one.
+
+CONSOLE_GROUPS = {
+    "size and speed": ("cell", "length", "units", "params_total", "params_recurrent", "recurrent_vs_lstm_pct",
+                       "s_per_epoch", "train_samples_per_s", "infer_samples_per_s", "infer_ms_per_sample",
+                       "peak_rss_mib", "peak_gpu_mib"),
+    "test metric over seeds": ("cell", "length", "units", "runs", "metric_mean", "mse_vs_baseline", "best_epoch",
+                               "cudnn", "errors"),
+}
+
+def _comparison_cells(df, only: tuple[str, ...] | None = None) -> tuple[list[str], list[list[str]]]:
+    """Headers and formatted cells of a comparison frame, shared by rich and Markdown."""
+    columns = [c for c in HEADERS if c in df.columns and (only is None or c in only)
+               and not (c == "errors" and df[c].isna().all())]
+    metric = str(df["metric"].iloc[0]).removeprefix("test_") if len(df) else "metric"
+    headers = [HEADERS[c].format(metric=metric) for c in columns]
+    rows = []
+    for rec in df.to_dict(orient="records"):
+        rows.append([cell_names.label(rec[c]) if c == "cell" else format_cell(c, rec.get(c), rec)
+                     for c in columns])
+    return headers, rows
+
+def comparison_tables(df, title: str) -> list[Table]:
+    tables = []
+    for group, columns in CONSOLE_GROUPS.items():
+        headers, rows = _comparison_cells(df, columns)
+        table = Table(title=f"{title}: {group}", header_style="bold")
+        for h in headers:
+            wide = h in ("cuDNN", "errors")
+            table.add_column(h, justify="left" if h in ("cell", "units", "runs") or wide else "right",
+                             overflow="fold", no_wrap=not wide)
+        for row in rows:
+            table.add_row(*(escape(c) for c in row))
+        tables.append(table)
+    return tables
+
+def verdicts_table(verdicts) -> Table:
+    table = Table(title="Claims checked against these runs", header_style="bold", show_lines=True)
+    table.add_column("claim")
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("numbers", overflow="fold")
+    for v in verdicts:
+        table.add_row(escape(v.claim), f"[{VERDICT_STYLE[v.status]}]{v.status}[/]", escape(v.detail))
+    return table
+
+def write_comparison(result) -> Comparison:
+    """comparison.csv/.md/.json and the plots under the compare folder, each written atomically."""
+    comp = summarize(result)
+    folder = result.plan.folder
+    folder.mkdir(parents=True, exist_ok=True)
+    plots = write_plots(result, comp, folder)
+    comp.files.update(plots)
+    comp.files.update(write_table_files(folder / "comparison", comp.table, comparison_markdown(result, comp),
+                                         comparison_record(result, comp)))
+    return comp
+
+def comparison_record(result, comp: Comparison) -> dict[str, Any]:
+    plan = result.plan
+    env = next((o.metrics.get("environment") for o in result.outcomes if o.metrics), None)
+    return {
+        "name": plan.name, "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "source": plan.source,
+        "cells": plan.cells, "seeds": plan.seeds, "lengths": plan.lengths, "units": plan.units,
+        "equal_params": plan.equal_params, "budget": plan.budget, "isolation": result.isolation,
+        "interrupted": result.interrupted, "compare_seconds": result.seconds, "environment": env,
+        "table": records(comp.table), "runs": records(comp.runs),
+        "verdicts": [{"claim": v.claim, "status": v.status, "detail": v.detail, "numbers": v.numbers}
+                     for v in comp.verdicts],
+        "notes": comp.notes, "plots": {k: p.name for k, p in comp.files.items() if k in PLOTS},
+    }
+
+def comparison_markdown(result, comp: Comparison) -> str:
+    plan = result.plan
+    counts = comp.runs.status.value_counts().to_dict()
+    lengths = f", T in {plan.lengths}" if plan.lengths else ""
+    budget = f", equal recurrent budgets of {plan.budget:,}" if plan.equal_params else ""
+    lines = [f"# Comparison: {plan.name}", "",
+             f"Base config: {plan.source} (data: {plan.base.data.name}{lengths}); cells "
+             f"{', '.join(cell_names.label(c) for c in plan.cells)}; train seeds {plan.seeds}{budget}. "
+             f"Runs: {', '.join(f'{n} {s}' for s, n in counts.items())}"
+             + (" (interrupted: run the same command again to finish)." if result.interrupted else "."), "",
+             "## Table", "", markdown_table(*_comparison_cells(comp.table))]
+    lines += [f"- {n}" for n in comp.notes] + [""]
+    lines += ["## Verdicts", ""]
+    lines += [f"- **{v.claim}**: {v.status}. {v.detail}" for v in comp.verdicts] + [""]
+    if any(k in PLOTS for k in comp.files):
+        lines += ["## Plots", ""]
+        lines += [f"![{PLOTS[k]}]({p.name})" + "\n" for k, p in comp.files.items() if k in PLOTS]
+    lines += ["## Runs", ""]
+    run_rows = [[r["run_id"], cell_names.label(r["cell"]), "-" if missing(r["length"]) else str(int(r["length"])),
+                 str(r["seed"]), r["status"], "-" if missing(r["value"]) else f"{r['value']:.4g}",
+                 r["error"] or ("-" if missing(r["s_per_epoch"]) else f"{r['s_per_epoch']:.3g} s/epoch")]
+                for r in comp.runs.to_dict(orient="records")]
+    lines.append(markdown_table(["run id", "cell", "T", "seed", "status", str(comp.runs.metric.iloc[0]), "s/epoch or error"],
+                                run_rows))
+    failed = [o for o in result.outcomes if o.status == "failed"]
+    if failed:
+        lines += ["Failed runs keep their log under `failures/` and are retried by the next compare.", ""]
+    return "\n".join(lines)
+
+def print_comparison(console, result, comp: Comparison) -> None:
+    for table in comparison_tables(comp.table, title=f"{result.plan.name} ({result.plan.base.data.name})"):
+        console.print(table)
+    for note in comp.notes:
+        console.print(f"[dim]- {escape(note)}[/]", soft_wrap=True)
+    console.print(verdicts_table(comp.verdicts))
+    for key in ("md", "csv", "json"):
+        if key in comp.files:
+            console.print(f"{key}: {comp.files[key]}", soft_wrap=True, highlight=False)

@@ -1,0 +1,98 @@
+"""The console views of one run: its summary, predictions, and `inspect`'s layer and kernel tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from gru_lab.report.format import fmt
+
+
+def run_summary_table(metrics: dict[str, Any], title: str = "Run summary") -> Table:
+    """One run at a glance: test metrics, timing, parameters, device."""
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    table.add_row("status", metrics.get("status", "?"))
+    for key, value in (metrics.get("test") or {}).items():
+        table.add_row(f"test {key}", fmt(value))
+    if metrics.get("data", {}).get("baseline_mse") is not None:
+        table.add_row("baseline mse (predict the mean)", fmt(metrics["data"]["baseline_mse"]))
+    table.add_row("epochs run", fmt(metrics.get("epochs_run")))
+    table.add_row("best epoch", fmt(metrics.get("best_epoch")))
+    table.add_row("median s/epoch", fmt(metrics.get("median_epoch_seconds"), 3))
+    table.add_row("train samples/s", fmt(metrics.get("train_samples_per_second"), 5))
+    table.add_row("inference samples/s", fmt(metrics.get("inference_samples_per_second"), 5))
+    params = metrics.get("params") or {}
+    table.add_row("parameters (total)", fmt(params.get("total")))
+    table.add_row("parameters (recurrent)", fmt(params.get("recurrent")))
+    cudnn = metrics.get("cudnn") or []
+    if cudnn:
+        table.add_row("cuDNN eligible", ", ".join(
+            f"{c['layer']}: {'yes' if c['eligible'] else 'no (' + '; '.join(c['reasons']) + ')'}" for c in cudnn))
+    env = metrics.get("environment") or {}
+    table.add_row("device", f"{env.get('device', '?')} (TF {env.get('tensorflow', '?')}, Keras {env.get('keras', '?')})")
+    return table
+
+def predictions_table(predictions: list[dict[str, Any]]) -> Table:
+    table = Table(title="Predictions on the first test samples", header_style="bold")
+    table.add_column("input")
+    table.add_column("target", justify="right")
+    table.add_column("prediction", justify="right")
+    for row in predictions:
+        shown = row.get("input")
+        table.add_row("-" if shown is None else _fmt_seq(shown), fmt(row["target"]), fmt(row["prediction"]))
+    return table
+
+def _fmt_seq(values: Any) -> str:
+    text = str(_rounded(values))
+    return text if len(text) <= 60 else text[:57] + "..."
+
+def _rounded(values: Any) -> Any:
+    if isinstance(values, list):
+        return [_rounded(v) for v in values]
+    return round(values, 3) if isinstance(values, float) else values
+
+def layers_table(plans, cudnn_why: list[str]) -> Table:
+    """inspect: every layer with its exact parameter formula; recurrent layers with their cuDNN eligibility,
+    which is about a GPU whatever this machine has."""
+    cudnn = "yes" if not cudnn_why else "no: " + "; ".join(cudnn_why)
+    table = Table(title="Layers", header_style="bold")
+    table.add_column("layer", no_wrap=True)
+    table.add_column("kind")
+    table.add_column("params", justify="right", no_wrap=True, min_width=9)
+    table.add_column("formula", min_width=24)
+    table.add_column("cuDNN eligible (on a GPU)", overflow="fold")
+    for p in plans:
+        table.add_row(p.name, p.kind, f"{p.params:,}", p.formula, cudnn if p.recurrent else "")
+    table.add_row("total", "", f"{sum(p.params for p in plans):,}", "", "")
+    return table
+
+
+def kernels_table(plan) -> Table:
+    """inspect: the kernel plan (models.kernels): per recurrent layer, what its training and its inference
+    will run on this machine, and why not a faster kernel."""
+    xla = f"XLA: training {'on' if plan.xla else 'off'}, inference {'on' if plan.xla_inference else 'off'}"
+    table = Table(title=f"Recurrent kernels on this machine ({plan.device}; {xla})", header_style="bold")
+    table.add_column("layer", no_wrap=True)
+    table.add_column("training", no_wrap=True)
+    table.add_column("inference", no_wrap=True)
+    table.add_column("why not faster", overflow="fold")
+    for layer in plan.layers:
+        why = list(dict.fromkeys(layer.train_why + layer.inference_why))
+        table.add_row(layer.layer, layer.train, layer.inference, "; ".join(why) or "-")
+    return table
+
+
+def predictions_text_table(texts: list[str], probabilities: list[float]) -> Table:
+    """predict: one row per review with P(positive) and the label at the 0.5 threshold."""
+    table = Table(title="Predictions", header_style="bold")
+    table.add_column("#", justify="right")
+    table.add_column("P(positive)", justify="right")
+    table.add_column("label")
+    table.add_column("review")
+    for i, (text, p) in enumerate(zip(texts, probabilities), 1):
+        label = "positive" if p >= 0.5 else "negative"
+        table.add_row(str(i), f"{p:.3f}", label, text if len(text) <= 70 else text[:67] + "...")
+    return table

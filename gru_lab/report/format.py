@@ -1,0 +1,65 @@
+"""Formatting shared by every table: numbers as text, Markdown tables, the CSV/Markdown/JSON trio, PNGs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from gru_lab.runs.records import missing
+from gru_lab.runs.files import atomic_write_bytes, atomic_write_json, atomic_write_text
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) < 1e5 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+def format_cell(column: str, value: Any, rec: dict[str, Any]) -> str:
+    """One cell of a comparison or sweep table, formatted the same way in both (rich and Markdown)."""
+    if column == "metric_mean":
+        sd = rec.get("metric_std")
+        return "-" if missing(value) else f"{value:.4g}" + ("" if missing(sd) else f" ± {sd:.2g}")
+    if missing(value):
+        return "-"
+    if column == "recurrent_vs_lstm_pct":
+        return f"{value:.1f}%"
+    if column in ("params_total", "params_recurrent", "length"):
+        return f"{int(value):,}"
+    if column in ("peak_rss_mib", "peak_gpu_mib", "train_samples_per_s", "infer_samples_per_s"):
+        return f"{value:,.0f}"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+def num(value: Any, fmt: str) -> str:
+    return "-" if missing(value) else fmt.format(value)
+
+def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
+    def esc(text: str) -> str:
+        return str(text).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(esc(h) for h in headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+def records(df) -> list[dict[str, Any]]:
+    return [{k: (None if missing(v) else v) for k, v in rec.items()} for rec in df.to_dict(orient="records")]
+
+def write_table_files(stem, table, markdown: str, record) -> dict:
+    """<stem>.csv, .md and .json, each written atomically; returns {"csv"|"md"|"json": path}."""
+    paths = {kind: stem.with_name(f"{stem.name}.{kind}") for kind in ("csv", "md", "json")}
+    atomic_write_text(paths["csv"], table.to_csv(index=False))
+    atomic_write_text(paths["md"], markdown)
+    atomic_write_json(paths["json"], record)
+    return paths
+
+def save_figure(fig, path: Path) -> None:
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    atomic_write_bytes(path, buf.getvalue())

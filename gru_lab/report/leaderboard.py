@@ -1,0 +1,45 @@
+"""The leaderboard of every run under a folder (runs.records.leaderboard_frame) on the console and in
+leaderboard.csv/.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.markup import escape
+from rich.table import Table
+
+from gru_lab import cells as cell_names
+from gru_lab.report.format import markdown_table, missing
+from gru_lab.runs.files import atomic_write_text
+
+
+def _leaderboard_cells(df) -> tuple[list[str], list[list[str]]]:
+    headers = ["dataset", "#", "name", "run id", "cell(units)", "test metric", "params", "s/epoch"]
+    rows = []
+    for r in df.to_dict(orient="records"):
+        value = "-" if missing(r["value"]) else f"{r['metric']} {r['value']:.4g}"
+        if r["status"] != "finished":
+            value += f" ({r['status']})"
+        rows.append([r["dataset"], str(r["rank"]), r["name"], r["run_id"],
+                     f"{cell_names.label(r['cell'])}({r['units']})", value,
+                     "-" if missing(r["params"]) else f"{int(r['params']):,}",
+                     "-" if missing(r["s_per_epoch"]) else f"{r['s_per_epoch']:.3g}"])
+    return headers, rows
+
+def leaderboard_table(df, title: str) -> Table:
+    headers, rows = _leaderboard_cells(df)
+    table = Table(title=title, header_style="bold")
+    for h in headers:
+        table.add_column(h, justify="right" if h in ("#", "params", "s/epoch") else "left",
+                         no_wrap=h in ("run id", "dataset", "test metric"), overflow="fold")
+    for row in rows:
+        table.add_row(*(escape(c) for c in row))
+    return table
+
+def write_leaderboard(df, root: Path) -> dict[str, Path]:
+    """<root>/leaderboard.csv and .md: derived views, rewritten each time; no run folder is touched."""
+    paths = {"csv": root / "leaderboard.csv", "md": root / "leaderboard.md"}
+    atomic_write_text(paths["csv"], df.to_csv(index=False))
+    atomic_write_text(paths["md"], f"# Leaderboard: {root}\n\n{len(df)} runs, best test metric first within each "
+                                   f"dataset (accuracy: higher, mse: lower).\n\n" + markdown_table(*_leaderboard_cells(df)))
+    return paths

@@ -1,0 +1,74 @@
+"""Progress on long work: one display for train, compare and sweep (a bar per task with its latest logs,
+on stderr), and the hooks that feed it from the library's events."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+
+def display(console):
+    """The shared rich Progress; use as a context manager."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TextColumn("{task.fields[logs]}"), console=console, transient=False)
+
+
+def _logs(logs: dict) -> str:
+    return "  ".join(f"{k}={v:.4g}" for k, v in logs.items())
+
+
+def training_hooks(progress, name: str, epochs: int) -> tuple[Callable, Callable, Callable]:
+    """(epoch hook, batch hook, done) for training.fit.train: a bar of epochs and one of the current batches."""
+    epoch_task = progress.add_task(f"{name}: epochs", total=epochs, logs="")
+    batch_task = progress.add_task("  batches", total=None, logs="")
+
+    def on_batch(batch: int, total: int) -> None:
+        progress.update(batch_task, completed=batch, total=total)
+
+    def on_epoch(epoch: int, logs: dict, seconds: float) -> None:
+        progress.update(epoch_task, completed=epoch, logs=f"{seconds:.1f}s  {_logs(logs)}")
+        progress.update(batch_task, completed=0)
+
+    return on_epoch, on_batch, lambda: progress.update(batch_task, visible=False)
+
+
+def runs_hook(progress, plan, one_line: bool) -> tuple[Callable, Callable]:
+    """(event hook, done) for executor.execute_runs: a bar of runs and, per running run, a bar of its epochs.
+
+    one_line: runs go one at a time (compare), so one epoch line is reused; otherwise (sweep, several
+    workers) each running run gets its own line while it runs. Ray tasks report no epochs: their line says
+    the run is on the cluster until it returns."""
+    runs = progress.add_task(f"{plan.name}: runs", total=len(plan.runs), logs="")
+    shared = progress.add_task("  epochs", total=None, logs="") if one_line else None
+    active: dict[str, int] = {}  # run id -> its progress line, while it runs
+    on_ray = getattr(plan, "backend", "local") == "ray"
+
+    def on_event(kind: str, run, info: dict) -> None:
+        if kind == "reuse":
+            progress.advance(runs)
+            progress.update(runs, logs=f"reused {run.run_id}")
+        elif kind == "start":
+            epochs = None if on_ray else run.cfg.train.epochs
+            if shared is not None:
+                progress.update(shared, description=f"  {run.label}", completed=0, total=epochs, logs="")
+                active[run.run_id] = shared
+            else:
+                active[run.run_id] = progress.add_task(f"  {run.label}", total=epochs,
+                                                       logs="" if epochs else "on the Ray cluster")
+        elif kind == "epoch":
+            progress.update(active[run.run_id], completed=info["epoch"], logs=f"{info['seconds']:.1f}s  {_logs(info['logs'])}")
+        elif kind in ("finish", "fail"):
+            task = active.pop(run.run_id, None)
+            if task is not None and task != shared:
+                progress.remove_task(task)
+            progress.advance(runs)
+            if kind == "fail":
+                progress.console.print(f"[red]failed:[/] {run.label} ({run.run_id}): {info['error']}",
+                                       soft_wrap=True, highlight=False)
+
+    def done() -> None:
+        if shared is not None:
+            progress.update(shared, visible=False)
+
+    return on_event, done

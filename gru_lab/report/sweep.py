@@ -1,0 +1,100 @@
+"""A sweep (experiments.sweep.summarize) on the console, in sweep.csv/.md/.json, and sweep.png."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.markup import escape
+from rich.table import Table
+
+from gru_lab.experiments.sweep import SweepReport, axis_text, summarize, value_text
+from gru_lab.report.format import format_cell, markdown_table, missing, records, save_figure, write_table_files
+from gru_lab.report.plots import plot_sweep
+
+
+SWEEP_HEADERS = {
+    "runs": "runs", "params_total": "params", "params_recurrent": "recurrent", "s_per_epoch": "s/epoch",
+    "fit_seconds": "fit s\n(mean)", "metric_mean": "test {metric}\n(mean ± sd)", "mse_vs_baseline": "mse /\nbaseline",
+    "best_epoch": "best\nepoch", "errors": "errors",
+}
+
+def _sweep_cells(df, axes: list[str]) -> tuple[list[str], list[list[str]]]:
+    """Headers and formatted cells of a sweep frame, shared by rich and Markdown."""
+    columns = axes + [c for c in SWEEP_HEADERS if c in df.columns
+                      and not (c in ("errors", "mse_vs_baseline") and df[c].isna().all())]
+    metric = str(df["metric"].iloc[0]).removeprefix("test_") if len(df) else "metric"
+    headers = [c if c in axes else SWEEP_HEADERS[c].format(metric=metric) for c in columns]
+    rows = [[axis_text(rec.get(c)) if c in axes else format_cell(c, rec.get(c), rec) for c in columns]
+            for rec in df.to_dict(orient="records")]
+    return headers, rows
+
+def sweep_table(df, axes: list[str], title: str) -> Table:
+    headers, rows = _sweep_cells(df, axes)
+    table = Table(title=title, header_style="bold")
+    for h in headers:
+        left = h in axes or h in ("runs", "errors")
+        table.add_column(h, justify="left" if left else "right", overflow="fold", no_wrap=h != "errors")
+    for row in rows:
+        table.add_row(*(escape(c) for c in row))
+    return table
+
+def write_sweep(result) -> SweepReport:
+    """sweep.csv/.md/.json and sweep.png under the sweep folder, each written atomically."""
+    rep = summarize(result)
+    folder = result.plan.folder
+    folder.mkdir(parents=True, exist_ok=True)
+    if rep.table.metric_mean.notna().any():
+        save_figure(plot_sweep(result, rep), folder / "sweep.png")
+        rep.files["plot"] = folder / "sweep.png"
+    rep.files.update(write_table_files(folder / "sweep", rep.table, sweep_markdown(result, rep),
+                                        sweep_record(result, rep)))
+    return rep
+
+def sweep_record(result, rep: SweepReport) -> dict[str, Any]:
+    plan = result.plan
+    env = next((o.metrics.get("environment") for o in result.outcomes if o.metrics), None)
+    return {
+        "name": plan.name, "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "source": plan.source,
+        "axes": {k: [value_text(v) for v in values] for k, values in plan.axes.items()}, "seeds": plan.seeds,
+        "backend": result.backend, "isolation": result.isolation, "interrupted": result.interrupted,
+        "sweep_seconds": result.seconds, "environment": env,
+        "table": records(rep.table), "runs": records(rep.runs), "notes": rep.notes,
+        "plot": rep.files["plot"].name if "plot" in rep.files else None,
+    }
+
+def sweep_markdown(result, rep: SweepReport) -> str:
+    plan = result.plan
+    counts = rep.runs.status.value_counts().to_dict()
+    axes = "; ".join(f"`{k}` in {', '.join(axis_text(v) for v in values)}" for k, values in plan.axes.items())
+    lines = [f"# Sweep: {plan.name}", "",
+             f"Base config: {plan.source} (data: {plan.base.data.name}); grid: {axes}; train seeds {plan.seeds}: "
+             f"{len(plan.points)} point(s) x {len(plan.seeds)} seed(s) = {len(plan.runs)} runs on the "
+             f"{result.backend.get('name', plan.backend)} backend. "
+             f"Runs: {', '.join(f'{n} {s}' for s, n in counts.items())}"
+             + (" (interrupted: run the same command again to finish)" if result.interrupted else "")
+             + f"; this invocation took {result.seconds:.0f} s wall, and the finished runs' training "
+             f"(model.fit) {rep.runs.fit_seconds.sum():.0f} s in all.", "",
+             "## Table", "", markdown_table(*_sweep_cells(rep.table, list(plan.axes)))]
+    lines += [f"- {n}" for n in rep.notes] + [""]
+    if "plot" in rep.files:
+        lines += ["## Plot", "", f"![test metric against each swept axis]({rep.files['plot'].name})", ""]
+    lines += ["## Runs", ""]
+    run_rows = [[r["run_id"], str(r["seed"]), r["status"], "-" if missing(r["value"]) else f"{r['value']:.4g}",
+                 r["error"] or ("-" if missing(r["s_per_epoch"]) else f"{r['s_per_epoch']:.3g} s/epoch")]
+                for r in rep.runs.to_dict(orient="records")]
+    lines.append(markdown_table(["run id", "seed", "status", str(rep.runs.metric.iloc[0]), "s/epoch or error"], run_rows))
+    if any(o.status == "failed" for o in result.outcomes):
+        lines += ["Failed runs keep their log under `failures/` and are retried by the next sweep.", ""]
+    return "\n".join(lines)
+
+def print_sweep(console, result, rep: SweepReport) -> None:
+    plan = result.plan
+    title = (f"{plan.name}: {len(plan.points)} grid point(s) x {len(plan.seeds)} seed(s), "
+             f"{result.backend.get('name', plan.backend)}, {result.seconds:.0f} s wall this time")
+    console.print(sweep_table(rep.table, list(plan.axes), title))
+    for note in rep.notes:
+        console.print(f"[dim]- {escape(note)}[/]", soft_wrap=True)
+    for key in ("md", "csv", "json", "plot"):
+        if key in rep.files:
+            console.print(f"{key}: {rep.files[key]}", soft_wrap=True, highlight=False)

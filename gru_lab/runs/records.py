@@ -1,0 +1,118 @@
+"""Reading run records: the numbers a table shows, every run under a folder, a run loaded for prediction."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from gru_lab.config import load_config
+from gru_lab.errors import RunError
+
+
+def metric_of(task: str) -> tuple[str, bool]:
+    """(test metric shown in tables, higher is better) for a task."""
+    return ("accuracy", True) if task in ("binary", "multiclass") else ("mse", False)
+
+
+def measured(m: dict[str, Any], task: str) -> dict[str, Any]:
+    """The numbers a table shows for one run, from its metrics.json (empty values when it has none)."""
+    metric, _ = metric_of(m.get("task") or task)
+    params = m.get("params") or {}
+    memory = m.get("peak_memory") or {}
+    return {
+        "metric": f"test_{metric}", "value": (m.get("test") or {}).get(metric),
+        "baseline_mse": (m.get("data") or {}).get("baseline_mse"),
+        "s_per_epoch": m.get("median_epoch_seconds"), "fit_seconds": m.get("fit_seconds"),
+        "train_samples_per_s": m.get("train_samples_per_second"),
+        "infer_samples_per_s": m.get("inference_samples_per_second"),
+        "infer_ms_per_sample": m.get("inference_ms_per_sample"),
+        "best_epoch": m.get("best_epoch"), "epochs_run": m.get("epochs_run"),
+        "params_total": params.get("total"), "params_recurrent": params.get("recurrent"),
+        "peak_rss_mib": memory.get("rss_mib"), "peak_gpu_mib": memory.get("gpu_mib"),
+    }
+
+
+def load_for_prediction(run_dir: str | Path):
+    """(config, keras model, vocabulary) of a finished token run, or a RunError saying what is missing."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir}: run folder not found; expected results/<name>/<run-id>/ from `gru-lab train`.")
+    for name in ("config.yaml", "metrics.json"):
+        if not (run_dir / name).is_file():
+            raise RunError(f"{run_dir}: not a finished run folder ({name} is missing).")
+    cfg = load_config(run_dir / "config.yaml")
+    vocab_path = run_dir / "vocabulary.json"
+    if not vocab_path.is_file():
+        raise RunError(f"{run_dir}: predict needs a text model's vocabulary.json; this run trained on "
+                       f"'{cfg.data.name}', which has no text to encode.")
+    if not (run_dir / "model.keras").is_file():
+        raise RunError(f"{run_dir}: model.keras is missing (the run had output.save_model: false); retrain to predict.")
+    try:
+        vocabulary = json.loads(vocab_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise RunError(f"{vocab_path}: unreadable vocabulary ({exc}).") from None
+    import keras
+
+    import gru_lab.rnn.layers  # noqa: F401  registers gru_lab>GRU/LSTM/SimpleRNN, which model.keras may name
+
+    model = keras.saving.load_model(run_dir / "model.keras")
+    return cfg, model, vocabulary
+
+
+def find_run_folders(root: str | Path) -> list[Path]:
+    """Every run folder under root (one holding metrics.json), hidden partial folders skipped, sorted."""
+    root = Path(root)
+    found = []
+    for metrics in root.rglob("metrics.json"):
+        folder = metrics.parent
+        if not any(part.startswith(".") for part in folder.relative_to(root).parts):
+            found.append(folder)
+    return sorted(found)
+
+
+def leaderboard_frame(root: Path):
+    """Every run folder under root: one row each, grouped by dataset, best test metric first."""
+    import pandas as pd
+    import yaml
+
+    rows = []
+    for folder in find_run_folders(root):
+        try:
+            m = json.loads((folder / "metrics.json").read_text())
+        except (OSError, ValueError):
+            continue
+        try:
+            cfg = yaml.safe_load((folder / "config.yaml").read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            cfg = {}
+        data, model = cfg.get("data") or {}, cfg.get("model") or {}
+        metric, higher = metric_of(m.get("task") or "regression")
+        size = next((f"{label}={data[k]}" for k, label in (("length", "T"), ("window", "window"), ("maxlen", "maxlen"))
+                     if k in data), "")
+        rows.append({
+            "dataset": f"{data.get('name', '?')} {size}".strip(), "name": m.get("name", folder.parent.name),
+            "run_id": m.get("run_id", folder.name), "cell": model.get("cell", "?"),
+            "units": units_text(model.get("units")), "status": m.get("status"), "metric": metric,
+            "value": (m.get("test") or {}).get(metric), "higher_is_better": higher,
+            "params": (m.get("params") or {}).get("total"), "s_per_epoch": m.get("median_epoch_seconds"),
+            "folder": str(folder.relative_to(root)),
+        })
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    # Best first within a dataset: accuracy descending, mse ascending; unfinished runs last.
+    df["_key"] = [(-v if h else v) if not missing(v) else float("inf") for v, h in zip(df.value, df.higher_is_better)]
+    df = df.sort_values(["dataset", "_key", "name", "run_id"]).drop(columns=["_key", "higher_is_better"])
+    df.insert(1, "rank", df.groupby("dataset").cumcount() + 1)
+    return df.reset_index(drop=True)
+
+
+def units_text(units: Any) -> str:
+    """model.units as a table shows it: 64, or 50,1 for stacked layers."""
+    return ",".join(str(u) for u in units) if isinstance(units, list) else str(units)
+
+
+def missing(value: Any) -> bool:
+    """None or NaN (pandas' empty cell)."""
+    return value is None or (isinstance(value, float) and value != value)

@@ -1,0 +1,50 @@
+"""TensorFlow's native log lines: recognising them, and keeping the harmless ones off the terminal.
+
+TF 2.x writes its C++ start-up notices (oneDNN, CUDA probing, tf.data attribute warnings) through absl,
+which ignores TF_CPP_MIN_LOG_LEVEL. Fatal lines (F...) are never dropped: when TensorFlow aborts, the
+user sees why. GRU_LAB_TF_LOGS=1 shows every line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+
+# An absl-formatted info, warning or error line ("I0000 00:00:1795929311.740592    2279 port.cc:153] ..."),
+# or absl's one-time notice; fatal lines ("F...") are left out on purpose.
+_DROPPED = r"^(?:[IWE]\d{4} [\d:.]+\s+\d+ \S+:\d+\]|WARNING: All log messages before absl::InitializeLog)"
+_DROPPED_TEXT = re.compile(_DROPPED)
+_DROPPED_BYTES = re.compile(_DROPPED.encode())
+ENV_VAR = "GRU_LAB_TF_LOGS"
+LEGACY_ENV_VAR = "GRU_LAB_NATIVE_LOGS"  # its earlier name, still honoured
+
+
+def is_noise(line: str) -> bool:
+    """Whether a line of a worker's stderr is one of TensorFlow's notices (not an error a user needs)."""
+    return bool(_DROPPED_TEXT.match(line))
+
+
+def filter_stderr() -> None:
+    """Route file descriptor 2 through a filter thread that drops TensorFlow's notices and passes everything
+    else on. Python's own stderr (gru-lab's messages, tracebacks) bypasses the filter."""
+    if os.environ.get(ENV_VAR) or os.environ.get(LEGACY_ENV_VAR):
+        return
+    import io
+    import threading
+
+    sys.stderr.flush()
+    real = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    sys.stderr = io.TextIOWrapper(os.fdopen(real, "wb", buffering=0), encoding="utf-8",
+                                  errors="backslashreplace", line_buffering=True, write_through=True)
+
+    def pump() -> None:
+        with os.fdopen(read_end, "rb") as pipe:
+            for line in pipe:
+                if not _DROPPED_BYTES.match(line):
+                    os.write(real, line)
+
+    threading.Thread(target=pump, name="tf-log-filter", daemon=True).start()

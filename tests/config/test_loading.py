@@ -1,0 +1,157 @@
+"""The config schema: good configs load, every user mistake is one line with the file and the key, exit 2."""
+
+from __future__ import annotations
+
+import pytest
+
+from gru_lab.cli import app
+from gru_lab.config import ExperimentConfig, load_config, parse_override, to_yaml, config_from_raw
+from gru_lab.errors import ConfigError
+from tests.conftest import CONFIGS, assert_user_error, tiny_config
+
+GOOD = tiny_config()
+
+
+def with_(path: str, value):
+    """A copy of the tiny config with one dotted key set (or deleted when value is DELETE)."""
+    import copy
+
+    cfg = copy.deepcopy(GOOD)
+    node = cfg
+    parts = path.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    if value is DELETE:
+        del node[parts[-1]]
+    else:
+        node[parts[-1]] = value
+    return cfg
+
+
+DELETE = object()
+
+# (id, config content (dict or raw text, or None for a missing file), --set overrides, expected key, message fragment)
+BAD = [
+    ("missing-file", None, [], None, "config file not found"),
+    ("yaml-syntax", "name: x\ndata:\n  name: sine\n   window: 3\n", [], None, "YAML syntax error"),
+    ("empty-file", "", [], None, "Got an empty file"),
+    ("top-level-list", "- 1\n- 2\n", [], None, "Got a list"),
+    ("unknown-top-key", {**GOOD, "modle": {}}, [], "modle", "Did you mean 'model'"),
+    ("unknown-nested-key", with_("model.unit", 8), [], "model.unit", "Did you mean 'model.units'"),
+    ("unknown-data-key", with_("data.windw", 8), [], "data.windw", "Did you mean 'data.window'"),
+    ("key-of-other-dataset", with_("data.maxlen", 8), [], "data.maxlen", "unknown key 'data.maxlen'"),
+    ("wrong-type-int", with_("model.units", "abc"), [], "model.units", "must be an integer"),
+    ("wrong-type-bool", with_("model.bidirectional", "maybe"), [], "model.bidirectional", "must be true or false"),
+    ("wrong-type-float", with_("train.learning_rate", "fast"), [], "train.learning_rate", "must be a number"),
+    ("section-not-mapping", with_("train", 5), [], "train", "must be a mapping"),
+    ("out-of-range-dropout", with_("model.dropout", 1.5), [], "model.dropout", "must be < 1"),
+    ("out-of-range-units", with_("model.units", 0), [], "model.units", "must be >= 1"),
+    ("out-of-range-epochs", with_("train.epochs", 0), [], "train.epochs", "must be >= 1"),
+    ("negative-seed", with_("seed", -1), [], "seed", "must be >= 0"),
+    ("bad-cell", with_("model.cell", "gru2"), [], "model.cell", "must be one of ['gru', 'lstm', 'simple_rnn']. Got 'gru2'"),
+    ("bad-optimizer", with_("train.optimizer", "adamw"), [], "train.optimizer", "must be one of ['adam', 'rmsprop', 'sgd']"),
+    ("bad-dataset", with_("data.name", "mnist"), [], "data.name", "must be one of ['adding', 'arithmetic', 'imdb', 'sine']"),
+    ("missing-dataset-name", with_("data.name", DELETE), [], "data.name", "'data.name' is required"),
+    ("missing-data", with_("data", DELETE), [], "data", "'data' is required"),
+    ("bad-run-name", with_("name", "../escape"), [], "name", "'name' must start with a letter or digit"),
+    ("embedding-on-real-data", with_("model.embedding_dim", 16), [], "model.embedding_dim", "is real-valued"),
+    ("mask-on-real-data", with_("model.mask_zero", True), [], "model.mask_zero", "needs token input"),
+    ("imdb-without-embedding", {**GOOD, "data": {"name": "imdb"}}, [], "model.embedding_dim", "is required"),
+    ("mask-with-conv", {**GOOD, "data": {"name": "imdb"}, "model": {"embedding_dim": 8, "mask_zero": True, "conv": {}}},
+     [], "model.mask_zero", "cannot be combined with 'model.conv'"),
+    ("rnn-with-gate-activation", with_("model.recurrent_activation", "hard_sigmoid") | {}, ["model.cell=rnn"],
+     "model.recurrent_activation", "simple_rnn has none"),
+    ("two-validation-sources", with_("train.validation_split", 0.2), [], "train.validation_split", "already has a validation set"),
+    ("early-stop-without-val", with_("data.n_val", 0) | {"train": {"early_stopping": {"monitor": "val_loss"}}}, [],
+     "train.early_stopping.monitor", "no validation data"),
+    ("units-list-vs-layers", with_("model.units", [8, 4]), ["model.num_layers=3"], "model.num_layers", "lists 2 sizes"),
+    ("starts-without-steps", {**GOOD, "data": {"name": "arithmetic", "starts": [1, 2]}}, [], "data.steps", "go together"),
+    ("pool-too-large", with_("model.conv", {"pool_size": 9}), [], "model.conv.pool_size", "leaves no time steps"),
+    ("head-none-wrong-units", with_("model.head", "none"), [], "model.head", "needs 1 unit(s)"),
+    ("set-unknown-key", GOOD, ["model.unitz=3"], "model.unitz", "--set model.unitz=3"),
+    ("set-wrong-type", GOOD, ["model.units=lots"], "model.units", "--set model.units=lots"),
+    ("set-no-equals", GOOD, ["model.units"], None, "expected KEY=VALUE"),
+    ("set-into-scalar", GOOD, ["seed.x=1"], "seed", "'seed' is not a section"),
+]
+
+
+@pytest.mark.parametrize("case_id,content,overrides,key,fragment", BAD, ids=[c[0] for c in BAD])
+def test_bad_config_is_one_line_exit_2_and_writes_nothing(runner, write_config, tmp_path, case_id, content, overrides, key, fragment):
+    path = tmp_path / "missing.yaml" if content is None else write_config(content)
+    args = ["train", str(path)]
+    for o in overrides:
+        args += ["--set", o]
+    result = runner.invoke(app, args)
+    line = assert_user_error(result, tmp_path / "results")
+    assert line.startswith("error: ") and str(path) in line, line
+    if key:
+        assert f"'{key}'" in line, line
+    assert fragment in line, line
+
+
+def test_yaml_error_names_the_line(runner, write_config):
+    path = write_config("name: x\ndata:\n  name: sine\n   window: 3\n")
+    result = runner.invoke(app, ["train", str(path)])
+    assert f"{path}:4:" in result.stderr
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_validates_and_round_trips(path):
+    cfg = load_config(path)
+    again = config_from_raw(__import__("yaml").safe_load(to_yaml(cfg)), "resolved")
+    assert again == cfg
+
+
+def test_every_shipped_config_comments_every_key():
+    for path in CONFIGS.glob("*.yaml"):
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            stripped = line.strip()
+            if stripped and not stripped.startswith("#") and ":" in stripped and not stripped.endswith(":"):
+                assert "#" in line, f"{path.name}:{n} has no comment: {line!r}"
+
+
+def test_embedded_default_loads():
+    from gru_lab.config import EMBEDDED_DEFAULT
+
+    cfg = load_config(EMBEDDED_DEFAULT)
+    assert cfg.data.name == "sine"
+
+
+def test_overrides_are_parsed_as_yaml_and_validated_like_the_file(write_config):
+    path = write_config(GOOD)
+    cfg = load_config(path, ["model.units=[8, 4]", "model.cell=rnn", "train.learning_rate=3e-3",
+                             "model.bidirectional=true", "train.early_stopping.patience=2"])
+    assert cfg.model.layer_units() == [8, 4]
+    assert cfg.model.cell == "simple_rnn"  # alias resolved
+    assert cfg.train.learning_rate == pytest.approx(3e-3)
+    assert cfg.model.bidirectional is True
+    assert cfg.train.early_stopping.patience == 2 and cfg.train.early_stopping.monitor == "val_loss"
+
+
+def test_parse_override():
+    assert parse_override("a.b=1") == ("a.b", 1)
+    assert parse_override("a=x=y") == ("a", "x=y")
+    assert parse_override("a=") == ("a", None)
+    with pytest.raises(ValueError):
+        parse_override("a..b=1")
+
+
+def test_config_error_carries_the_key():
+    with pytest.raises(ConfigError) as info:
+        config_from_raw(with_("model.units", -1), "x.yaml")
+    assert info.value.key == "model.units"
+
+
+def test_defaults_fill_in():
+    cfg = ExperimentConfig.model_validate({"data": {"name": "adding"}})
+    assert cfg.model.cell == "gru" and cfg.train.optimizer == "adam" and cfg.data.length == 50
+
+
+def test_config_import_does_not_import_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys, gru_lab.cli, gru_lab.config, gru_lab.cells, gru_lab.models.plan, gru_lab.models.kernels, "
+            "gru_lab.rnn.support, gru_lab.runs.folder, gru_lab.runs.records, gru_lab.experiments.planning; "
+            "sys.exit(1 if 'tensorflow' in sys.modules or 'keras' in sys.modules else 0)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -1,0 +1,205 @@
+"""gru-lab's compiled loops (gru_lab.rnn.compiled): same outputs and gradients as keras.layers.GRU, the
+build and its fallback, and when a run uses them."""
+
+from __future__ import annotations
+
+import shutil
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import tensorflow as tf
+from keras import layers
+
+from gru_lab.config import config_from_raw
+from gru_lab.data import spec_for
+from gru_lab.rnn import compiled as native
+from gru_lab.rnn.layers import GRU, running
+from gru_lab.training import device
+from tests.rnn.test_fused import (TOKEN_VARIANTS, TOL, _first_recurrent, _outputs_and_grads, _pair, _token_twins,
+                                  padding_mask_matches_keras)
+
+
+@pytest.fixture(scope="module")
+def lib():
+    """The built ops. Where a C++ compiler exists they must build: a failure there is a bug, not a skip."""
+    loaded = native.load()
+    if loaded is None:
+        if shutil.which("g++") or shutil.which("c++"):
+            pytest.fail(f"a C++ compiler is here but the compiled loops did not load: {native.status()['reason']}")
+        pytest.skip(f"no C++ compiler on this machine, so no compiled loops: {native.status()['reason']}")
+    return loaded
+
+
+@pytest.fixture
+def compiled(lib):
+    with running(loops=True, compiled_loops=True) as on:
+        assert on
+        yield
+
+
+def _close(got, expected):
+    np.testing.assert_allclose(got, expected, atol=TOL * max(1.0, float(np.abs(expected).max())), rtol=0)
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["training", "inference"])
+@pytest.mark.parametrize("go_backwards", [False, True], ids=["forward", "backwards"])
+@pytest.mark.parametrize("return_sequences", [False, True], ids=["last", "sequences"])
+def test_same_outputs_states_and_gradients_as_keras(compiled, return_sequences, go_backwards, training):
+    ref, fast, x = _pair("gru", return_sequences=return_sequences, go_backwards=go_backwards, return_state=True)
+    ref_out, ref_grads = _outputs_and_grads(ref, x, training)
+    fast_out, fast_grads = _outputs_and_grads(fast, x, training)
+    assert (fast.trained_with if training else fast.inferred_with) == "compiled"
+    for a, b in zip(ref_out, fast_out):
+        assert a.shape == b.shape
+        _close(b, a)
+    for a, b in zip(ref_grads, fast_grads):
+        _close(b, a)
+
+
+@pytest.mark.parametrize("batch, steps, units", [(1, 1, 3), (7, 5, 4), (8, 3, 16), (17, 6, 5), (64, 12, 33)])
+def test_every_batch_split_between_threads_matches_keras(compiled, batch, steps, units):
+    """The batch rows are split between the intra-op threads (blocks of at least 8 rows): uneven splits,
+    a single block and odd unit counts give Keras's numbers."""
+    rng = np.random.default_rng(batch)
+    ref, fast = layers.GRU(units, return_sequences=True), GRU(units, return_sequences=True)
+    x = tf.constant(rng.normal(size=(batch, steps, 3)).astype("float32"))
+    ref(x), fast(x)
+    fast.set_weights([rng.normal(scale=0.5, size=w.shape).astype("float32") for w in ref.get_weights()])
+    ref.set_weights(fast.get_weights())
+    ref_out, ref_grads = _outputs_and_grads(ref, x, True)
+    fast_out, fast_grads = _outputs_and_grads(fast, x, True)
+    assert fast.trained_with == "compiled"
+    _close(fast_out[0], ref_out[0])
+    for a, b in zip(ref_grads, fast_grads):
+        _close(b, a)
+
+
+@pytest.mark.parametrize("padding", ["post", "pre"])
+def test_padding_mask_same_as_keras(compiled, padding):
+    padding_mask_matches_keras("gru", padding, trained_with="compiled", inferred_with="compiled")
+
+
+def test_input_dropout_uses_the_same_mask_as_keras(compiled):
+    ref, fast, x = _pair("gru", dropout=0.4, return_sequences=True)
+    (ref_out,), ref_grads = _outputs_and_grads(ref, x, training=True)
+    (fast_out,), fast_grads = _outputs_and_grads(fast, x, training=True)
+    assert fast.trained_with == "compiled"
+    _close(fast_out, ref_out)
+    for a, b in zip(ref_grads, fast_grads):
+        _close(b, a)
+
+
+@TOKEN_VARIANTS
+def test_stacked_token_models_train_and_predict_as_keras(compiled, variant):
+    """gru-lab's Embedding -> GRU(6, sequences) -> GRU(4) -> Dense: the first layer predicts from the token
+    table, the second from its own projection, and a training step's gradients are Keras's."""
+    fused, plain, x = _token_twins("gru", **variant)
+    y = np.linspace(0, 1, len(x)).reshape(-1, 1).astype("float32")
+
+    def grads(model):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(model(x, training=True) - y))
+        return loss.numpy(), [tf.convert_to_tensor(g).numpy() for g in tape.gradient(loss, model.trainable_weights)]
+
+    def grads_at_inference(model):
+        with tf.GradientTape() as tape:
+            out = tf.reduce_sum(model(x, training=False) * y)
+        return tape.gradient(out, model.trainable_weights)
+
+    (ref_loss, ref_g), (loss, g) = grads(plain), grads(fused)
+    assert abs(ref_loss - loss) < TOL
+    for a, b in zip(ref_g, g):
+        _close(b, a)
+    _close(fused.predict(x, verbose=0), plain.predict(x, verbose=0))
+    # a gradient at inference (saliency, say) runs through the table op too
+    for a, b in zip(grads_at_inference(plain), grads_at_inference(fused)):
+        _close(np.asarray(tf.convert_to_tensor(b)), np.asarray(tf.convert_to_tensor(a)))
+    first = _first_recurrent(fused)
+    assert all(part.inferred_with == "compiled-table" and part.trained_with == "compiled" for part in first)
+
+
+def test_outside_a_run_the_fused_loops_run(lib):
+    """Off by default: a graph compiled with XLA must not contain the compiled ops (they have no XLA kernel)."""
+    ref, fast, x = _pair("gru")
+    compiled_step = tf.function(lambda batch: fast(batch, training=True), jit_compile=True)
+    _close(compiled_step(x).numpy(), ref(x, training=True).numpy())
+    assert fast.trained_with == "fused"
+
+
+def test_the_ops_are_deterministic(lib):
+    rng = np.random.default_rng(0)
+    p = tf.constant(rng.normal(size=(20, 33, 12)).astype("float32"))
+    h0 = tf.zeros((33, 4))
+    kernel = tf.constant(rng.normal(size=(4, 12)).astype("float32"))
+    bias = tf.constant(rng.normal(size=(12,)).astype("float32"))
+    runs = [lib.gru_lab_gru_forward(p, h0, kernel, bias, tf.zeros([0]), save=True) for _ in range(3)]
+    for hs, saved in runs[1:]:
+        assert np.array_equal(hs.numpy(), runs[0][0].numpy()) and np.array_equal(saved.numpy(), runs[0][1].numpy())
+    grads = [lib.gru_lab_gru_backward(tf.ones_like(runs[0][0]), runs[0][0], h0, runs[0][1], kernel, tf.zeros([0]))
+             for _ in range(2)]
+    for a, b in zip(*grads):
+        assert np.array_equal(a.numpy(), b.numpy())
+
+
+# ----------------------------------------------------------------------------- build and fallback
+
+
+def test_a_missing_compiler_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-g++"))
+    with pytest.raises(RuntimeError, match="no-such-g\\+\\+"):
+        native.build(tmp_path / "gru_op.so")
+    assert not list(tmp_path.glob("*.so"))  # nothing half written
+
+
+TINY = {"data": {"name": "sine", "window": 6, "n_train": 32, "n_val": 8, "n_test": 8}, "model": {"units": 4}}
+
+
+@pytest.fixture
+def fresh_build_state():
+    """The compiled library's load state as a new process has it; restored afterwards."""
+    saved = dict(native._state)
+    native._reset_for_tests()
+    yield
+    native._state.update(saved)
+
+
+def test_a_failed_build_falls_back_to_the_fused_loops_and_says_why(tmp_path, monkeypatch, fresh_build_state):
+    monkeypatch.setattr(native, "build_dir", lambda: tmp_path)  # nothing built there yet
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-g++"))
+    assert "no-such-g++" in native.unavailable_without_building()  # what inspect says, before any build
+    cfg = config_from_raw(TINY, "test")
+    setup = device.prepare(cfg, spec_for(cfg.data))
+    assert not setup.plan.compiled and setup.plan.xla  # fused TensorFlow loops under XLA
+    assert any("compiled loops unavailable" in note and "no-such-g++" in note for note in setup.plan.notes)
+    assert native.load() is None and "no-such-g++" in native.status()["reason"]
+    with running(loops=True, compiled_loops=True) as on:
+        assert not on
+
+
+@pytest.mark.parametrize("name", ["GRU_LAB_COMPILED", "GRU_LAB_NATIVE"])
+def test_the_environment_variable_turns_them_off(monkeypatch, fresh_build_state, name):
+    monkeypatch.delenv("GRU_LAB_COMPILED", raising=False)
+    monkeypatch.setenv(name, "0")
+    cfg = config_from_raw(TINY, "test")
+    setup = device.prepare(cfg, spec_for(cfg.data))
+    assert not setup.plan.compiled and setup.plan.xla and not setup.plan.notes
+    assert setup.plan.layers[0].train_why == ["GRU_LAB_COMPILED=0"]
+
+
+def test_a_token_id_outside_the_vocabulary_is_an_error_not_a_wrong_row(lib):
+    table = tf.zeros((5, 6))
+    ids = tf.constant([[0, 4], [5, 1]], dtype=tf.int32)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="token id 5 is outside the vocabulary"):
+        lib.gru_lab_gru_table_forward(table, ids, tf.zeros((2, 2)), tf.zeros((2, 6)), tf.zeros((6,)), tf.zeros([0]),
+                                      keep_sequence=False)
+
+
+def test_evaluation_batch_default_follows_the_loops():
+    from gru_lab.training.fit import eval_batch
+
+    t = SimpleNamespace(eval_batch_size=None, batch_size=64)
+    assert (eval_batch(t, compiled=True), eval_batch(t, compiled=False)) == (256, 1024)
+    assert eval_batch(SimpleNamespace(eval_batch_size=None, batch_size=512), compiled=True) == 512
+    assert eval_batch(SimpleNamespace(eval_batch_size=100, batch_size=64), compiled=False) == 100

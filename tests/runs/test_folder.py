@@ -1,0 +1,76 @@
+"""Run folders: complete or absent, never overwritten, every file written atomically."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gru_lab.runs.files import atomic_write_json, atomic_write_text, rows_to_csv
+from gru_lab.runs.folder import RunFolder
+
+
+def test_atomic_write_replaces_whole_file_and_leaves_no_temp(tmp_path):
+    path = tmp_path / "a" / "x.json"
+    atomic_write_json(path, {"a": 1})
+    atomic_write_json(path, {"a": 2})
+    assert json.loads(path.read_text()) == {"a": 2}
+    assert [p.name for p in path.parent.iterdir()] == ["x.json"]
+
+
+def test_atomic_write_failure_keeps_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "x.json"
+    atomic_write_text(path, "old")
+
+    def disk_full(fd):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr("gru_lab.runs.files.os.fsync", disk_full)  # fails after the new bytes were written
+    with pytest.raises(OSError):
+        atomic_write_text(path, "new")
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+
+
+def test_run_folder_appears_only_on_commit(tmp_path):
+    with RunFolder(tmp_path, "exp", "run1") as folder:
+        folder.write_text("a.txt", "hello")
+        assert not (tmp_path / "exp" / "run1").exists()
+        final = folder.commit()
+    assert final == tmp_path / "exp" / "run1"
+    assert (final / "a.txt").read_text() == "hello"
+    assert [p.name for p in (tmp_path / "exp").iterdir()] == ["run1"]
+
+
+def test_run_folder_error_leaves_nothing(tmp_path):
+    with pytest.raises(RuntimeError):
+        with RunFolder(tmp_path, "exp", "run1") as folder:
+            folder.write_text("a.txt", "half")
+            raise RuntimeError("boom")
+    assert list((tmp_path / "exp").iterdir()) == []
+
+
+def test_same_run_id_never_overwrites(tmp_path):
+    finals = []
+    for text in ("first", "second", "third"):
+        with RunFolder(tmp_path, "exp", "run1") as folder:
+            folder.write_text("a.txt", text)
+            finals.append(folder.commit())
+    assert [f.name for f in finals] == ["run1", "run1-2", "run1-3"]
+    assert [(f / "a.txt").read_text() for f in finals] == ["first", "second", "third"]
+
+
+def test_rows_to_csv_unions_columns():
+    text = rows_to_csv([{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.4, "val_loss": 0.6}])
+    assert text.splitlines() == ["epoch,loss,val_loss", "1,0.5,", "2,0.4,0.6"]
+
+
+def test_atomic_write_gives_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    path = tmp_path / "x.json"
+    atomic_write_text(path, "{}")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
