@@ -6,8 +6,8 @@ import csv
 import json
 import subprocess
 import sys
+
 import pytest
-import yaml
 
 from gru_lab.cli import app
 from gru_lab.config import load_config

@@ -62,8 +62,8 @@ def test_predict_labels_clear_reviews(runner, trained_run, tmp_path):
 
 
 PREDICT_ERRORS = [
-    ("no-run-folder", lambda run, tmp: [str(tmp / "nope"), "x"], "run folder not found"),
-    ("no-text", lambda run, tmp: [str(run)], "no text given"),
+    ("no-run-folder", lambda _run, tmp: [str(tmp / "nope"), "x"], "run folder not found"),
+    ("no-text", lambda run, _tmp: [str(run)], "no text given"),
     ("missing-file", lambda run, tmp: [str(run), "--file", str(tmp / "none.txt")], "--file not found"),
 ]
 

@@ -3,11 +3,33 @@
 Importing this package must stay cheap: no TensorFlow.
 """
 
-from gru_lab.config.loading import (EMBEDDED_DEFAULT, PRESETS, apply_overrides, config_from_raw, load_config,
-                                    load_yaml, parse_override, set_key, split_assignment, to_yaml, validate)
-from gru_lab.config.schema import (DATA_SECTIONS, AddingData, ArithmeticData, ConvConfig, EarlyStoppingConfig,
-                                   ExperimentConfig, ImdbData, ModelConfig, OutputConfig, SineData, SweepConfig,
-                                   TrainConfig)
+from gru_lab.config.loading import (
+                                    EMBEDDED_DEFAULT,
+                                    PRESETS,
+                                    apply_overrides,
+                                    config_from_raw,
+                                    load_config,
+                                    load_yaml,
+                                    parse_override,
+                                    set_key,
+                                    split_assignment,
+                                    to_yaml,
+                                    validate,
+)
+from gru_lab.config.schema import (
+                                    DATA_SECTIONS,
+                                    AddingData,
+                                    ArithmeticData,
+                                    ConvConfig,
+                                    EarlyStoppingConfig,
+                                    ExperimentConfig,
+                                    ImdbData,
+                                    ModelConfig,
+                                    OutputConfig,
+                                    SineData,
+                                    SweepConfig,
+                                    TrainConfig,
+)
 
 __all__ = [
     "EMBEDDED_DEFAULT", "PRESETS", "apply_overrides", "config_from_raw", "load_config", "load_yaml", "parse_override",

@@ -148,7 +148,7 @@ def run_baseline(cfg: ExperimentConfig, data: Dataset) -> dict[str, Any]:
     from tensorflow.python.framework import config as tf_config
 
     from gru_lab.models.build import build_model
-    from gru_lab.training.fit import timing_callback, loss_and_metrics, make_optimizer
+    from gru_lab.training.fit import loss_and_metrics, make_optimizer, timing_callback
 
     keras.utils.set_random_seed(cfg.train_seed)
     tf_config.disable_op_determinism()  # the tutorial's script never turns it on

@@ -1,7 +1,7 @@
 """Comparing recurrent cells on one base config.
 
 Owns: the compare plan (base config x cells x lengths x seeds, through experiments.planning), equal
-parameter budgets, the comparison table as a pandas DataFrame (through experiments.tables), and what a
+parameter budgets (budgets.py), the comparison table as a pandas DataFrame (through experiments.tables), and what a
 comparison says (summarize: table, runs, verdicts, notes). Running is experiments.executor's, the
 verdicts experiments.verdicts', files, tables and plots report's.
 """
@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from gru_lab import cells as cell_names
-from gru_lab.config import PRESETS, ExperimentConfig, ModelConfig, apply_overrides, config_from_raw, load_yaml
+from gru_lab.config import PRESETS, ExperimentConfig, apply_overrides, config_from_raw, load_yaml
 from gru_lab.errors import CompareError
 from gru_lab.experiments import tables
-from gru_lab.experiments.executor import EventHook, RunOutcome, Runner, execute_runs, isolation_of, run_in_subprocess
+from gru_lab.experiments.budgets import equal_budget_units, recurrent_count, solve_units
+from gru_lab.experiments.executor import EventHook, Runner, RunOutcome, execute_runs, isolation_of, run_in_subprocess
 from gru_lab.experiments.planning import PlannedRun, plan_runs, results_folder
+from gru_lab.experiments.verdicts import check_claims
 from gru_lab.runs.records import units_text
 
 EMBEDDED_DEFAULT = PRESETS / "compare_default.yaml"
@@ -127,69 +129,6 @@ def plan_compare(config: str | Path | None = None, overrides: list[str] | None =
     runs = plan_runs(raw, points, seed_list, describe, prefix, label)
     return ComparePlan(base.name, source, results_folder(base), base, cells, seed_list, lengths, units, budget, runs,
                        notes)
-
-
-# ----------------------------------------------------------------------------- equal budgets
-
-
-def recurrent_count(model: ModelConfig, spec, cell: str, units: int | list[int] | None = None) -> int:
-    """Recurrent parameters of `model` with another cell (and units), from the exact formulas."""
-    from gru_lab.models.plan import count_params
-
-    update: dict[str, Any] = {"cell": cell}
-    if units is not None:
-        update.update(units=units, num_layers=len(units) if isinstance(units, list) else len(model.layer_units()))
-    return count_params(model.model_copy(update=update), spec)["recurrent"]
-
-
-def solve_units(model: ModelConfig, spec, cell: str, budget: int) -> int:
-    """The integer units (the same in every layer) whose recurrent count is closest to budget.
-
-    The count grows strictly with units (every formula is a quadratic with positive coefficients, also
-    stacked and bidirectional), so a bisection for the first count >= budget and a look at its
-    neighbour below finds the exact minimiser of |count - budget|; ties go to the smaller model.
-    """
-    def count(u: int) -> int:
-        return recurrent_count(model, spec, cell, u)
-
-    lo, hi = 1, 1
-    while count(hi) < budget:
-        lo, hi = hi + 1, hi * 2
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if count(mid) >= budget:
-            hi = mid
-        else:
-            lo = mid + 1
-    if lo > 1 and budget - count(lo - 1) <= count(lo) - budget:
-        return lo - 1
-    return lo
-
-
-def equal_budget_units(base: ExperimentConfig, cells: list[str], budget: int | None) -> tuple[int, dict[str, int], list[str]]:
-    """(budget, units per cell, notes). Default budget: the base config's GRU recurrent count."""
-    from gru_lab.data import spec_for
-
-    layer_units = base.model.layer_units()
-    if len(set(layer_units)) > 1:
-        raise CompareError(f"--equal-params sets one units value for every layer; model.units is {layer_units}. "
-                           "Give a single model.units (and model.num_layers) instead of a list.")
-    spec = spec_for(base.data)
-    notes = []
-    if budget is None:
-        budget = recurrent_count(base.model, spec, "gru")
-        notes.append(f"budget {budget:,} recurrent parameters = the base config's GRU with units {layer_units[0]}")
-    units = {cell: solve_units(base.model, spec, cell, budget) for cell in cells}
-    counts = {cell: recurrent_count(base.model, spec, cell, u) for cell, u in units.items()}
-    for cell, u in units.items():
-        notes.append(f"{cell_names.label(cell)}: units {u} -> {counts[cell]:,} recurrent parameters "
-                     f"({100 * (counts[cell] - budget) / budget:+.2f}% of the budget)")
-    spread = max(counts.values()) / min(counts.values()) - 1
-    if spread > 0.02:
-        # One more unit adds about 2/u of an LSTM's count: small models cannot get closer.
-        notes.append(f"at this budget integer units cannot land within 2% of each other (spread {100 * spread:.1f}%); "
-                     "a larger --budget can.")
-    return budget, units, notes
 
 
 # ----------------------------------------------------------------------------- running
@@ -314,8 +253,6 @@ class Comparison:
 
 
 def summarize(result: CompareResult) -> Comparison:
-    from gru_lab.experiments.verdicts import check_claims
-
     plan = result.plan
     notes = list(plan.notes)
     note = lstm_reference_note(plan, result)
@@ -325,4 +262,4 @@ def summarize(result: CompareResult) -> Comparison:
         notes.append("runs trained inline (one process): peak RSS is the process's high-water mark, not per run.")
     else:
         notes.append("peak RSS: each run's own worker process (ru_maxrss), so it includes TensorFlow's runtime.")
-    return Comparison(comparison_frame(result), runs_frame(result), check_claims(result), notes)
+    return Comparison(comparison_frame(result), runs_frame(result), check_claims(plan, runs_frame(result)), notes)

@@ -25,7 +25,7 @@ import yaml
 from gru_lab.config import ExperimentConfig, SweepConfig, apply_overrides, config_from_raw, load_yaml, split_assignment
 from gru_lab.errors import SweepError
 from gru_lab.experiments import tables
-from gru_lab.experiments.executor import EventHook, RunOutcome, Runner, execute_runs, isolation_of, run_in_subprocess
+from gru_lab.experiments.executor import EventHook, Runner, RunOutcome, execute_runs, isolation_of, run_in_subprocess
 from gru_lab.experiments.planning import PlannedRun, plan_runs, results_folder
 from gru_lab.runs.records import metric_of, missing
 
@@ -178,7 +178,7 @@ def plan_sweep(config: str | Path, overrides: list[str] | None = None, grid: Ite
     seed_list = [base.train_seed + i for i in range(seeds)]
     points = [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
 
-    def describe(point: dict[str, Any], seed: int) -> tuple[str, dict[str, str]]:
+    def describe(point: dict[str, Any], _seed: int) -> tuple[str, dict[str, str]]:
         return source, {**origin, **{key: f"{given[key]} {key}={value_text(v)}" for key, v in point.items()}}
 
     def label(point: dict[str, Any], seed: int) -> str:

@@ -20,7 +20,7 @@ def task_of(cfg) -> str:
     return spec_for(cfg.data).task
 
 
-def runs_frame(outcomes, columns=lambda run: {}):
+def runs_frame(outcomes, columns=lambda _run: {}):
     """One row per planned run: the command's own columns (columns(run)), status, what it measured (or why
     it has nothing), the kernels it ran, where its folder is."""
     import pandas as pd

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gru_lab import cells as cell_names
-from gru_lab.experiments.compare import CompareResult, ComparePlan, recurrent_count, runs_frame
+from gru_lab.experiments.budgets import recurrent_count
 from gru_lab.experiments.tables import DONE, task_of
 from gru_lab.runs.records import metric_of, units_text
 
@@ -52,10 +52,10 @@ def speed_verdict(pairs: list[tuple[float, float]], kernels: tuple[str | None, s
     with fewer than two pairs there is no spread to judge, and a split is inconclusive. When the two
     cells ran different kernels the detail says so: the ratio then measures the implementations too.
     """
-    pairs = [(g, l) for g, l in pairs if g and l]
+    pairs = [(gru, lstm) for gru, lstm in pairs if gru and lstm]
     if not pairs:
         return Verdict(CLAIM_SPEED, INCONCLUSIVE, "needs finished GRU and LSTM runs with the same seed.")
-    ratios = sorted(g / l for g, l in pairs)
+    ratios = sorted(gru / lstm for gru, lstm in pairs)
     median = statistics.median(ratios)
     numbers = {"ratio_median": median, "ratio_min": ratios[0], "ratio_max": ratios[-1], "pairs": len(ratios)}
     detail = (f"GRU/LSTM seconds per epoch = {median:.2f} (median of {len(ratios)} seed pair(s); "
@@ -142,10 +142,8 @@ def long_dependency_verdict(by_length: dict[int, dict[str, list[float]]]) -> Ver
     return Verdict(CLAIM_LONG, INCONCLUSIVE, detail + f" SimpleRNN trails at T={long_}, but no more than at T={short}.", numbers)
 
 
-def check_claims(result: CompareResult) -> list[Verdict]:
-    """Each claim judged on this compare's finished runs."""
-    plan = result.plan
-    runs = runs_frame(result)
+def check_claims(plan, runs) -> list[Verdict]:
+    """Each claim judged on a compare plan's finished runs (runs: compare.runs_frame)."""
     done = runs[runs.status.isin(DONE)]
     metric, higher = metric_of(task_of(plan.base))
 
@@ -158,11 +156,8 @@ def check_claims(result: CompareResult) -> list[Verdict]:
 
     groups = {}
     for length in plan.lengths or [None]:
-        def values(frame):
-            at = frame[frame.length.isna()] if length is None else frame[frame.length == length]
-            return [float(v) for v in at.value.dropna()]
         if "gru" in plan.cells and "lstm" in plan.cells:
-            groups[length] = (values(gru), values(lstm))
+            groups[length] = (_values_at(gru, length), _values_at(lstm, length))
     verdicts.append(accuracy_verdict(groups, metric, higher) if groups else
                     Verdict(CLAIM_ACCURACY, INCONCLUSIVE, "needs both GRU and LSTM in the compare."))
 
@@ -187,7 +182,7 @@ def _isnan(value: Any) -> bool:
     return isinstance(value, float) and math.isnan(value)
 
 
-def _param_pair(plan: ComparePlan, done) -> tuple[int | None, int | None, str]:
+def _param_pair(plan, done) -> tuple[int | None, int | None, str]:
     """GRU and LSTM recurrent counts at the same units: measured when both ran that way, else formulas."""
     from gru_lab.data import spec_for
 
@@ -206,3 +201,9 @@ def _param_pair(plan: ComparePlan, done) -> tuple[int | None, int | None, str]:
 def _kernels_of(frame) -> str | None:
     """The distinct kernel texts of some runs, in order, or None when none was recorded."""
     return ", ".join(dict.fromkeys(k for k in frame.kernel.dropna())) or None
+
+
+def _values_at(frame, length: int | None) -> list[float]:
+    """The test metric of some runs at one adding-problem length (None: a compare without lengths)."""
+    at = frame[frame.length.isna()] if length is None else frame[frame.length == length]
+    return [float(v) for v in at.value.dropna()]

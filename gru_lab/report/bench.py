@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from rich.markup import escape
 from rich.table import Table
@@ -11,7 +10,6 @@ from rich.table import Table
 from gru_lab import cells as cell_names
 from gru_lab.report.format import markdown_table, missing, num, records
 from gru_lab.runs.files import atomic_write_json, atomic_write_text
-
 
 BENCH_HEADERS = {
     "cell": "cell", "variant": "variant", "epochs": "epochs", "epoch_s": "s/epoch (each epoch)",
@@ -73,8 +71,8 @@ def bench_markdown(result) -> str:
              f"units {m['units']}, embedding {m['embedding_dim']}",
              f"- machine: {env.get('cpu_count')} CPU core(s), device {env.get('device')}; TensorFlow {env.get('tensorflow')}, "
              f"Keras {env.get('keras')}",
-             f"- keras baseline: Keras layers, model.fit on NumPy arrays with validation_split, evaluate/predict at "
-             f"Keras's default batch (32), as seed 000's script; gru-lab: `gru-lab train`'s path", ""]
+             "- keras baseline: Keras layers, model.fit on NumPy arrays with validation_split, evaluate/predict at "
+             "Keras's default batch (32), as seed 000's script; gru-lab: `gru-lab train`'s path", ""]
     headers, rows = _bench_cells(result.rows)
     lines += ["## Measured", "", markdown_table(headers, rows)]
     if len(result.ratios):

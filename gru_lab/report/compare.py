@@ -13,7 +13,6 @@ from gru_lab.experiments.compare import Comparison, summarize
 from gru_lab.report.format import format_cell, markdown_table, missing, records, write_table_files
 from gru_lab.report.plots import PLOTS, write_plots
 
-
 VERDICT_STYLE = {"holds": "green", "does not hold": "red", "inconclusive": "yellow"}
 
 HEADERS = {

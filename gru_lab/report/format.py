@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gru_lab.runs.records import missing
 from gru_lab.runs.files import atomic_write_bytes, atomic_write_json, atomic_write_text
+from gru_lab.runs.records import missing
 
 
 def fmt(value: Any, digits: int = 4) -> str:

@@ -4,10 +4,15 @@ each axis. matplotlib's object API (no pyplot, no display needed); every PNG wri
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gru_lab import cells as cell_names
 from gru_lab.experiments.sweep import axis_text
 from gru_lab.report.format import missing, save_figure
+
+if TYPE_CHECKING:
+    from gru_lab.experiments.compare import Comparison
+    from gru_lab.experiments.sweep import SweepReport
 
 
 CELL_COLOR = {"simple_rnn": "tab:gray", "lstm": "tab:blue", "gru": "tab:orange"}
@@ -97,7 +102,7 @@ def _plot_metric_vs_time(result, comp: Comparison):
     fig.tight_layout()
     return fig
 
-def _plot_params(result, comp: Comparison):
+def _plot_params(_result, comp: Comparison):
     from matplotlib.figure import Figure
 
     table = comp.table.drop_duplicates("cell")  # parameter counts do not depend on the sequence length
@@ -140,7 +145,7 @@ def plot_sweep(result, rep: SweepReport):
             for name, group in groups:
                 name = name if isinstance(name, tuple) else (name,)
                 label = ", ".join(f"{k.rsplit('.', 1)[-1]}={n}" for k, n in zip(others, name)) or None
-                group = group.assign(_x=group[key].map(lambda v: position[axis_text(v)])).sort_values("_x")
+                group = group.assign(_x=[position[axis_text(v)] for v in group[key]]).sort_values("_x")
                 ax.errorbar(group._x, group.metric_mean, yerr=group.metric_std.fillna(0), marker="o", capsize=3,
                             label=label)
         if numeric:

@@ -12,7 +12,6 @@ from gru_lab.experiments.sweep import SweepReport, axis_text, summarize, value_t
 from gru_lab.report.format import format_cell, markdown_table, missing, records, save_figure, write_table_files
 from gru_lab.report.plots import plot_sweep
 
-
 SWEEP_HEADERS = {
     "runs": "runs", "params_total": "params", "params_recurrent": "recurrent", "s_per_epoch": "s/epoch",
     "fit_seconds": "fit s\n(mean)", "metric_mean": "test {metric}\n(mean ± sd)", "mse_vs_baseline": "mse /\nbaseline",

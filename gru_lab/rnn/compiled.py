@@ -9,7 +9,6 @@ TensorFlow loops run and status() says why. How the loops work: docs/design.md.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import platform

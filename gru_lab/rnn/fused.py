@@ -21,8 +21,6 @@ from __future__ import annotations
 from gru_lab import cells
 
 
-
-
 def _columns(w, gates: int):
     """The per-gate column blocks of a Keras weight (..., gates * units), in Keras's gate order."""
     import tensorflow as tf
@@ -203,7 +201,7 @@ def _gru_cell(h, xz, xr, xn, uz, ur, un, bz, br, bn):
     return z * h + (1.0 - z) * n, z, r, n, rn
 
 
-def _gru_loop(projected, m, h0, c0, u, recurrent_bias):
+def _gru_loop(projected, m, h0, _c0, u, recurrent_bias):
     """Returns (states (T, B, u), None)."""
     import tensorflow as tf
 
@@ -254,7 +252,7 @@ def _lstm_cell(h, c, xi, xf, xg, xo, ui, uf, ug, uo):
     return o * tc, c_new, i, f, g, o, tc
 
 
-def _lstm_loop(projected, m, h0, c0, u, recurrent_bias=None):
+def _lstm_loop(projected, m, h0, c0, u, _recurrent_bias=None):
     """Returns (states (T, B, u), last c)."""
     import tensorflow as tf
 
@@ -294,7 +292,7 @@ def _lstm_loop(projected, m, h0, c0, u, recurrent_bias=None):
     return loop(*projected, h0, c0, *u)
 
 
-def _simple_loop(projected, m, h0, c0, u, recurrent_bias=None):
+def _simple_loop(projected, m, h0, _c0, u, _recurrent_bias=None):
     """Keras SimpleRNN: h' = tanh(x W + b + h U). Returns (states (T, B, u), None)."""
     import tensorflow as tf
 

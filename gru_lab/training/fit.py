@@ -195,7 +195,7 @@ def _fit_and_evaluate(cfg: ExperimentConfig, data: Dataset, plan, epoch_hook: Ep
     metrics["train_samples_per_second"] = (n_fit / statistics.median(train_seconds)) if train_seconds else None
     metrics["fit_seconds"] = fit_seconds
     metrics["n_train_fit"] = n_fit
-    metrics["best_epoch"] = best_epoch(history, spec.task)
+    metrics["best_epoch"] = best_epoch(history)
     metrics["params"] = param_record(model, cfg, spec)
     cudnn_why = cudnn_blockers(cfg.model, spec)  # eligibility on a GPU, whatever device this run had
     metrics["cudnn"] = [{"layer": p.name, "eligible": not cudnn_why, "reasons": cudnn_why}
@@ -237,7 +237,7 @@ def distribution_strategy(kind: str):
     return tf.distribute.MirroredStrategy(devices=devices)
 
 
-def best_epoch(history: list[dict[str, float]], task: str) -> int | None:
+def best_epoch(history: list[dict[str, float]]) -> int | None:
     """The epoch with the best validation metric (or training loss when there is no validation)."""
     if not history:
         return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gru_lab.cli import app
-from gru_lab.config import ExperimentConfig, load_config, parse_override, to_yaml, config_from_raw
+from gru_lab.config import ExperimentConfig, config_from_raw, load_config, parse_override, to_yaml
 from gru_lab.errors import ConfigError
 from tests.conftest import CONFIGS, assert_user_error, tiny_config
 

@@ -13,6 +13,8 @@ import pytest
 from gru_lab.config import ImdbData
 from gru_lab.data import imdb
 from gru_lab.errors import DataError
+from tests.conftest import REAL_IMDB as REAL
+from tests.conftest import needs_real_imdb as needs_real
 
 # A tiny aclImdb whose train-split word counts are known by hand:
 #   bad 4, great 4, movie 4 (ties: alphabetical) -> ids 4, 5, 6; acting 2, loved 2 -> 7, 8;
@@ -37,8 +39,6 @@ TRAIN = [([1, 5, 5, 6, 8, 11], 1), ([1, 5, 10, 8, 13, 6], 1), ([1, 5, 7], 1),
          ([1, 4, 6, 4, 12], 0), ([1, 4, 4, 7], 0), ([1, 9, 6], 0)]
 TEST = [([1, 5, 6, 2], 1), ([1, 8, 11], 1), ([1, 10, 10, 10], 1),
         ([1, 4, 9, 6, 2], 0), ([1, 4], 0), ([1, 12, 2], 0)]
-
-from tests.conftest import REAL_IMDB as REAL, needs_real_imdb as needs_real  # noqa: E402
 
 
 def write_tree(parent: Path, reviews: dict[str, str] = FAKE) -> Path:
@@ -222,7 +222,7 @@ def fake_keras(monkeypatch):
         return (x_train, np.array([1, 0, 1, 0])), (x_test, np.array([0, 1]))
 
     monkeypatch.setattr("keras.datasets.imdb.load_data", load_data)
-    monkeypatch.setattr("keras.datasets.imdb.get_word_index", lambda **kw: {"the": 1, "and": 2, "zebra": 20_000})
+    monkeypatch.setattr("keras.datasets.imdb.get_word_index", lambda **_: {"the": 1, "and": 2, "zebra": 20_000})
     return calls
 
 

@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import json
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
-
-import keras
 import tensorflow as tf
 
-from gru_lab.experiments.bench import BASELINE, GRU_LAB, bench_data, ratios_frame, synthetic_tokens
-from gru_lab.rnn import compiled
 from gru_lab.cli import app
 from gru_lab.config import config_from_raw
+from gru_lab.experiments.bench import BASELINE, GRU_LAB, bench_data, ratios_frame, synthetic_tokens
+from gru_lab.rnn import compiled
 
 
 def tiny_bench_config(tmp_path, **data) -> dict:

@@ -15,11 +15,25 @@ from gru_lab.data import spec_for
 from gru_lab.errors import GruLabError
 from gru_lab.experiments import compare, executor
 from gru_lab.experiments import verdicts as claims
-from gru_lab.experiments.compare import (CompareResult, comparison_frame, execute, plan_compare, recurrent_count,
-                                         solve_units, summarize)
+from gru_lab.experiments.compare import (
+    CompareResult,
+    comparison_frame,
+    execute,
+    plan_compare,
+    recurrent_count,
+    solve_units,
+    summarize,
+)
 from gru_lab.experiments.executor import RunFailed, RunOutcome
-from gru_lab.experiments.verdicts import (FAILS, HOLDS, INCONCLUSIVE, accuracy_verdict, long_dependency_verdict,
-                                          params_verdict, speed_verdict)
+from gru_lab.experiments.verdicts import (
+    FAILS,
+    HOLDS,
+    INCONCLUSIVE,
+    accuracy_verdict,
+    long_dependency_verdict,
+    params_verdict,
+    speed_verdict,
+)
 from gru_lab.report.compare import write_comparison
 from gru_lab.runs.records import leaderboard_frame
 from tests.conftest import assert_user_error
@@ -279,7 +293,7 @@ def test_speed_verdict(pairs, status):
     v = speed_verdict(pairs)
     assert v.status == status
     if pairs:
-        assert v.numbers["ratio_median"] == pytest.approx(statistics.median(g / l for g, l in pairs))
+        assert v.numbers["ratio_median"] == pytest.approx(statistics.median(gru / lstm for gru, lstm in pairs))
 
 
 def test_speed_verdict_says_when_the_cells_ran_different_kernels():

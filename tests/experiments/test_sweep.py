@@ -365,7 +365,7 @@ class Blocking:
             time.sleep(0.3)
             raise KeyboardInterrupt
         asked = threading.Event()
-        executor.track(run.run_id, lambda force: asked.set())
+        executor.track(run.run_id, lambda _force: asked.set())
         try:
             if not asked.wait(10):
                 raise RunFailed("never asked to stop", "")

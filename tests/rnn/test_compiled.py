@@ -8,7 +8,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
 import tensorflow as tf
 from keras import layers
 
@@ -17,8 +16,15 @@ from gru_lab.data import spec_for
 from gru_lab.rnn import compiled as native
 from gru_lab.rnn.layers import GRU, running
 from gru_lab.training import device
-from tests.rnn.test_fused import (TOKEN_VARIANTS, TOL, _first_recurrent, _outputs_and_grads, _pair, _token_twins,
-                                  padding_mask_matches_keras)
+from tests.rnn.test_fused import (
+    TOKEN_VARIANTS,
+    TOL,
+    _first_recurrent,
+    _outputs_and_grads,
+    _pair,
+    _token_twins,
+    padding_mask_matches_keras,
+)
 
 
 @pytest.fixture(scope="module")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
-
-import keras
 import tensorflow as tf
 from keras import layers
 
@@ -130,7 +129,7 @@ def padding_mask_matches_keras(cell: str, padding: str, trained_with: str, infer
         for go_backwards in (False, True):
             ref, fast, x = _pair(cell, return_sequences=return_sequences, go_backwards=go_backwards)
 
-            def run(layer):
+            def run(layer, x=x):
                 with tf.GradientTape() as tape:
                     tape.watch(x)
                     out = layer(x, mask=mask, training=True)
