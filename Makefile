@@ -2,28 +2,28 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 IMDB   ?= ../shared/data/aclImdb_v1_labeled.tar.gz
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help install demo imdb compare compare-imdb sweep report bench bench-quick test test-slow clean-venv
+.PHONY: help install demo imdb compare compare-imdb sweep report bench bench-quick test test-slow lint docs clean-venv
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,ray]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,ray]'
 	$(BIN)/python -m gru_lab.rnn.compiled  # the compiled loops (gru-lab runs the fused TensorFlow loops where no C++ compiler is)
 	rm -f $(VENV)/.installed-* && touch $@
 
-install: $(STAMP)  ## create .venv and install gru-lab with the test and ray extras
+install: $(STAMP)  ## create .venv and install gru-lab (the versions in constraints.txt) with the test and ray extras
 
 demo: $(STAMP)  ## train the embedded default (synthetic, no download)
 	$(BIN)/gru-lab train
 
-imdb: $(STAMP)  ## the IMDB seed experiments (seeds 000, 001, 002's tips, the literal 000 recipe); ~40 min on 2 CPU cores
+imdb: $(STAMP)  ## the IMDB tutorial configs (GRU, its literal recipe, stacked GRU, the tips lecture's model); long on CPU
 	for c in imdb_gru imdb_gru_literal imdb_stacked_gru imdb_bigru_tips; do \
 	  GRU_LAB_IMDB=$${GRU_LAB_IMDB:-$(IMDB)} $(BIN)/gru-lab train configs/$$c.yaml || exit $$?; done
 
@@ -39,17 +39,23 @@ sweep: $(STAMP)  ## a 2x2-point, 2-seed grid sweep of the adding problem on 2 wo
 report: $(STAMP)  ## one leaderboard of every run under results/ (results/leaderboard.csv and .md)
 	$(BIN)/gru-lab report results
 
-bench: $(STAMP)  ## gru-lab's training path vs the plain Keras baseline, seed 000 workload, rnn/lstm/gru, each variant in a fresh process (~15 min on 2 CPU cores)
+bench: $(STAMP)  ## gru-lab's training path vs the plain Keras baseline on the IMDB GRU tutorial's workload, rnn/lstm/gru, each variant in a fresh process
 	GRU_LAB_IMDB=$${GRU_LAB_IMDB:-$(IMDB)} $(BIN)/gru-lab bench --isolate
 
-bench-quick: $(STAMP)  ## the same bench on 2,000 reviews and 2 epochs, GRU only (checks the bench, not the speed; ~2 min)
+bench-quick: $(STAMP)  ## the same bench on 2,000 reviews and 2 epochs, GRU only (checks the bench, not the speed)
 	GRU_LAB_IMDB=$${GRU_LAB_IMDB:-$(IMDB)} $(BIN)/gru-lab bench --quick --cells gru
 
-test: $(STAMP)  ## the default test suite (fast; IMDB tests use the real archive when present)
+test: $(STAMP)  ## the default tests (a few minutes; IMDB tests use the real archive when present)
 	GRU_LAB_IMDB=$${GRU_LAB_IMDB:-$(IMDB)} $(BIN)/python -m pytest
 
-test-slow: $(STAMP)  ## the long checks too (full-size runs)
+test-slow: $(STAMP)  ## the tests marked slow: process kills, Ray clusters, long runs
 	GRU_LAB_IMDB=$${GRU_LAB_IMDB:-$(IMDB)} $(BIN)/python -m pytest -m slow
+
+lint: $(STAMP)  ## static checks (ruff, configured in pyproject.toml)
+	$(BIN)/ruff check gru_lab tests
+
+docs: $(STAMP)  ## regenerate docs/configuration.md from the config schema
+	$(BIN)/python -m gru_lab.config.reference > docs/configuration.md
 
 clean-venv:  ## remove .venv
 	rm -rf $(VENV)

@@ -26,7 +26,7 @@ class ArithmeticData(_Section):
 
     input_kind: ClassVar[str] = "real"
     outputs: ClassVar[int] = 1  # one number to predict
-    name: Literal["arithmetic"]
+    name: Literal["arithmetic"]  # which dataset
     window: int = Field(3, ge=1, le=10_000)  # terms the model sees; the tutorial uses 3
     n_train: int = Field(1000, ge=1)  # random progressions to train on (ignored when starts/steps are given)
     n_val: int = Field(200, ge=0)  # held-out progressions for per-epoch validation; 0 = none
@@ -43,7 +43,7 @@ class SineData(_Section):
 
     input_kind: ClassVar[str] = "real"
     outputs: ClassVar[int] = 1  # the next value
-    name: Literal["sine"]
+    name: Literal["sine"]  # which dataset
     window: int = Field(40, ge=2, le=100_000)  # past values the model sees
     n_train: int = Field(1000, ge=1)  # training windows
     n_val: int = Field(200, ge=0)  # validation windows; 0 = none
@@ -57,7 +57,7 @@ class AddingData(_Section):
 
     input_kind: ClassVar[str] = "real"
     outputs: ClassVar[int] = 1  # the sum
-    name: Literal["adding"]
+    name: Literal["adding"]  # which dataset
     length: int = Field(50, ge=2, le=100_000)  # T: sequence length; long T is where SimpleRNN fails
     n_train: int = Field(2000, ge=1)  # training sequences
     n_val: int = Field(400, ge=0)  # validation sequences; 0 = none
@@ -69,7 +69,7 @@ class ImdbData(_Section):
 
     input_kind: ClassVar[str] = "tokens"
     outputs: ClassVar[int] = 1  # P(positive)
-    name: Literal["imdb"]
+    name: Literal["imdb"]  # which dataset
     path: str | None = None  # aclImdb folder or .tar.gz; None = $GRU_LAB_IMDB, else Keras's download
     num_words: int = Field(10_000, ge=4)  # vocabulary size; rarer words become 2 (out-of-vocabulary)
     maxlen: int = Field(200, ge=1)  # reviews are truncated/padded to this many tokens (none dropped)
