@@ -64,7 +64,8 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print the version.")] = False,
 ) -> None:
     """gru-lab: run and compare recurrent-network experiments from YAML configs."""
 
@@ -141,8 +142,10 @@ def _print_run(metrics: dict, run_dir: Path) -> None:
 def inspect(
     config: Annotated[Optional[Path], typer.Argument(help="Experiment YAML (omitted: the embedded default).")] = None,
     set_: SetOption = None,
-    build: Annotated[bool, typer.Option("--build/--no-build", help="Also build the Keras model and print its summary.")] = True,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the layer and kernel plans as JSON, nothing else.")] = False,
+    build: Annotated[bool, typer.Option(
+        "--build/--no-build", help="Also build the Keras model and print its summary.")] = True,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the layer and kernel plans as JSON, nothing else.")] = False,
 ) -> None:
     """Show the model a config builds: layers, exact parameter formulas, and which recurrent kernel each
     layer's training and inference will run on this machine, and why. Trains nothing."""
@@ -182,7 +185,8 @@ def inspect(
 @app.command()
 @user_errors
 def predict(
-    run_dir: Annotated[Path, typer.Argument(help="A finished run folder of a text model, e.g. results/imdb_gru/<run-id>.")],
+    run_dir: Annotated[Path, typer.Argument(
+        help="A finished run folder of a text model, e.g. results/imdb_gru/<run-id>.")],
     texts: Annotated[Optional[list[str]], typer.Argument(help="Reviews to score, one argument each.")] = None,
     file: Annotated[Optional[Path], typer.Option("--file", "-f", help="A text file with one review per line.")] = None,
 ) -> None:
@@ -271,7 +275,8 @@ def sweep(
                              "The sweep runs every combination of the axes.")] = None,
     set_: SetOption = None,
     seeds: Annotated[Optional[int], typer.Option(
-        "--seeds", help="Runs per grid point, with train seeds seed, seed+1, ... (default: 1)", show_default=False)] = None,
+        "--seeds", help="Runs per grid point, with train seeds seed, seed+1, ... (default: 1)",
+        show_default=False)] = None,
     workers: Annotated[Optional[int], typer.Option(
         "--workers", "-w", help="Local: runs at once, one worker process each, with cores // workers TensorFlow "
                                 "threads (default: 1). Ray: runs in flight (default: what the cluster fits).",
@@ -308,7 +313,8 @@ def sweep(
 @app.command()
 @user_errors
 def report(
-    results: Annotated[Path, typer.Argument(help="Folder to scan for run folders (metrics.json + config.yaml).")] = Path("results"),
+    results: Annotated[Path, typer.Argument(
+        help="Folder to scan for run folders (metrics.json + config.yaml).")] = Path("results"),
 ) -> None:
     """One leaderboard of every run under a folder: printed, and written to <folder>/leaderboard.csv and .md."""
     from gru_lab.errors import RunError
@@ -331,12 +337,14 @@ def bench(
     config: Annotated[Optional[Path], typer.Argument(
         help="Experiment YAML. Omitted: the IMDB GRU tutorial to the letter (configs/imdb_gru_literal.yaml), on real "
              "IMDB when GRU_LAB_IMDB or data.path names it, else on IMDB-shaped synthetic tokens.")] = None,
-    cells: Annotated[str, typer.Option("--cells", help="Comma-separated cells to bench: rnn, lstm, gru.")] = "rnn,lstm,gru",
+    cells: Annotated[str, typer.Option(
+        "--cells", help="Comma-separated cells to bench: rnn, lstm, gru.")] = "rnn,lstm,gru",
     set_: SetOption = None,
     ablation: Annotated[bool, typer.Option(
         "--ablation", help="Also run gru-lab with the fused layers and/or XLA switched off.")] = False,
     quick: Annotated[bool, typer.Option(
-        "--quick", help="A small workload (2,000 train / 1,000 test reviews, 2 epochs): checks the bench, not the speed.")] = False,
+        "--quick", help="A small workload (2,000 train / 1,000 test reviews, 2 epochs): checks the bench, "
+                        "not the speed.")] = False,
     isolate: Annotated[bool, typer.Option(
         "--isolate", help="Run each variant in its own fresh process, so that each peak RSS is its own.")] = False,
 ) -> None:

@@ -83,7 +83,8 @@ def test_inspect_shows_formulas_and_cudnn(runner):
     assert "3u(d+u+2) = 3*50*(1+50+2)" in result.stdout and "'relu'" in result.stdout
     assert "8,001" in result.stdout  # 3*50*(1+50+2) + 51
     (layer,) = _inspect_json(runner, str(ROOT / "configs" / "timeseries_gru.yaml"))["kernels"]["planned"]
-    assert layer["inference"] == "keras-loop" and "activation is 'relu', gru-lab's loops need 'tanh'" in layer["train_why"]
+    assert (layer["inference"] == "keras-loop"
+            and "activation is 'relu', gru-lab's loops need 'tanh'" in layer["train_why"])
     (layer,) = _inspect_json(runner, str(ROOT / "configs" / "sine_gru.yaml"))["kernels"]["planned"]
     assert layer["inference"] in ("compiled", "keras-loop") and "the inputs are not token ids" in layer["inference_why"]
 

@@ -116,7 +116,8 @@ def _format_error(err: dict) -> tuple[str, str]:
     if kind.startswith("bool_"):
         return key, f"'{key}' must be true or false. Got {got!r}."
     if kind == "string_pattern_mismatch":
-        return key, f"'{key}' must start with a letter or digit and use letters, digits, '_', '.', '-' only. Got {got!r}."
+        return key, (f"'{key}' must start with a letter or digit and use letters, digits, '_', '.', '-' only. "
+                     f"Got {got!r}.")
     if kind.startswith("string_"):
         return key, f"'{key}' must be a string. Got {got!r}."
     if kind in ("model_type", "model_attributes_type", "dict_type"):
@@ -189,7 +190,8 @@ def validate(raw: Any, source: str = "<config>", origin: dict[str, str] | None =
 
     if not isinstance(raw, dict):
         got = "an empty file" if raw is None else f"a {type(raw).__name__}"
-        raise ConfigError(source, f"expected a mapping with sections name, seed, data, model, train, output. Got {got}.")
+        raise ConfigError(source, "expected a mapping with sections name, seed, data, model, train, output. "
+                                  f"Got {got}.")
     raw = _renamed_keys(raw)
     unknown = _find_unknown_key(raw)
     if unknown:
@@ -254,7 +256,8 @@ def to_yaml(cfg: ExperimentConfig) -> str:
     # Keys added after runs were first recorded are written only when set, so a config that does not
     # use them keeps its hash, and its run ids (compare and sweep resume by them), across versions.
     for section, key, unset in (("train", "distribute", "none"), (None, "sweep", None), ("model", "loops", "auto"),
-                                ("train", "device", "auto"), ("train", "xla", "auto"), ("train", "mixed_precision", False)):
+                                ("train", "device", "auto"), ("train", "xla", "auto"),
+                                ("train", "mixed_precision", False)):
         node = data if section is None else data[section]
         if node.get(key) == unset:
             node.pop(key)

@@ -30,11 +30,14 @@ def check_combinations(cfg: ExperimentConfig) -> tuple[str, str] | None:
         return "model.embedding_dim", (
             f"'model.embedding_dim' cannot be used: data '{d.name}' is real-valued, not token ids. Remove it.")
     if m.mask_zero and not tokens:
-        return "model.mask_zero", f"'model.mask_zero' needs token input with an Embedding; data '{d.name}' is real-valued."
+        return "model.mask_zero", (
+            f"'model.mask_zero' needs token input with an Embedding; data '{d.name}' is real-valued.")
     if m.mask_zero and m.conv is not None:
-        return "model.mask_zero", "'model.mask_zero' cannot be combined with 'model.conv': Conv1D cannot carry a padding mask."
+        return "model.mask_zero", (
+            "'model.mask_zero' cannot be combined with 'model.conv': Conv1D cannot carry a padding mask.")
     if m.recurrent_activation is not None and m.cell == "simple_rnn":
-        return "model.recurrent_activation", "'model.recurrent_activation' applies to gru/lstm gates; simple_rnn has none."
+        return "model.recurrent_activation", (
+            "'model.recurrent_activation' applies to gru/lstm gates; simple_rnn has none.")
     if t.validation_split > 0 and getattr(d, "n_val", 0):
         return "train.validation_split", (
             f"'train.validation_split' is {t.validation_split} but data '{d.name}' already has a validation set "
@@ -52,7 +55,8 @@ def check_combinations(cfg: ExperimentConfig) -> tuple[str, str] | None:
             if lo > hi:
                 return key, f"'{key}' must be [low, high] with low <= high. Got {[lo, hi]}."
     if isinstance(d, SineData) and not 0 < d.period_range[0] <= d.period_range[1]:
-        return "data.period_range", f"'data.period_range' must be [low, high] with 0 < low <= high. Got {list(d.period_range)}."
+        return "data.period_range", (
+            f"'data.period_range' must be [low, high] with 0 < low <= high. Got {list(d.period_range)}.")
     if m.head == "none":
         outputs = d.outputs
         last = m.layer_units()[-1] * (2 if m.bidirectional and m.merge_mode == "concat" else 1)
@@ -66,7 +70,8 @@ def check_combinations(cfg: ExperimentConfig) -> tuple[str, str] | None:
         steps_after = _timesteps(d) // m.conv.pool_size if _timesteps(d) else None
         if steps_after is not None and steps_after < 1:
             return "model.conv.pool_size", (
-                f"'model.conv.pool_size' {m.conv.pool_size} leaves no time steps from {_timesteps(d)}; use a smaller pool.")
+                f"'model.conv.pool_size' {m.conv.pool_size} leaves no time steps from {_timesteps(d)}; "
+                "use a smaller pool.")
     return None
 
 

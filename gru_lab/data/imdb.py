@@ -303,7 +303,8 @@ def _load_keras(cfg: ImdbData) -> tuple[dict[str, _Split], dict[str, int], dict]
         word_index = {w: r + INDEX_FROM for w, r in ranks.items() if r + INDEX_FROM < cfg.num_words}
     except Exception as exc:
         word_index = {}
-        extra["word_index"] = " ".join(f"unavailable, predict sees only OOV ids ({exc.__class__.__name__}: {exc})".split())
+        extra["word_index"] = " ".join(
+            f"unavailable, predict sees only OOV ids ({exc.__class__.__name__}: {exc})".split())
     return splits, word_index, extra
 
 
@@ -347,7 +348,8 @@ def load(cfg: ImdbData, seed: int) -> Dataset:
     train_rows = _stratified(splits["train"], cfg.n_train, rng, "data.n_train", "train")
     # Shuffle train once: Keras's validation_split takes the LAST fraction, which must not be all one class.
     train_rows = rng.permutation(train_rows)
-    test_rows = _stratified(splits["test"], cfg.n_test, np.random.RandomState((seed + 1) % 2**32), "data.n_test", "test")
+    test_rows = _stratified(splits["test"], cfg.n_test, np.random.RandomState((seed + 1) % 2**32),
+                            "data.n_test", "test")
 
     pad = dict(num_words=cfg.num_words, maxlen=cfg.maxlen, padding=cfg.padding, truncating=cfg.truncating)
     x_train = _pad(splits["train"], train_rows, **pad)

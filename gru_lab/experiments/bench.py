@@ -134,7 +134,8 @@ def release_shuffle_seed() -> None:
     The IMDB GRU tutorial's script sets no seed, and then Keras does reshuffle every epoch. With a global seed set,
     Keras 3's array adapter serves the very same batch order in every epoch (its shuffle op restarts from
     the same seed with each epoch's iterator): not the script's training, and a few points less accurate
-    (docs/benchmarks.md). TensorFlow refuses unseeded random ops under op determinism, which the script never turns on either."""
+    (docs/benchmarks.md). TensorFlow refuses unseeded random ops under op determinism, which the script
+    never turns on either."""
     import tensorflow as tf
     from tensorflow.python.framework import config as tf_config
 
@@ -143,7 +144,8 @@ def release_shuffle_seed() -> None:
 
 
 def run_baseline(cfg: ExperimentConfig, data: Dataset) -> dict[str, Any]:
-    """The IMDB GRU tutorial's script: Keras layers, fit on NumPy with validation_split, evaluate/predict at batch 32."""
+    """The IMDB GRU tutorial's script: Keras layers, fit on NumPy with validation_split, evaluate/predict
+    at batch 32."""
     import keras
     from tensorflow.python.framework import config as tf_config
 
@@ -235,7 +237,8 @@ def ratios_frame(rows):
                 "train_speedup": r["train_samples_per_s"] / b["train_samples_per_s"],
                 "epoch_speedup": b["s_per_epoch"] / r["s_per_epoch"],
                 "infer_speedup": r["infer_samples_per_s"] / b["infer_samples_per_s"],
-                f"{(metric or 'metric').removeprefix('test_')}_diff_points": (100 * (r[metric] - b[metric])) if metric else None,
+                f"{(metric or 'metric').removeprefix('test_')}_diff_points": ((100 * (r[metric] - b[metric]))
+                                                                             if metric else None),
                 "peak_rss_ratio": (r["peak_rss_mib"] / b["peak_rss_mib"]
                                    if r["peak_rss_mib"] and b["peak_rss_mib"] else None),
             })
@@ -345,7 +348,8 @@ def _in_worker(cfg: ExperimentConfig, cell: str, variant: str) -> dict[str, Any]
         proc = subprocess.run([sys.executable, "-m", "gru_lab.experiments.bench", str(job), str(answer)],
                               capture_output=True, text=True)
         if proc.returncode != 0 or not answer.is_file():
-            raise RuntimeError(f"bench worker for {cell}/{variant} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+            raise RuntimeError(f"bench worker for {cell}/{variant} failed (exit {proc.returncode}):\n"
+                               f"{proc.stderr[-3000:]}")
         return json.loads(answer.read_text())
 
 

@@ -44,7 +44,8 @@ def solve_units(model: ModelConfig, spec, cell: str, budget: int) -> int:
     return lo
 
 
-def equal_budget_units(base: ExperimentConfig, cells: list[str], budget: int | None) -> tuple[int, dict[str, int], list[str]]:
+def equal_budget_units(base: ExperimentConfig, cells: list[str],
+                       budget: int | None) -> tuple[int, dict[str, int], list[str]]:
     """(budget, units per cell, notes). Default budget: the base config's GRU recurrent count."""
     from gru_lab.data import spec_for
 

@@ -68,7 +68,8 @@ def parse_lengths(values: Iterable[str] | None) -> list[int] | None:
             try:
                 length = int(part.strip())
             except ValueError:
-                raise CompareError(f"--lengths must be integers separated by commas, e.g. 10,40. Got {value!r}.") from None
+                raise CompareError("--lengths must be integers separated by commas, e.g. 10,40. "
+                                   f"Got {value!r}.") from None
             if length < 2:
                 raise CompareError(f"--lengths must all be >= 2 (the adding problem needs two marks). Got {length}.")
             lengths.add(length)
@@ -115,7 +116,8 @@ def plan_compare(config: str | Path | None = None, overrides: list[str] | None =
 
     def describe(point: dict[str, Any], seed: int) -> tuple[str, dict[str, str]]:
         length = point.get("data.length")
-        return f"{source} (compare cell {point['model.cell']}{'' if length is None else f', T={length}'}, seed {seed})", {}
+        return (f"{source} (compare cell {point['model.cell']}{'' if length is None else f', T={length}'}, "
+                f"seed {seed})"), {}
 
     def prefix(point: dict[str, Any]) -> str:
         length = point.get("data.length")
@@ -233,7 +235,8 @@ def lstm_reference_note(plan: ComparePlan, result: CompareResult) -> str | None:
     if finished_lstm:
         return None
     why = "no LSTM in this compare" if "lstm" not in plan.cells else "no LSTM run finished"
-    return f"recurrent_vs_lstm_pct: {why}, so the LSTM count comes from the formulas (4u(d+u+1) per layer and direction)."
+    return (f"recurrent_vs_lstm_pct: {why}, so the LSTM count comes from the formulas "
+            "(4u(d+u+1) per layer and direction).")
 
 
 

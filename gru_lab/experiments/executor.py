@@ -121,8 +121,8 @@ def run_in_subprocess(run, on_epoch: EpochEvent | None = None, threads: int | No
     payload = json.dumps({"raw": run.raw, "run_id": run.run_id, "source": f"run {run.run_id}",
                           "threads": threads, "base_dir": base_dir, "die_with_parent": die_with_parent})
     with tempfile.TemporaryFile() as stderr:
-        proc = subprocess.Popen([sys.executable, "-m", "gru_lab.experiments.executor", WORKER_FLAG], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=stderr, env=env, text=True)
+        proc = subprocess.Popen([sys.executable, "-m", "gru_lab.experiments.executor", WORKER_FLAG],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=env, text=True)
         track(proc, lambda force: _signal(proc, signal.SIGKILL if force else signal.SIGINT))
         folder: Path | None = None
         try:

@@ -45,7 +45,8 @@ Label = Callable[[dict[str, Any], int], str]
 
 
 def plan_runs(raw: dict[str, Any], points: list[dict[str, Any]], seeds: list[int], describe: Describe,
-              prefix: Prefix, label: Label, name: str | None = None, seeds_from: str = "train.seed") -> list[PlannedRun]:
+              prefix: Prefix, label: Label, name: str | None = None,
+              seeds_from: str = "train.seed") -> list[PlannedRun]:
     """Every (seed, point) run of a plan, seed outermost (an interrupted plan already holds whole rounds),
     each validated: a ConfigError names the key and the setting that caused it (describe; seeds_from names
     what set train.seed)."""

@@ -130,14 +130,16 @@ def connect(plan, shared_fs: bool | None = None):
         except (ConnectionError, RuntimeError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise SweepError(f"cannot connect to Ray at {plan.ray_address or 'a new local instance'!r}: {first} "
-                             "(start a cluster with `ray start --head`, or drop --ray-address for a local one).") from None
+                             "(start a cluster with `ray start --head`, "
+                             "or drop --ray-address for a local one).") from None
     try:
         resources = ray.cluster_resources()
         fits = int(resources.get("CPU", 0) // plan.num_cpus)
         if plan.num_gpus:
             fits = min(fits, int(resources.get("GPU", 0) // plan.num_gpus))
         in_flight = plan.workers or max(1, fits)
-        info = {"name": "ray", "address": plan.ray_address or ("local instance" if started_here else "existing instance"),
+        info = {"name": "ray",
+                "address": plan.ray_address or ("local instance" if started_here else "existing instance"),
                 "cluster_cpus": resources.get("CPU"), "cluster_gpus": resources.get("GPU", 0.0),
                 "nodes": len([n for n in ray.nodes() if n.get("Alive")]), "num_cpus": plan.num_cpus,
                 "num_gpus": plan.num_gpus, "in_flight": in_flight, "threads": max(1, int(plan.num_cpus)),

@@ -163,7 +163,8 @@ def plan_sweep(config: str | Path, overrides: list[str] | None = None, grid: Ite
         raise SweepError(f"--workers must be >= 1. Got {workers}.")
     for flag, value in (("--ray-address", ray_address), ("--num-cpus", num_cpus), ("--num-gpus", num_gpus)):
         if value is not None and backend != "ray":
-            raise SweepError(f"{flag} applies to --backend ray; this sweep runs locally. Add --backend ray or drop {flag}.")
+            raise SweepError(f"{flag} applies to --backend ray; this sweep runs locally. "
+                             f"Add --backend ray or drop {flag}.")
     num_cpus = section.num_cpus if num_cpus is None else num_cpus
     num_gpus = section.num_gpus if num_gpus is None else num_gpus
     if num_cpus <= 0:
@@ -315,9 +316,10 @@ def summarize(result: SweepResult) -> SweepReport:
     table = sweep_frame(result)
     notes = list(plan.notes)
     if info.get("name") == "ray":
-        notes.append(f"Ray {info['ray']} ({info['address']}): {info['nodes']} node(s), {info['cluster_cpus']:g} CPU(s), "
-                     f"{info['cluster_gpus']:g} GPU(s); {info['in_flight']} run(s) in flight, each reserving "
-                     f"{info['num_cpus']:g} CPU(s) ({info['threads']} TensorFlow thread(s)) and {info['num_gpus']:g} GPU(s).")
+        notes.append(f"Ray {info['ray']} ({info['address']}): {info['nodes']} node(s), "
+                     f"{info['cluster_cpus']:g} CPU(s), {info['cluster_gpus']:g} GPU(s); "
+                     f"{info['in_flight']} run(s) in flight, each reserving {info['num_cpus']:g} CPU(s) "
+                     f"({info['threads']} TensorFlow thread(s)) and {info['num_gpus']:g} GPU(s).")
     if result.isolation == "inline":
         notes.append("runs trained inline (one process): peak memory and timings are not per run.")
     best = best_point(table)

@@ -131,15 +131,20 @@ def long_dependency_verdict(by_length: dict[int, dict[str, list[float]]]) -> Ver
         numbers[str(t)] = {"simple_rnn": statistics.fmean(rnn), best: statistics.fmean(gated[best]),
                            "gap": gap, "spread": spread}
         parts.append(f"T={t}: SimpleRNN {statistics.fmean(rnn):.3f}±{statistics.stdev(rnn):.3f} vs "
-                     f"{cell_names.label(best)} {statistics.fmean(gated[best]):.3f}±{statistics.stdev(gated[best]):.3f}")
+                     f"{cell_names.label(best)} "
+                     f"{statistics.fmean(gated[best]):.3f}±{statistics.stdev(gated[best]):.3f}")
     short, long_ = lengths[0], lengths[-1]
     gap, spread = gaps[long_]
     detail = "test mse / predict-the-mean mse, " + "; ".join(parts) + "."
     if gap <= spread:
-        return Verdict(CLAIM_LONG, FAILS, detail + f" At T={long_} SimpleRNN is within the seed spread of (or better than) the best gated cell.", numbers)
+        return Verdict(CLAIM_LONG, FAILS,
+                       detail + f" At T={long_} SimpleRNN is within the seed spread of (or better than) "
+                                "the best gated cell.", numbers)
     if gap > gaps[short][0]:
-        return Verdict(CLAIM_LONG, HOLDS, detail + f" The gap grows from {gaps[short][0]:.3f} to {gap:.3f} as T grows.", numbers)
-    return Verdict(CLAIM_LONG, INCONCLUSIVE, detail + f" SimpleRNN trails at T={long_}, but no more than at T={short}.", numbers)
+        return Verdict(CLAIM_LONG, HOLDS,
+                       detail + f" The gap grows from {gaps[short][0]:.3f} to {gap:.3f} as T grows.", numbers)
+    return Verdict(CLAIM_LONG, INCONCLUSIVE,
+                   detail + f" SimpleRNN trails at T={long_}, but no more than at T={short}.", numbers)
 
 
 def check_claims(plan, runs) -> list[Verdict]:

@@ -13,8 +13,9 @@ from gru_lab.runs.files import atomic_write_json, atomic_write_text
 
 BENCH_HEADERS = {
     "cell": "cell", "variant": "variant", "epochs": "epochs", "epoch_s": "s/epoch (each epoch)",
-    "s_per_epoch": "s/epoch\n(median)", "train_samples_per_s": "train\nsamples/s", "infer_samples_per_s": "infer\nsamples/s",
-    "eval_s": "evaluate\ns", "eval_batch": "eval\nbatch", "test_metric": "test {metric}", "peak_rss_mib": "peak RSS\nMiB",
+    "s_per_epoch": "s/epoch\n(median)", "train_samples_per_s": "train\nsamples/s",
+    "infer_samples_per_s": "infer\nsamples/s", "eval_s": "evaluate\ns", "eval_batch": "eval\nbatch",
+    "test_metric": "test {metric}", "peak_rss_mib": "peak RSS\nMiB",
     "kernel": "recurrent kernel", "load": "load avg\nbefore/after",
 }
 
@@ -41,7 +42,8 @@ def _bench_cells(rows, only: tuple[str, ...] | None = None) -> tuple[list[str], 
         cells = {
             "cell": cell_names.label(rec["cell"]), "variant": rec["variant"], "epochs": str(rec["epochs"]),
             "epoch_s": " / ".join(f"{s:.1f}" for s in epochs),
-            "s_per_epoch": num(rec["s_per_epoch"], "{:.1f}"), "train_samples_per_s": num(rec["train_samples_per_s"], "{:,.0f}"),
+            "s_per_epoch": num(rec["s_per_epoch"], "{:.1f}"),
+            "train_samples_per_s": num(rec["train_samples_per_s"], "{:,.0f}"),
             "infer_samples_per_s": num(rec["infer_samples_per_s"], "{:,.0f}"), "eval_s": num(rec["eval_s"], "{:.1f}"),
             "eval_batch": str(rec["eval_batch"]), "test_metric": num(rec.get(metric_col), "{:.4f}"),
             "peak_rss_mib": num(rec["peak_rss_mib"], "{:,.0f}"), "kernel": str(rec["kernel"]).replace(" (xla)", "+xla"),
@@ -69,8 +71,8 @@ def bench_markdown(result) -> str:
              f"- workload: {m['data']}; {m['n_train_fit']:,} train + {m['n_val']:,} validation samples, "
              f"{m['n_test']:,} test; {m['timesteps']} time steps; batch {m['batch_size']}; {m['epochs']} epoch(s); "
              f"units {m['units']}, embedding {m['embedding_dim']}",
-             f"- machine: {env.get('cpu_count')} CPU core(s), device {env.get('device')}; TensorFlow {env.get('tensorflow')}, "
-             f"Keras {env.get('keras')}",
+             f"- machine: {env.get('cpu_count')} CPU core(s), device {env.get('device')}; "
+             f"TensorFlow {env.get('tensorflow')}, Keras {env.get('keras')}",
              "- keras baseline: Keras layers, model.fit on NumPy arrays with validation_split, evaluate/predict at "
              "Keras's default batch (32), as seed 000's script; gru-lab: `gru-lab train`'s path", ""]
     headers, rows = _bench_cells(result.rows)

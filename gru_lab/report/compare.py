@@ -115,8 +115,8 @@ def comparison_markdown(result, comp: Comparison) -> str:
                  str(r["seed"]), r["status"], "-" if missing(r["value"]) else f"{r['value']:.4g}",
                  r["error"] or ("-" if missing(r["s_per_epoch"]) else f"{r['s_per_epoch']:.3g} s/epoch")]
                 for r in comp.runs.to_dict(orient="records")]
-    lines.append(markdown_table(["run id", "cell", "T", "seed", "status", str(comp.runs.metric.iloc[0]), "s/epoch or error"],
-                                run_rows))
+    lines.append(markdown_table(["run id", "cell", "T", "seed", "status", str(comp.runs.metric.iloc[0]),
+                                 "s/epoch or error"], run_rows))
     failed = [o for o in result.outcomes if o.status == "failed"]
     if failed:
         lines += ["Failed runs keep their log under `failures/` and are retried by the next compare.", ""]

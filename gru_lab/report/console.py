@@ -32,7 +32,8 @@ def run_summary_table(metrics: dict[str, Any], title: str = "Run summary") -> Ta
         table.add_row("cuDNN eligible", ", ".join(
             f"{c['layer']}: {'yes' if c['eligible'] else 'no (' + '; '.join(c['reasons']) + ')'}" for c in cudnn))
     env = metrics.get("environment") or {}
-    table.add_row("device", f"{env.get('device', '?')} (TF {env.get('tensorflow', '?')}, Keras {env.get('keras', '?')})")
+    table.add_row("device", f"{env.get('device', '?')} (TF {env.get('tensorflow', '?')}, "
+                            f"Keras {env.get('keras', '?')})")
     return table
 
 def predictions_table(predictions: list[dict[str, Any]]) -> Table:

@@ -41,5 +41,6 @@ def write_leaderboard(df, root: Path) -> dict[str, Path]:
     paths = {"csv": root / "leaderboard.csv", "md": root / "leaderboard.md"}
     atomic_write_text(paths["csv"], df.to_csv(index=False))
     atomic_write_text(paths["md"], f"# Leaderboard: {root}\n\n{len(df)} runs, best test metric first within each "
-                                   f"dataset (accuracy: higher, mse: lower).\n\n" + markdown_table(*_leaderboard_cells(df)))
+                                   f"dataset (accuracy: higher, mse: lower).\n\n"
+                                   + markdown_table(*_leaderboard_cells(df)))
     return paths

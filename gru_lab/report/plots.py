@@ -65,7 +65,8 @@ def _plot_learning_curves(result, comp: Comparison):
             if not curves:
                 continue
             frame = pd.concat(curves, axis=1)
-            ax.plot(frame.index, frame.mean(axis=1), color=CELL_COLOR[cell], label=f"{cell_names.label(cell)} (n={len(curves)})")
+            ax.plot(frame.index, frame.mean(axis=1), color=CELL_COLOR[cell],
+                    label=f"{cell_names.label(cell)} (n={len(curves)})")
             if len(curves) > 1:
                 ax.fill_between(frame.index, frame.min(axis=1), frame.max(axis=1), color=CELL_COLOR[cell], alpha=0.2)
         name = {"val_loss": "validation mse", "loss": "training mse", "val_accuracy": "validation accuracy",
@@ -110,7 +111,8 @@ def _plot_params(_result, comp: Comparison):
     ax = fig.subplots()
     x = range(len(table))
     width = 0.4
-    for offset, column, name in ((-width / 2, "params_total", "total"), (width / 2, "params_recurrent", "recurrent layers")):
+    for offset, column, name in ((-width / 2, "params_total", "total"),
+                                 (width / 2, "params_recurrent", "recurrent layers")):
         bars = ax.bar([i + offset for i in x], table[column], width, label=name,
                       color=[CELL_COLOR[c] for c in table.cell], alpha=1.0 if column == "params_recurrent" else 0.5)
         ax.bar_label(bars, labels=[f"{int(v):,}" for v in table[column]], fontsize="small")
@@ -162,7 +164,8 @@ def plot_sweep(result, rep: SweepReport):
         baselines = rep.runs.baseline_mse.dropna() if metric == "test_mse" else []
         baseline = float(baselines.mean()) if len(baselines) else None
         if baseline:
-            ax.axhline(baseline, color="gray", linestyle="--", linewidth=1, label=f"predicting the mean ({baseline:.3g})")
+            ax.axhline(baseline, color="gray", linestyle="--", linewidth=1,
+                       label=f"predicting the mean ({baseline:.3g})")
             shown.append(baseline)
         if metric == "test_mse" and shown and min(shown) > 0 and max(shown) / min(shown) > 5:
             ax.set_yscale("log")  # mse across a grid often spans decades; a narrow range reads better linear

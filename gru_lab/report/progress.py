@@ -57,7 +57,8 @@ def runs_hook(progress, plan, one_line: bool) -> tuple[Callable, Callable]:
                 active[run.run_id] = progress.add_task(f"  {run.label}", total=epochs,
                                                        logs="" if epochs else "on the Ray cluster")
         elif kind == "epoch":
-            progress.update(active[run.run_id], completed=info["epoch"], logs=f"{info['seconds']:.1f}s  {_logs(info['logs'])}")
+            progress.update(active[run.run_id], completed=info["epoch"],
+                            logs=f"{info['seconds']:.1f}s  {_logs(info['logs'])}")
         elif kind in ("finish", "fail"):
             task = active.pop(run.run_id, None)
             if task is not None and task != shared:

@@ -82,7 +82,8 @@ def sweep_markdown(result, rep: SweepReport) -> str:
     run_rows = [[r["run_id"], str(r["seed"]), r["status"], "-" if missing(r["value"]) else f"{r['value']:.4g}",
                  r["error"] or ("-" if missing(r["s_per_epoch"]) else f"{r['s_per_epoch']:.3g} s/epoch")]
                 for r in rep.runs.to_dict(orient="records")]
-    lines.append(markdown_table(["run id", "seed", "status", str(rep.runs.metric.iloc[0]), "s/epoch or error"], run_rows))
+    lines.append(markdown_table(["run id", "seed", "status", str(rep.runs.metric.iloc[0]), "s/epoch or error"],
+                                run_rows))
     if any(o.status == "failed" for o in result.outcomes):
         lines += ["Failed runs keep their log under `failures/` and are retried by the next sweep.", ""]
     return "\n".join(lines)

@@ -163,8 +163,9 @@ def run(x, states, cell, go_backwards: bool, return_sequences: bool, mask=None, 
     The input projection is one (T*B, d) @ (d, 3u) product; at inference from a token table the op reads
     each step's rows of E @ W + b itself, so no (T, B, 3u) array is made. The ops take the three gates
     side by side, since the compiled step multiplies h by the whole recurrent kernel at once. Gradients:
-    the backward op returns each step's gate gradients, and dU, the recurrent bias's gradient and (through TensorFlow's own gradient of the
-    projection) dW, the input bias's and the inputs' are large products over all steps."""
+    the backward op returns each step's gate gradients, and dU, the recurrent bias's gradient and (through
+    TensorFlow's own gradient of the projection) dW, the input bias's and the inputs' are large products
+    over all steps."""
     import tensorflow as tf
 
     lib = load()

@@ -98,7 +98,8 @@ class RunFolder:
                 candidate = self.parent / f"{self.run_id}-{n}"
 
 
-def save_run(cfg: ExperimentConfig, result, data, run_id: str | None = None, base_dir: str | Path | None = None) -> Path:
+def save_run(cfg: ExperimentConfig, result, data, run_id: str | None = None,
+             base_dir: str | Path | None = None) -> Path:
     """Write config.yaml, metrics.json, history.csv, model.keras and data artifacts; return the run folder.
 
     base_dir replaces output.dir (a Ray task on another machine writes to a scratch folder) without

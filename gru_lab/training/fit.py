@@ -170,7 +170,8 @@ def _fit_and_evaluate(cfg: ExperimentConfig, data: Dataset, plan, epoch_hook: Ep
     if t.early_stopping is not None:
         es = t.early_stopping
         callbacks.append(keras.callbacks.EarlyStopping(
-            monitor=es.monitor, patience=es.patience, min_delta=es.min_delta, restore_best_weights=es.restore_best_weights))
+            monitor=es.monitor, patience=es.patience, min_delta=es.min_delta,
+            restore_best_weights=es.restore_best_weights))
 
     status = "finished"
     started = time.time()

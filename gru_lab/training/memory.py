@@ -59,7 +59,8 @@ def peak_memory() -> dict[str, Any]:
     model), and the peak GPU memory TensorFlow allocated during this run. Per run only when the process
     trains one run, as `gru-lab train` and each `compare` worker do."""
     record: dict[str, Any] = {"rss_mib": _maxrss_mib(), "gpu_mib": None,
-                              "measured": "process peak RSS (ru_maxrss); GPU: TensorFlow's peak allocation since the run began"}
+                              "measured": "process peak RSS (ru_maxrss); GPU: TensorFlow's peak allocation "
+                                          "since the run began"}
     import tensorflow as tf
 
     gpus = _gpu_names()

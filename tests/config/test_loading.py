@@ -48,9 +48,12 @@ BAD = [
     ("out-of-range-units", with_("model.units", 0), [], "model.units", "must be >= 1"),
     ("out-of-range-epochs", with_("train.epochs", 0), [], "train.epochs", "must be >= 1"),
     ("negative-seed", with_("seed", -1), [], "seed", "must be >= 0"),
-    ("bad-cell", with_("model.cell", "gru2"), [], "model.cell", "must be one of ['gru', 'lstm', 'simple_rnn']. Got 'gru2'"),
-    ("bad-optimizer", with_("train.optimizer", "adamw"), [], "train.optimizer", "must be one of ['adam', 'rmsprop', 'sgd']"),
-    ("bad-dataset", with_("data.name", "mnist"), [], "data.name", "must be one of ['adding', 'arithmetic', 'imdb', 'sine']"),
+    ("bad-cell", with_("model.cell", "gru2"), [], "model.cell",
+     "must be one of ['gru', 'lstm', 'simple_rnn']. Got 'gru2'"),
+    ("bad-optimizer", with_("train.optimizer", "adamw"), [], "train.optimizer",
+     "must be one of ['adam', 'rmsprop', 'sgd']"),
+    ("bad-dataset", with_("data.name", "mnist"), [], "data.name",
+     "must be one of ['adding', 'arithmetic', 'imdb', 'sine']"),
     ("missing-dataset-name", with_("data.name", DELETE), [], "data.name", "'data.name' is required"),
     ("missing-data", with_("data", DELETE), [], "data", "'data' is required"),
     ("bad-run-name", with_("name", "../escape"), [], "name", "'name' must start with a letter or digit"),
@@ -61,11 +64,13 @@ BAD = [
      [], "model.mask_zero", "cannot be combined with 'model.conv'"),
     ("rnn-with-gate-activation", with_("model.recurrent_activation", "hard_sigmoid") | {}, ["model.cell=rnn"],
      "model.recurrent_activation", "simple_rnn has none"),
-    ("two-validation-sources", with_("train.validation_split", 0.2), [], "train.validation_split", "already has a validation set"),
+    ("two-validation-sources", with_("train.validation_split", 0.2), [], "train.validation_split",
+     "already has a validation set"),
     ("early-stop-without-val", with_("data.n_val", 0) | {"train": {"early_stopping": {"monitor": "val_loss"}}}, [],
      "train.early_stopping.monitor", "no validation data"),
     ("units-list-vs-layers", with_("model.units", [8, 4]), ["model.num_layers=3"], "model.num_layers", "lists 2 sizes"),
-    ("starts-without-steps", {**GOOD, "data": {"name": "arithmetic", "starts": [1, 2]}}, [], "data.steps", "go together"),
+    ("starts-without-steps", {**GOOD, "data": {"name": "arithmetic", "starts": [1, 2]}}, [], "data.steps",
+     "go together"),
     ("pool-too-large", with_("model.conv", {"pool_size": 9}), [], "model.conv.pool_size", "leaves no time steps"),
     ("head-none-wrong-units", with_("model.head", "none"), [], "model.head", "needs 1 unit(s)"),
     ("set-unknown-key", GOOD, ["model.unitz=3"], "model.unitz", "--set model.unitz=3"),
@@ -76,7 +81,8 @@ BAD = [
 
 
 @pytest.mark.parametrize("case_id,content,overrides,key,fragment", BAD, ids=[c[0] for c in BAD])
-def test_bad_config_is_one_line_exit_2_and_writes_nothing(runner, write_config, tmp_path, case_id, content, overrides, key, fragment):
+def test_bad_config_is_one_line_exit_2_and_writes_nothing(runner, write_config, tmp_path,
+                                                          case_id, content, overrides, key, fragment):
     path = tmp_path / "missing.yaml" if content is None else write_config(content)
     args = ["train", str(path)]
     for o in overrides:

@@ -33,7 +33,8 @@ FAKE = {
     "test/neg/1_1.txt": "bad",
     "test/neg/2_4.txt": "plot<br/>holes",
 }
-WORD_IDS = {"bad": 4, "great": 5, "movie": 6, "acting": 7, "loved": 8, "boring": 9, "fun": 10, "it": 11, "plot": 12, "the": 13}
+WORD_IDS = {"bad": 4, "great": 5, "movie": 6, "acting": 7, "loved": 8, "boring": 9, "fun": 10, "it": 11, "plot": 12,
+            "the": 13}
 # Each review as ids with the start marker, and its label.
 TRAIN = [([1, 5, 5, 6, 8, 11], 1), ([1, 5, 10, 8, 13, 6], 1), ([1, 5, 7], 1),
          ([1, 4, 6, 4, 12], 0), ([1, 4, 4, 7], 0), ([1, 9, 6], 0)]
@@ -382,13 +383,15 @@ def test_encode_texts_reproduces_training_encoding(tree, make_cfg):
     vocab = json.loads(json.dumps(ds.artifacts["vocabulary"]))  # as predict reads vocabulary.json
     texts = [text for rel, text in FAKE.items() if rel.startswith("train/")]
     labels = [1 if "/pos/" in rel else 0 for rel in FAKE if rel.startswith("train/")]
-    x = imdb.encode_texts(texts, vocab["word_index"], vocab["num_words"], vocab["maxlen"], vocab["padding"], vocab["truncating"])
+    x = imdb.encode_texts(texts, vocab["word_index"], vocab["num_words"], vocab["maxlen"], vocab["padding"],
+                          vocab["truncating"])
     assert x.dtype == np.int32 and x.shape == (6, 5)
     assert rows(x, labels) == rows(ds.x_train, ds.y_train)
 
 
 def test_encode_texts_new_words_are_oov():
-    x = imdb.encode_texts(["Great, SUPERB movie!<br />", "bad"], WORD_IDS, num_words=6, maxlen=6, padding="pre", truncating="pre")
+    x = imdb.encode_texts(["Great, SUPERB movie!<br />", "bad"], WORD_IDS, num_words=6, maxlen=6, padding="pre",
+                          truncating="pre")
     assert x.tolist() == [[0, 0, 1, 5, 2, 2], [0, 0, 0, 0, 1, 4]]  # movie (6) is >= num_words
 
 
@@ -471,7 +474,8 @@ def test_unreadable_review_is_a_data_error(tree, make_cfg, monkeypatch):
         return read_bytes(self)
 
     monkeypatch.setattr(Path, "read_bytes", guarded)
-    with pytest.raises(DataError, match=r"cannot read review .*train/neg/1_2\.txt \(PermissionError: Permission denied\)"):
+    with pytest.raises(DataError,
+                       match=r"cannot read review .*train/neg/1_2\.txt \(PermissionError: Permission denied\)"):
         imdb.load(make_cfg(tree), seed=0)
 
 

@@ -14,7 +14,8 @@ def same(a, b) -> bool:
     return all(np.array_equal(getattr(a, k), getattr(b, k)) for k in ("x_train", "y_train", "x_test", "y_test"))
 
 
-@pytest.mark.parametrize("cfg", [ArithmeticData(name="arithmetic"), SineData(name="sine"), AddingData(name="adding", length=20)],
+@pytest.mark.parametrize("cfg", [ArithmeticData(name="arithmetic"), SineData(name="sine"),
+                                 AddingData(name="adding", length=20)],
                          ids=["arithmetic", "sine", "adding"])
 def test_deterministic_given_seed_and_different_across_seeds(cfg):
     a, b, c = load_dataset(cfg, 1), load_dataset(cfg, 1), load_dataset(cfg, 2)
@@ -25,7 +26,8 @@ def test_deterministic_given_seed_and_different_across_seeds(cfg):
 
 
 def test_seed_003_grid_is_exact():
-    d = arithmetic(ArithmeticData(name="arithmetic", window=3, starts=[1, 2, 3], steps=[1], n_val=0, evaluate_on="train"), 0)
+    d = arithmetic(ArithmeticData(name="arithmetic", window=3, starts=[1, 2, 3], steps=[1], n_val=0,
+                                  evaluate_on="train"), 0)
     assert d.x_train[:, :, 0].tolist() == [[1, 2, 3], [2, 3, 4], [3, 4, 5]]
     assert d.y_train.tolist() == [4, 5, 6]
     assert d.x_val is None

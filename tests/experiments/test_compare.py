@@ -172,7 +172,8 @@ def test_equal_params_budgets_land_within_2_percent(tmp_path, data, model, budge
         u = run.cfg.model.units
         counts[run.cell] = recurrent_count(run.cfg.model, spec, run.cell)
         # The solver's choice is the exact minimiser of |count - budget| over integer units.
-        best = min(range(1, 3 * u + 3), key=lambda v: (abs(recurrent_count(run.cfg.model, spec, run.cell, v) - plan.budget), v))
+        best = min(range(1, 3 * u + 3),
+                   key=lambda v: (abs(recurrent_count(run.cfg.model, spec, run.cell, v) - plan.budget), v))
         assert u == best
     assert max(counts.values()) / min(counts.values()) <= 1.02
     assert all(abs(c - plan.budget) / plan.budget <= 0.02 for c in counts.values())
@@ -217,7 +218,8 @@ def test_resume_redoes_only_the_missing_runs(tmp_path):
     again = Counting()
     result = execute(plan_compare(path, cells=["gru", "lstm"], seeds=2), runner=again)
     assert again.trained == [deleted]
-    assert {o.run.run_id: o.status for o in result.outcomes} == {rid: "reused" for rid in folders} | {deleted: "finished"}
+    assert ({o.run.run_id: o.status for o in result.outcomes}
+            == {rid: "reused" for rid in folders} | {deleted: "finished"})
     assert {rid: _stamps(f) for rid, f in folders.items()} == before  # finished runs untouched
 
 
@@ -317,9 +319,12 @@ def test_accuracy_verdict(groups, higher, status):
 
 
 @pytest.mark.parametrize("by_length,status", [
-    ({10: {"simple_rnn": [0.10, 0.12], "gru": [0.01, 0.02]}, 40: {"simple_rnn": [0.95, 0.99], "gru": [0.01, 0.02]}}, HOLDS),
-    ({10: {"simple_rnn": [0.02, 0.03], "lstm": [0.02, 0.04]}, 40: {"simple_rnn": [0.03, 0.05], "lstm": [0.03, 0.04]}}, FAILS),
-    ({10: {"simple_rnn": [0.90, 0.95], "gru": [0.01, 0.02]}, 40: {"simple_rnn": [0.90, 0.92], "gru": [0.01, 0.02]}}, INCONCLUSIVE),
+    ({10: {"simple_rnn": [0.10, 0.12], "gru": [0.01, 0.02]},
+      40: {"simple_rnn": [0.95, 0.99], "gru": [0.01, 0.02]}}, HOLDS),
+    ({10: {"simple_rnn": [0.02, 0.03], "lstm": [0.02, 0.04]},
+      40: {"simple_rnn": [0.03, 0.05], "lstm": [0.03, 0.04]}}, FAILS),
+    ({10: {"simple_rnn": [0.90, 0.95], "gru": [0.01, 0.02]},
+      40: {"simple_rnn": [0.90, 0.92], "gru": [0.01, 0.02]}}, INCONCLUSIVE),
     ({40: {"simple_rnn": [0.95, 0.99], "gru": [0.01, 0.02]}}, INCONCLUSIVE),  # one length: no "as T grows"
     ({10: {"simple_rnn": [0.1], "gru": [0.01]}, 40: {"simple_rnn": [0.9], "gru": [0.01]}}, INCONCLUSIVE),  # one seed
 ], ids=["degrades-with-T", "keeps-up", "behind-everywhere", "one-length", "one-seed"])

@@ -84,7 +84,8 @@ def test_plan_merges_the_yaml_section_and_flags_and_ids_are_stable(tmp_path):
     plan = plan_sweep(path, grid=["model.units=5,6,7"], seeds=1, name="renamed")
     # --grid replaces the section's axis of the same key; the section's other axes stay; flags beat keys.
     assert plan.axes == {"model.units": [5, 6, 7], "train.learning_rate": [0.001, 0.01]}
-    assert len(plan.points) == 6 and plan.seeds == [3] and plan.workers == 3 and plan.folder == tmp_path / "r" / "renamed"
+    assert (len(plan.points) == 6 and plan.seeds == [3] and plan.workers == 3
+            and plan.folder == tmp_path / "r" / "renamed")
     assert plan.threads == max(1, len(os.sched_getaffinity(0)) // 3)
     run = plan.runs[0]
     assert run.run_id == f"units=5-learning_rate=0.001-s3-{config_hash(run.cfg)}"
@@ -93,7 +94,8 @@ def test_plan_merges_the_yaml_section_and_flags_and_ids_are_stable(tmp_path):
         == [r.run_id for r in plan.runs]
     # A run's hash is the hash `train` would give the same resolved config.
     alone = {k: v for k, v in raw.items() if k != "sweep"}
-    alone.update(name="renamed", model={"cell": "gru", "units": 5}, train={**raw["train"], "seed": 3, "learning_rate": 0.001})
+    alone.update(name="renamed", model={"cell": "gru", "units": 5},
+                 train={**raw["train"], "seed": 3, "learning_rate": 0.001})
     assert config_hash(config_from_raw(alone, "x")) == config_hash(run.cfg)
 
 
@@ -105,7 +107,8 @@ BAD = [
     ("unknown-key", ["--grid", "model.unitz=2,4"],
      "(--grid model.unitz=2): unknown key 'model.unitz'. Did you mean 'model.units'?"),
     ("bad-value", ["--grid", "model.units=4,0"], "(--grid model.units=0): 'model.units' must be >= 1. Got 0."),
-    ("bad-cell", ["--grid", "model.cell=gru,gru2"], "'model.cell' must be one of ['gru', 'lstm', 'simple_rnn']. Got 'gru2'."),
+    ("bad-cell", ["--grid", "model.cell=gru,gru2"],
+     "'model.cell' must be one of ['gru', 'lstm', 'simple_rnn']. Got 'gru2'."),
     ("repeated-value", ["--grid", "model.cell=gru,gru"], "'model.cell' lists gru twice"),
     ("same-config", ["--grid", "model.cell=rnn,simple_rnn"], "give the same config"),
     ("axis-twice", ["--grid", "model.units=2", "--grid", "model.units=4"], "'model.units' is already an axis"),
@@ -115,8 +118,10 @@ BAD = [
     ("zero-seeds", ["--grid", "model.units=2", "--seeds", "0"], "--seeds must be >= 1. Got 0."),
     ("zero-workers", ["--grid", "model.units=2", "--workers", "0"], "--workers must be >= 1. Got 0."),
     ("bad-backend", ["--grid", "model.units=2", "--backend", "slurm"], "--backend must be one of ['local', 'ray']"),
-    ("ray-flag-locally", ["--grid", "model.units=2", "--ray-address", "auto"], "--ray-address applies to --backend ray"),
-    ("bad-name", ["--grid", "model.units=2", "--name", "a b"], "(--name a b): 'name' must start with a letter or digit"),
+    ("ray-flag-locally", ["--grid", "model.units=2", "--ray-address", "auto"],
+     "--ray-address applies to --backend ray"),
+    ("bad-name", ["--grid", "model.units=2", "--name", "a b"],
+     "(--name a b): 'name' must start with a letter or digit"),
     ("bad-set", ["--grid", "model.units=2", "--set", "train.epochz=1"], "unknown key 'train.epochz'"),
     ("yaml-unknown-key", ["{yaml_typo}"], "unknown key 'sweep.grdi'. Did you mean 'sweep.grid'?"),
     ("yaml-empty-axis", ["{yaml_empty}"], "sweep.grid: empty axis; give one or more values for 'model.units'"),
@@ -196,7 +201,8 @@ def local_sweep(tmp_path_factory):
         time.sleep(0.1)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    steps["killed"] = {"finished": finished_runs(folder), "stamps": {r: stamps(folder / r) for r in finished_runs(folder)}}
+    steps["killed"] = {"finished": finished_runs(folder),
+                       "stamps": {r: stamps(folder / r) for r in finished_runs(folder)}}
 
     # 2. Re-run; one of its workers is killed as it starts.
     from typer.testing import CliRunner
@@ -407,7 +413,8 @@ folder = train_and_save(config_from_raw(raw, "mirrored test"), "mirrored")
 print(json.dumps(json.loads((folder / "metrics.json").read_text())["distribute"]))
 """
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, env=env,
+                          timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     record = json.loads(done.stdout.strip().splitlines()[-1])
     assert record["strategy"] == "MirroredStrategy" and record["replicas"] == 2

@@ -177,8 +177,10 @@ def test_model_keras_file_and_weights_round_trip(tmp_path):
     spec = InputSpec("binary", "tokens", 15, 1, 1, vocab_size=50, padding="pre")
     fused = build_model(ModelConfig(cell="lstm", units=[6, 4], embedding_dim=8), spec)
     plain = build_model(ModelConfig(cell="lstm", units=[6, 4], embedding_dim=8, loops="keras"), spec)
-    assert [type(layer).__module__ for layer in fused.layers if isinstance(layer, layers.LSTM)] == ["gru_lab.rnn.layers"] * 2
-    assert [type(layer).__module__ for layer in plain.layers if isinstance(layer, layers.LSTM)] == ["keras.src.layers.rnn.lstm"] * 2
+    assert ([type(layer).__module__ for layer in fused.layers if isinstance(layer, layers.LSTM)]
+            == ["gru_lab.rnn.layers"] * 2)
+    assert ([type(layer).__module__ for layer in plain.layers if isinstance(layer, layers.LSTM)]
+            == ["keras.src.layers.rnn.lstm"] * 2)
     x = np.random.default_rng(4).integers(0, 50, (5, 15)).astype("int32")
 
     fused.save(tmp_path / "model.keras")
@@ -282,7 +284,8 @@ def test_the_rules_the_plan_states_are_the_rules_the_layer_follows(model, eligib
     from gru_lab.models.kernels import loop_blockers
 
     tokens = "embedding_dim" in model
-    spec = InputSpec("binary", "tokens" if tokens else "real", 10, 1, 1, vocab_size=20 if tokens else None, padding="post")
+    spec = InputSpec("binary", "tokens" if tokens else "real", 10, 1, 1, vocab_size=20 if tokens else None,
+                     padding="post")
     m = ModelConfig(cell="gru", units=4, **model)
     why = loop_blockers(m)
     assert (not why) is eligible

@@ -46,7 +46,8 @@ def test_train_batches_cover_every_sample_in_a_new_seeded_order_each_epoch():
 def test_no_pipeline_autotunes():
     """An autotuned iterator's teardown waits for its optimisation thread's sleep (up to 10 s): see pipeline.py."""
     x, y = np.zeros((10, 4), np.int32), np.zeros(10, np.float32)
-    for ds in (pipeline.train_dataset(x, y, 4, seed=0), pipeline.eval_dataset(x, y, 4), pipeline.eval_dataset(x, None, 4)):
+    for ds in (pipeline.train_dataset(x, y, 4, seed=0), pipeline.eval_dataset(x, y, 4),
+               pipeline.eval_dataset(x, None, 4)):
         assert ds.options().autotune.enabled is False
         assert ds.options().deterministic is True
 
