@@ -63,9 +63,3 @@ def label(name: str) -> str:
     cell = CELLS.get(name)
     return cell.label if cell else name
 
-
-def recurrent_params(cell: str, input_dim: int, units: int) -> int:
-    """Weights of one recurrent layer (one direction); see Cell.params."""
-    if cell not in CELLS:
-        raise ValueError(f"cell must be one of {sorted(CELLS)}. Got {cell!r}.")
-    return CELLS[cell].params(input_dim, units)

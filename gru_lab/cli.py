@@ -147,8 +147,8 @@ def inspect(
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print the layer and kernel plans as JSON, nothing else.")] = False,
 ) -> None:
-    """Show the model a config builds: layers, exact parameter formulas, and which recurrent kernel each
-    layer's training and inference will run on this machine, and why. Trains nothing."""
+    """Show the model a config builds: layers, exact parameter formulas, and the kernel each recurrent layer
+    will run here, and why. Trains nothing."""
     cfg = _load(config, set_)
     from gru_lab.data import spec_for
     from gru_lab.models.kernels import cudnn_blockers, plan_kernels

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 
@@ -135,3 +136,15 @@ def test_console_script_filters_native_tf_logs(tmp_path, write_config):
     assert "oneDNN" not in proc.stderr and "absl::InitializeLog" not in proc.stderr
     proc = subprocess.run(cmd + ["train", str(path), "--set", "model.units=x"], capture_output=True, text=True)
     assert proc.returncode == 2 and "'model.units' must be an integer" in proc.stderr
+
+
+def test_shell_completion_installs(tmp_path):
+    """`gru-lab --install-completion` (Typer's) writes the completion script for the user's shell."""
+    env = {**os.environ, "HOME": str(tmp_path), "SHELL": "/bin/bash"}
+    exe = ROOT / ".venv" / "bin" / "gru-lab"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-c", "from gru_lab.cli import run; run()"]
+    proc = subprocess.run(cmd + ["--install-completion", "bash"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    scripts = list((tmp_path / ".bash_completions").glob("*.sh"))
+    assert scripts and "_gru_lab_completion" in scripts[0].read_text()
+    assert "bash_completions" in (tmp_path / ".bashrc").read_text()

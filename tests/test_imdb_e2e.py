@@ -94,7 +94,7 @@ def test_missing_imdb_data_is_one_line(runner, write_config, tmp_path):
     assert not (tmp_path / "results").exists()
 
 
-def test_seed_000_config_has_the_seed_parameter_count():
+def test_imdb_gru_config_has_the_tutorials_parameter_count():
     from gru_lab.data import spec_for
     from gru_lab.models.plan import count_params
 
@@ -102,7 +102,7 @@ def test_seed_000_config_has_the_seed_parameter_count():
     assert count_params(cfg.model, spec_for(cfg.data))["total"] == 1_379_201
 
 
-def test_seed_001_config_is_two_stacked_grus_without_a_head():
+def test_stacked_gru_config_is_two_stacked_grus_without_a_head():
     from gru_lab.data import spec_for
     from gru_lab.models.build import build_model
 

@@ -97,7 +97,8 @@ def render() -> str:
         for name, field in cls.model_fields.items():
             annotation, comment = comments[name]
             if _literal_choices(field.annotation):  # the choices are in "allowed"
-                annotation = annotation.replace(annotation[annotation.index("Literal"):annotation.index("]") + 1], "str")
+                literal = annotation[annotation.index("Literal"):annotation.index("]") + 1]
+                annotation = annotation.replace(literal, "str")
             parts.append(f"| `{prefix}{name}` | `{_cell(annotation)}` | {_cell(_default(field))} | "
                          f"{_cell(_allowed(field))} | {_cell(comment)} |")
         parts.append("")

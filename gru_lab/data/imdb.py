@@ -356,7 +356,7 @@ def load(cfg: ImdbData, seed: int) -> Dataset:
     x_test = _pad(splits["test"], test_rows, **pad)
     y_train = splits["train"].labels[train_rows].astype(np.float32)
     y_test = splits["test"].labels[test_rows].astype(np.float32)
-    if cfg.as_real:  # seed 001 feeds the raw ids as one number per step, without an Embedding
+    if cfg.as_real:  # the stacked-GRU tutorial feeds the raw ids as one number per step, without an Embedding
         x_train, x_test = (x[..., None].astype(np.float32) for x in (x_train, x_test))
 
     # Lengths count the START marker, which is what the model sees: a review fits if words + 1 <= maxlen.

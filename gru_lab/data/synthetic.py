@@ -31,7 +31,7 @@ def arithmetic(cfg: ArithmeticData, seed: int) -> Dataset:
         return _progressions(rng.uniform(*cfg.start_range, n), rng.uniform(*cfg.step_range, n), cfg.window)
 
     if cfg.starts is not None and cfg.steps is not None:
-        # The seed-003 form: every (start, step) pair, in order, e.g. [1,2,3], [2,3,4], [3,4,5].
+        # The time-series GRU tutorial's form: every (start, step) pair, in order, e.g. [1,2,3], [2,3,4], [3,4,5].
         pairs = np.array(list(itertools.product(cfg.starts, cfg.steps)), dtype="float64").reshape(-1, 2)
         x_train, y_train = _progressions(pairs[:, 0], pairs[:, 1], cfg.window)
     else:

@@ -139,19 +139,7 @@ def plan_sweep(config: str | Path, overrides: list[str] | None = None, grid: Ite
     raw, _ = apply_overrides(raw, overrides or [], source)
     section = base.sweep or SweepConfig()
 
-    axes = {key: [_number(v) for v in values] for key, values in section.grid.items()}
-    for key, values in axes.items():
-        _check_axis(key, values, f"{source}: sweep.grid")
-    cli_axes = parse_grid(grid)
-    for key, values in cli_axes.items():
-        _check_axis(key, values, f"--grid {key}={','.join(value_text(v) for v in values)}")
-    # Where each axis came from, for error messages: the flag or the section.
-    given = {key: "sweep.grid" for key in axes} | {key: "--grid" for key in cli_axes}
-    axes.update(cli_axes)
-    if not axes:
-        raise SweepError(f"{source}: nothing to sweep; give --grid KEY=V1,V2 (e.g. --grid model.units=32,64) "
-                         "or a sweep.grid section.")
-
+    axes, given = _axes(source, section, grid)
     seeds = section.seeds if seeds is None else seeds
     if seeds < 1:
         raise SweepError(f"--seeds must be >= 1. Got {seeds}.")
@@ -209,6 +197,23 @@ def plan_sweep(config: str | Path, overrides: list[str] | None = None, grid: Ite
     folder = results_folder(base, name)
     return SweepPlan(name, source, folder, base, axes, points, seed_list, runs, backend, workers, threads,
                      ray_address if ray_address is not None else section.ray_address, num_cpus, num_gpus, notes)
+
+
+def _axes(source: str, section: SweepConfig, grid: Iterable[str] | None) -> tuple[dict[str, list[Any]], dict[str, str]]:
+    """(the grid's axes, where each came from: "sweep.grid" or "--grid"); a --grid axis replaces the
+    section's axis of the same key."""
+    axes = {key: [_number(v) for v in values] for key, values in section.grid.items()}
+    for key, values in axes.items():
+        _check_axis(key, values, f"{source}: sweep.grid")
+    cli_axes = parse_grid(grid)
+    for key, values in cli_axes.items():
+        _check_axis(key, values, f"--grid {key}={','.join(value_text(v) for v in values)}")
+    given = {key: "sweep.grid" for key in axes} | {key: "--grid" for key in cli_axes}
+    axes.update(cli_axes)
+    if not axes:
+        raise SweepError(f"{source}: nothing to sweep; give --grid KEY=V1,V2 (e.g. --grid model.units=32,64) "
+                         "or a sweep.grid section.")
+    return axes, given
 
 
 def _cores() -> int:

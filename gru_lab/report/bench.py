@@ -74,7 +74,7 @@ def bench_markdown(result) -> str:
              f"- machine: {env.get('cpu_count')} CPU core(s), device {env.get('device')}; "
              f"TensorFlow {env.get('tensorflow')}, Keras {env.get('keras')}",
              "- keras baseline: Keras layers, model.fit on NumPy arrays with validation_split, evaluate/predict at "
-             "Keras's default batch (32), as seed 000's script; gru-lab: `gru-lab train`'s path", ""]
+             "Keras's default batch (32), as the IMDB GRU tutorial's script; gru-lab: `gru-lab train`'s path", ""]
     headers, rows = _bench_cells(result.rows)
     lines += ["## Measured", "", markdown_table(headers, rows)]
     if len(result.ratios):

@@ -7,7 +7,7 @@ import os
 import platform
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -29,7 +29,6 @@ class TrainResult:
     model: Any
     history: list[dict[str, float]]  # one row per finished epoch: epoch, seconds, train_seconds, logs...
     metrics: dict[str, Any]  # everything metrics.json records
-    extra_files: dict[str, Any] = field(default_factory=dict)
 
 
 def set_seed(seed: int, deterministic_ops: bool = True) -> None:
@@ -139,7 +138,6 @@ def _fit_and_evaluate(cfg: ExperimentConfig, data: Dataset, plan, epoch_hook: Ep
 
     from gru_lab.models.build import build_model
     from gru_lab.training import pipeline
-    from gru_lab.training.device import kernels_used
 
     seed = cfg.train_seed
     set_seed(seed, deterministic_ops=not plan.xla)
@@ -188,27 +186,46 @@ def _fit_and_evaluate(cfg: ExperimentConfig, data: Dataset, plan, epoch_hook: Ep
         if plan.xla_inference and not plan.xla:
             _compile_inference(model)
         metrics.update(evaluate(model, data, eval_batch_size, None if plan.xla_inference else trim))
+    metrics.update(_timings(history, n_fit, fit_seconds))
+    metrics.update(_run_facts(cfg, data, plan, model, strategy))
+    return TrainResult(status=status, model=model, history=history, metrics=metrics)
+
+
+def _timings(history: list[dict[str, float]], n_fit: int, fit_seconds: float) -> dict[str, Any]:
+    """Per-epoch seconds, throughput and the best epoch, from the timing callback's rows."""
     epoch_seconds = [r["seconds"] for r in history]
     train_seconds = [r["train_seconds"] for r in history]
-    metrics["epochs_run"] = len(history)
-    metrics["epoch_seconds"] = epoch_seconds
-    metrics["median_epoch_seconds"] = statistics.median(epoch_seconds) if epoch_seconds else None
-    metrics["train_samples_per_second"] = (n_fit / statistics.median(train_seconds)) if train_seconds else None
-    metrics["fit_seconds"] = fit_seconds
-    metrics["n_train_fit"] = n_fit
-    metrics["best_epoch"] = best_epoch(history)
-    metrics["params"] = param_record(model, cfg, spec)
+    return {
+        "epochs_run": len(history),
+        "epoch_seconds": epoch_seconds,
+        "median_epoch_seconds": statistics.median(epoch_seconds) if epoch_seconds else None,
+        "train_samples_per_second": (n_fit / statistics.median(train_seconds)) if train_seconds else None,
+        "fit_seconds": fit_seconds,
+        "n_train_fit": n_fit,
+        "best_epoch": best_epoch(history),
+    }
+
+
+def _run_facts(cfg: ExperimentConfig, data: Dataset, plan, model, strategy) -> dict[str, Any]:
+    """What the record says about the model and how it ran: parameters, cuDNN eligibility, the kernel plan
+    and the kernels that ran, the machine, the data, memory, and the distribution strategy if any."""
+    from gru_lab.training.device import kernels_used
+
+    spec = data.spec
     cudnn_why = cudnn_blockers(cfg.model, spec)  # eligibility on a GPU, whatever device this run had
-    metrics["cudnn"] = [{"layer": p.name, "eligible": not cudnn_why, "reasons": cudnn_why}
-                        for p in plan_layers(cfg.model, spec) if p.recurrent]
-    metrics["execution"] = {**plan.record(), "kernels": kernels_used(model, plan.device)}
-    metrics["environment"] = device_info()
-    metrics["data"] = data.extra
-    metrics["peak_memory"] = peak_memory()
+    facts = {
+        "params": param_record(model, cfg, spec),
+        "cudnn": [{"layer": p.name, "eligible": not cudnn_why, "reasons": cudnn_why}
+                  for p in plan_layers(cfg.model, spec) if p.recurrent],
+        "execution": {**plan.record(), "kernels": kernels_used(model, plan.device)},
+        "environment": device_info(),
+        "data": data.extra,
+        "peak_memory": peak_memory(),
+    }
     if strategy is not None:
-        metrics["distribute"] = {"strategy": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync,
-                                 "devices": list(strategy.extended.worker_devices)}
-    return TrainResult(status=status, model=model, history=history, metrics=metrics)
+        facts["distribute"] = {"strategy": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync,
+                               "devices": list(strategy.extended.worker_devices)}
+    return facts
 
 
 def _compile_inference(model) -> None:

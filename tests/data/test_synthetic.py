@@ -25,7 +25,7 @@ def test_deterministic_given_seed_and_different_across_seeds(cfg):
     assert a.x_train.dtype == np.float32 and a.x_train.ndim == 3
 
 
-def test_seed_003_grid_is_exact():
+def test_the_time_series_tutorials_grid_is_exact():
     d = arithmetic(ArithmeticData(name="arithmetic", window=3, starts=[1, 2, 3], steps=[1], n_val=0,
                                   evaluate_on="train"), 0)
     assert d.x_train[:, :, 0].tolist() == [[1, 2, 3], [2, 3, 4], [3, 4, 5]]

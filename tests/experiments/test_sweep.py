@@ -155,7 +155,32 @@ def test_ray_backend_without_ray_says_how_to_get_it(runner, tmp_path, monkeypatc
     assert result.exit_code == 2 and "pip install 'gru-lab[ray]'" in result.stderr  # not eaten as markup
 
 
+def test_sweep_table_and_files_come_from_the_run_records(tmp_path):
+    """The default tier's sweep end to end, trained inline: one row per grid point, every number from the runs'
+    metrics.json, the files written and the best point named."""
+    from gru_lab.report.sweep import write_sweep
+
+    plan = plan_sweep(write(tmp_path / "b.yaml", tiny(tmp_path / "results")), grid=["model.cell=gru,lstm"], seeds=2)
+    result = execute_sweep(plan, runner=executor.run_inline)
+    rep = write_sweep(result)
+    assert [o.status for o in result.outcomes] == ["finished"] * 4
+    table = rep.table.to_dict(orient="records")
+    assert [row["model.cell"] for row in table] == ["gru", "lstm"]
+    for row in table:
+        records = [o.metrics for o in result.outcomes if o.run.values["model.cell"] == row["model.cell"]]
+        assert row["runs"] == "2/2" and row["metric_mean"] == pytest.approx(sum(m["test"]["mse"] for m in records) / 2)
+        assert row["params_recurrent"] == records[0]["params"]["recurrent"]
+    assert table[0]["params_recurrent"] == 3 * 3 * (1 + 3 + 2) and table[1]["params_recurrent"] == 4 * 3 * (1 + 3 + 1)
+    best = min(table, key=lambda row: row["metric_mean"])
+    assert any(note.startswith(f"best: model.cell={best['model.cell']}") for note in rep.notes)
+    folder = plan.folder
+    assert {p.name for p in folder.iterdir() if p.is_file()} == {"sweep.csv", "sweep.md", "sweep.json", "sweep.png"}
+    assert (folder / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((folder / "sweep.json").read_text())["table"][0]["runs"] == "2/2"
+
+
 # ----------------------------------------------------------------------------- local workers, kill and resume
+# Marked slow: real worker processes killed with SIGKILL (make test-slow).
 
 
 def _worker_pids() -> list[int]:
@@ -224,6 +249,7 @@ def local_sweep(tmp_path_factory):
     return steps
 
 
+@pytest.mark.slow
 def test_a_killed_sweep_rerun_finishes_only_the_missing_runs(local_sweep):
     before = local_sweep["killed"]["finished"]
     assert 2 <= len(before) < 8, before  # killed with work left
@@ -236,6 +262,7 @@ def test_a_killed_sweep_rerun_finishes_only_the_missing_runs(local_sweep):
     assert rerun["stamps"] == local_sweep["killed"]["stamps"]  # runs finished before the kill are untouched
 
 
+@pytest.mark.slow
 def test_a_killed_worker_is_recorded_loses_nothing_and_is_retried(local_sweep):
     rerun, retry, folder = local_sweep["rerun"], local_sweep["retry"], local_sweep["folder"]
     assert len(rerun["killed"]) == 1
@@ -251,6 +278,7 @@ def test_a_killed_worker_is_recorded_loses_nothing_and_is_retried(local_sweep):
     assert not (folder / "failures").exists()
 
 
+@pytest.mark.slow
 def test_local_sweep_table_files_and_threads(local_sweep):
     folder, record = local_sweep["folder"], local_sweep["retry"]["record"]
     table = record["table"]
@@ -275,6 +303,7 @@ def test_local_sweep_table_files_and_threads(local_sweep):
 
 
 # ----------------------------------------------------------------------------- Ray
+# Marked slow: a local Ray instance takes seconds to start and its tasks run in worker processes.
 
 
 @pytest.fixture(scope="module")
@@ -287,6 +316,7 @@ def ray_instance():
     ray.shutdown()
 
 
+@pytest.mark.slow
 def test_ray_sweep_gives_the_same_table_as_local_workers(local_sweep, ray_instance, runner, tmp_path):
     path = write(tmp_path / "b.yaml", tiny(tmp_path / "results"))
     result = runner.invoke(app, ["sweep", str(path), *GRID, "--backend", "ray", "-q"])
@@ -306,6 +336,7 @@ def test_ray_sweep_gives_the_same_table_as_local_workers(local_sweep, ray_instan
     assert not list(folder.glob(".ray-token-*"))  # the shared-filesystem token is cleaned up
 
 
+@pytest.mark.slow
 def test_ray_runs_from_a_node_without_the_results_folder_come_back_through_the_driver(ray_instance, tmp_path):
     """shared_fs=False: the task trains into a scratch folder and returns the files; the driver writes them."""
     plan = plan_sweep(write(tmp_path / "b.yaml", tiny(tmp_path / "results")), grid=["model.units=2,3"], backend="ray")
@@ -318,6 +349,7 @@ def test_ray_runs_from_a_node_without_the_results_folder_come_back_through_the_d
     assert sorted(p.name for p in plan.folder.iterdir()) == sorted(r.run_id for r in plan.runs)  # nothing partial
 
 
+@pytest.mark.slow
 def test_ctrl_c_cancels_the_ray_tasks_in_flight_and_keeps_nothing_half_done(ray_instance, tmp_path):
     """Ctrl-C reaching only this process (Ray's workers are not in the terminal's process group): the
     tasks are cancelled and their worker processes stop at once, though Ray's workers block SIGINT."""

@@ -39,8 +39,9 @@ def test_record_has_timing_params_and_environment():
     assert [row["epoch"] for row in r.history] == [1, 2] and "val_loss" in r.history[0]
 
 
-def test_seed_003_matches_the_plain_keras_script():
-    """configs/timeseries_gru.yaml must do what seed 003's script does: same seed, same predictions."""
+def test_the_time_series_tutorial_config_matches_its_plain_keras_script():
+    """configs/timeseries_gru.yaml must do what the time-series GRU tutorial's script does: same seed, same
+    predictions."""
     import keras
 
     cfg = load_config(CONFIGS / "timeseries_gru.yaml")
@@ -48,7 +49,7 @@ def test_seed_003_matches_the_plain_keras_script():
     ours = [p["prediction"] for p in result.metrics["predictions"]]
     assert [p["input"] for p in result.metrics["predictions"]] == [[1, 2, 3], [2, 3, 4], [3, 4, 5]]
 
-    # The seed's script, line for line (plus the seed, which it leaves unset).
+    # The tutorial's script, line for line (plus the random seed, which it leaves unset).
     keras.utils.set_random_seed(cfg.seed)
     X = np.array([[1, 2, 3], [2, 3, 4], [3, 4, 5]], dtype="float32").reshape(3, 3, 1)
     y = np.array([4, 5, 6], dtype="float32")
