@@ -31,6 +31,7 @@ RATIO_HEADERS = {
 BENCH_CONSOLE = ("cell", "variant", "epoch_s", "train_samples_per_s", "infer_samples_per_s", "test_metric",
                  "peak_rss_mib", "kernel")
 
+
 def _bench_cells(rows, only: tuple[str, ...] | None = None) -> tuple[list[str], list[list[str]]]:
     metric_col = next((c for c in rows.columns if c.startswith("test_")), "test_metric")
     metric = metric_col.removeprefix("test_")
@@ -52,6 +53,7 @@ def _bench_cells(rows, only: tuple[str, ...] | None = None) -> tuple[list[str], 
         table.append([cells[c] for c in columns])
     return headers, table
 
+
 def _ratio_cells(ratios) -> tuple[list[str], list[list[str]]]:
     metric_col = next((c for c in ratios.columns if c.endswith("_diff_points")), "metric_diff_points")
     metric = metric_col.removesuffix("_diff_points").removeprefix("test_")
@@ -62,6 +64,7 @@ def _ratio_cells(ratios) -> tuple[list[str], list[list[str]]]:
                       num(rec["epoch_speedup"], "{:.2f}x"), num(rec["infer_speedup"], "{:.2f}x"),
                       num(rec.get(metric_col), "{:+.2f}"), num(rec["peak_rss_ratio"], "{:.2f}")])
     return headers, table
+
 
 def bench_markdown(result) -> str:
     """bench.md: the workload, the measured table, the ratios and the notes."""
@@ -84,6 +87,7 @@ def bench_markdown(result) -> str:
         lines += ["## Notes", ""] + [f"- {n}" for n in result.notes] + [""]
     return "\n".join(lines)
 
+
 def write_bench(result) -> dict[str, Path]:
     """bench.csv, ratios.csv, bench.md and bench.json in a new folder, each written atomically."""
     folder = result.folder
@@ -98,6 +102,7 @@ def write_bench(result) -> dict[str, Path]:
     atomic_write_json(files["json"], {"meta": result.meta, "rows": records(result.rows),
                                       "ratios": records(result.ratios), "notes": result.notes})
     return files
+
 
 def print_bench(console, result) -> None:
     for title, (headers, rows) in (("bench: measured", _bench_cells(result.rows, BENCH_CONSOLE)),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from rich.markup import escape
@@ -10,7 +9,7 @@ from rich.table import Table
 
 from gru_lab import cells as cell_names
 from gru_lab.experiments.compare import Comparison, summarize
-from gru_lab.report.format import format_cell, markdown_table, missing, records, write_table_files
+from gru_lab.report.format import format_cell, markdown_table, missing, record_header, records, write_table_files
 from gru_lab.report.plots import PLOTS, write_plots
 
 VERDICT_STYLE = {"holds": "green", "does not hold": "red", "inconclusive": "yellow"}
@@ -33,6 +32,7 @@ CONSOLE_GROUPS = {
                                "cudnn", "errors"),
 }
 
+
 def _comparison_cells(df, only: tuple[str, ...] | None = None) -> tuple[list[str], list[list[str]]]:
     """Headers and formatted cells of a comparison frame, shared by rich and Markdown."""
     columns = [c for c in HEADERS if c in df.columns and (only is None or c in only)
@@ -44,6 +44,7 @@ def _comparison_cells(df, only: tuple[str, ...] | None = None) -> tuple[list[str
         rows.append([cell_names.label(rec[c]) if c == "cell" else format_cell(c, rec.get(c), rec)
                      for c in columns])
     return headers, rows
+
 
 def comparison_tables(df, title: str) -> list[Table]:
     tables = []
@@ -59,6 +60,7 @@ def comparison_tables(df, title: str) -> list[Table]:
         tables.append(table)
     return tables
 
+
 def verdicts_table(verdicts) -> Table:
     table = Table(title="Claims checked against these runs", header_style="bold", show_lines=True)
     table.add_column("claim")
@@ -67,6 +69,7 @@ def verdicts_table(verdicts) -> Table:
     for v in verdicts:
         table.add_row(escape(v.claim), f"[{VERDICT_STYLE[v.status]}]{v.status}[/]", escape(v.detail))
     return table
+
 
 def write_comparison(result) -> Comparison:
     """comparison.csv/.md/.json and the plots under the compare folder, each written atomically."""
@@ -79,19 +82,19 @@ def write_comparison(result) -> Comparison:
                                          comparison_record(result, comp)))
     return comp
 
+
 def comparison_record(result, comp: Comparison) -> dict[str, Any]:
     plan = result.plan
-    env = next((o.metrics.get("environment") for o in result.outcomes if o.metrics), None)
     return {
-        "name": plan.name, "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "source": plan.source,
-        "cells": plan.cells, "seeds": plan.seeds, "lengths": plan.lengths, "units": plan.units,
-        "equal_params": plan.equal_params, "budget": plan.budget, "isolation": result.isolation,
-        "interrupted": result.interrupted, "compare_seconds": result.seconds, "environment": env,
+        **record_header(result, {"cells": plan.cells, "seeds": plan.seeds, "lengths": plan.lengths,
+                                 "units": plan.units, "equal_params": plan.equal_params, "budget": plan.budget,
+                                 "compare_seconds": result.seconds}),
         "table": records(comp.table), "runs": records(comp.runs),
         "verdicts": [{"claim": v.claim, "status": v.status, "detail": v.detail, "numbers": v.numbers}
                      for v in comp.verdicts],
         "notes": comp.notes, "plots": {k: p.name for k, p in comp.files.items() if k in PLOTS},
     }
+
 
 def comparison_markdown(result, comp: Comparison) -> str:
     plan = result.plan
@@ -121,6 +124,7 @@ def comparison_markdown(result, comp: Comparison) -> str:
     if failed:
         lines += ["Failed runs keep their log under `failures/` and are retried by the next compare.", ""]
     return "\n".join(lines)
+
 
 def print_comparison(console, result, comp: Comparison) -> None:
     for table in comparison_tables(comp.table, title=f"{result.plan.name} ({result.plan.base.data.name})"):

@@ -36,6 +36,7 @@ def run_summary_table(metrics: dict[str, Any], title: str = "Run summary") -> Ta
                             f"Keras {env.get('keras', '?')})")
     return table
 
+
 def predictions_table(predictions: list[dict[str, Any]]) -> Table:
     table = Table(title="Predictions on the first test samples", header_style="bold")
     table.add_column("input")
@@ -46,14 +47,17 @@ def predictions_table(predictions: list[dict[str, Any]]) -> Table:
         table.add_row("-" if shown is None else _fmt_seq(shown), fmt(row["target"]), fmt(row["prediction"]))
     return table
 
+
 def _fmt_seq(values: Any) -> str:
     text = str(_rounded(values))
     return text if len(text) <= 60 else text[:57] + "..."
+
 
 def _rounded(values: Any) -> Any:
     if isinstance(values, list):
         return [_rounded(v) for v in values]
     return round(values, 3) if isinstance(values, float) else values
+
 
 def layers_table(plans, cudnn_why: list[str]) -> Table:
     """inspect: every layer with its exact parameter formula; recurrent layers with their cuDNN eligibility,

@@ -18,6 +18,7 @@ def fmt(value: Any, digits: int = 4) -> str:
         return f"{value:,}"
     return str(value)
 
+
 def format_cell(column: str, value: Any, rec: dict[str, Any]) -> str:
     """One cell of a comparison or sweep table, formatted the same way in both (rich and Markdown)."""
     if column == "metric_mean":
@@ -35,8 +36,10 @@ def format_cell(column: str, value: Any, rec: dict[str, Any]) -> str:
         return f"{value:.3g}"
     return str(value)
 
+
 def num(value: Any, fmt: str) -> str:
     return "-" if missing(value) else fmt.format(value)
+
 
 def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
     def esc(text: str) -> str:
@@ -46,8 +49,10 @@ def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
     lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
+
 def records(df) -> list[dict[str, Any]]:
     return [{k: (None if missing(v) else v) for k, v in rec.items()} for rec in df.to_dict(orient="records")]
+
 
 def write_table_files(stem, table, markdown: str, record) -> dict:
     """<stem>.csv, .md and .json, each written atomically; returns {"csv"|"md"|"json": path}."""
@@ -57,9 +62,21 @@ def write_table_files(stem, table, markdown: str, record) -> dict:
     atomic_write_json(paths["json"], record)
     return paths
 
+
 def save_figure(fig, path: Path) -> None:
     import io
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     atomic_write_bytes(path, buf.getvalue())
+
+
+def record_header(result, what: dict[str, Any]) -> dict[str, Any]:
+    """The start of a comparison's or sweep's JSON record: its name, when and from what it was written, the
+    command's own settings (what), and the machine its runs trained on."""
+    import time
+
+    plan = result.plan
+    env = next((o.metrics.get("environment") for o in result.outcomes if o.metrics), None)
+    return {"name": plan.name, "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "source": plan.source,
+            **what, "isolation": result.isolation, "interrupted": result.interrupted, "environment": env}

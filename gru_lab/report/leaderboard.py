@@ -26,6 +26,7 @@ def _leaderboard_cells(df) -> tuple[list[str], list[list[str]]]:
                      "-" if missing(r["s_per_epoch"]) else f"{r['s_per_epoch']:.3g}"])
     return headers, rows
 
+
 def leaderboard_table(df, title: str) -> Table:
     headers, rows = _leaderboard_cells(df)
     table = Table(title=title, header_style="bold")
@@ -35,6 +36,7 @@ def leaderboard_table(df, title: str) -> Table:
     for row in rows:
         table.add_row(*(escape(c) for c in row))
     return table
+
 
 def write_leaderboard(df, root: Path) -> dict[str, Path]:
     """<root>/leaderboard.csv and .md: derived views, rewritten each time; no run folder is touched."""

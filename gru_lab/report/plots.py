@@ -36,10 +36,12 @@ def write_plots(result, comp: Comparison, folder: Path) -> dict[str, Path]:
         written[key] = path
     return written
 
+
 def _history(folder: Path):
     import pandas as pd
 
     return pd.read_csv(folder / "history.csv")
+
 
 def _plot_learning_curves(result, comp: Comparison):
     import pandas as pd
@@ -82,6 +84,7 @@ def _plot_learning_curves(result, comp: Comparison):
     fig.tight_layout()
     return fig
 
+
 def _plot_metric_vs_time(result, comp: Comparison):
     from matplotlib.figure import Figure
 
@@ -103,6 +106,7 @@ def _plot_metric_vs_time(result, comp: Comparison):
     fig.tight_layout()
     return fig
 
+
 def _plot_params(_result, comp: Comparison):
     from matplotlib.figure import Figure
 
@@ -121,6 +125,7 @@ def _plot_params(_result, comp: Comparison):
     ax.set_title("Parameters by cell (light: total, dark: recurrent)")
     fig.tight_layout()
     return fig
+
 
 def plot_sweep(result, rep: SweepReport):
     """One panel per swept axis: the mean test metric (error bars: sd over seeds) against the axis's

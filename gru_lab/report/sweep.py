@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from rich.markup import escape
 from rich.table import Table
 
 from gru_lab.experiments.sweep import SweepReport, axis_text, summarize, value_text
-from gru_lab.report.format import format_cell, markdown_table, missing, records, save_figure, write_table_files
+from gru_lab.report.format import (
+    format_cell,
+    markdown_table,
+    missing,
+    record_header,
+    records,
+    save_figure,
+    write_table_files,
+)
 from gru_lab.report.plots import plot_sweep
 
 SWEEP_HEADERS = {
@@ -17,6 +24,7 @@ SWEEP_HEADERS = {
     "fit_seconds": "fit s\n(mean)", "metric_mean": "test {metric}\n(mean ± sd)", "mse_vs_baseline": "mse /\nbaseline",
     "best_epoch": "best\nepoch", "errors": "errors",
 }
+
 
 def _sweep_cells(df, axes: list[str]) -> tuple[list[str], list[list[str]]]:
     """Headers and formatted cells of a sweep frame, shared by rich and Markdown."""
@@ -28,6 +36,7 @@ def _sweep_cells(df, axes: list[str]) -> tuple[list[str], list[list[str]]]:
             for rec in df.to_dict(orient="records")]
     return headers, rows
 
+
 def sweep_table(df, axes: list[str], title: str) -> Table:
     headers, rows = _sweep_cells(df, axes)
     table = Table(title=title, header_style="bold")
@@ -37,6 +46,7 @@ def sweep_table(df, axes: list[str], title: str) -> Table:
     for row in rows:
         table.add_row(*(escape(c) for c in row))
     return table
+
 
 def write_sweep(result) -> SweepReport:
     """sweep.csv/.md/.json and sweep.png under the sweep folder, each written atomically."""
@@ -50,17 +60,16 @@ def write_sweep(result) -> SweepReport:
                                         sweep_record(result, rep)))
     return rep
 
+
 def sweep_record(result, rep: SweepReport) -> dict[str, Any]:
     plan = result.plan
-    env = next((o.metrics.get("environment") for o in result.outcomes if o.metrics), None)
     return {
-        "name": plan.name, "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "source": plan.source,
-        "axes": {k: [value_text(v) for v in values] for k, values in plan.axes.items()}, "seeds": plan.seeds,
-        "backend": result.backend, "isolation": result.isolation, "interrupted": result.interrupted,
-        "sweep_seconds": result.seconds, "environment": env,
+        **record_header(result, {"axes": {k: [value_text(v) for v in values] for k, values in plan.axes.items()},
+                                 "seeds": plan.seeds, "backend": result.backend, "sweep_seconds": result.seconds}),
         "table": records(rep.table), "runs": records(rep.runs), "notes": rep.notes,
         "plot": rep.files["plot"].name if "plot" in rep.files else None,
     }
+
 
 def sweep_markdown(result, rep: SweepReport) -> str:
     plan = result.plan
@@ -87,6 +96,7 @@ def sweep_markdown(result, rep: SweepReport) -> str:
     if any(o.status == "failed" for o in result.outcomes):
         lines += ["Failed runs keep their log under `failures/` and are retried by the next sweep.", ""]
     return "\n".join(lines)
+
 
 def print_sweep(console, result, rep: SweepReport) -> None:
     plan = result.plan
