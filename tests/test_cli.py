@@ -141,7 +141,8 @@ def test_console_script_filters_native_tf_logs(tmp_path, write_config):
 def test_shell_completion_installs(tmp_path):
     """`gru-lab --install-completion` (Typer's) writes the completion script for the user's shell. In a terminal
     Typer detects the shell; here (under make's sh) the shell is named, as Typer's own tests do."""
-    env = {**os.environ, "HOME": str(tmp_path), "SHELL": "/bin/bash", "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
+    env = {**os.environ, "HOME": str(tmp_path), "SHELL": "/bin/bash",
+           "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
     exe = ROOT / ".venv" / "bin" / "gru-lab"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-c", "from gru_lab.cli import run; run()"]
     proc = subprocess.run(cmd + ["--install-completion", "bash"], capture_output=True, text=True, env=env)
