@@ -10,8 +10,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)  # read once at import: os.umask can only be read by setting it
+UMASK = os.umask(0o022)
+os.umask(UMASK)  # read once at import: os.umask can only be read by setting it
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -20,7 +20,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         # mkstemp makes 0600 files; a result file should be as readable as any file the user writes.
-        os.fchmod(fd, 0o666 & ~_UMASK)
+        os.fchmod(fd, 0o666 & ~UMASK)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

@@ -35,6 +35,7 @@ from gru_lab.experiments.verdicts import (
     speed_verdict,
 )
 from gru_lab.report.compare import write_comparison
+from gru_lab.runs.folder import unfinished_folders
 from gru_lab.runs.records import leaderboard_frame
 from tests.conftest import assert_user_error
 from tests.test_cells import formula
@@ -226,16 +227,22 @@ def test_resume_redoes_only_the_missing_runs(tmp_path):
 def test_ctrl_c_keeps_finished_runs_and_a_rerun_does_the_rest(tmp_path):
     path = write(tmp_path / "b.yaml", tiny(tmp_path / "r"))
     plan = plan_compare(path, cells=["rnn", "gru", "lstm"], seeds=1)
-    killed = Counting(ctrl_c_at=1)  # Ctrl-C during the second run's fit
+    killed = Counting(ctrl_c_at=1)  # Ctrl-C during the second run's fit, right after its epoch
     result = execute(plan, runner=killed)
     assert result.interrupted and [o.status for o in result.outcomes] == ["finished", "not run", "not run"]
     folder = tmp_path / "r" / "cmp"
-    assert sorted(p.name for p in folder.iterdir()) == [plan.runs[0].run_id]  # no partial or half-written run
+    # no half-written run: the finished one, and the stopped one's epoch kept hidden for the re-run
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == [plan.runs[0].run_id]
+    (unfinished,) = unfinished_folders(folder)
+    assert unfinished.run_id == plan.runs[1].run_id and unfinished.epochs_done == 1
     write_comparison(result)  # the views show what is there
 
     again = Counting()
     result = execute(plan_compare(path, cells=["rnn", "gru", "lstm"], seeds=1), runner=again)
     assert again.trained == [r.run_id for r in plan.runs[1:]] and not result.interrupted
+    resumed = result.outcomes[1].metrics
+    assert resumed["resumed"] == [{"from_epoch": 2}] and resumed["epochs_run"] == 1  # its epoch was not redone
+    assert "resumed" not in result.outcomes[2].metrics and not unfinished_folders(folder)
 
 
 def test_a_failing_run_is_recorded_loses_nothing_and_is_retried(tmp_path):
@@ -269,6 +276,18 @@ def test_worker_process_failure_is_one_line_and_a_log(tmp_path):
         executor.run_in_subprocess(plan.runs[0])
     assert str(failed.value).startswith("exit code 2: error: ") and "no-such-imdb" in str(failed.value)
     assert "Traceback" not in failed.value.log
+
+
+def test_a_worker_the_out_of_memory_killer_took_is_named_so(tmp_path, monkeypatch):
+    """The kernel's count of out-of-memory kills (cgroup memory.events) rising while a worker died of SIGKILL
+    says who killed it; without that count the line still guesses."""
+    events = tmp_path / "memory.events"
+    events.write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
+    assert executor.oom_kill_count(str(tmp_path)) == 1
+    assert executor.oom_kill_count(str(tmp_path / "none")) is None
+    line = executor._failure_line(-9, "Epoch 3\n", oom_kills=1)
+    assert line.startswith("worker killed by the kernel's out-of-memory killer (SIGKILL)") and "Epoch 3" in line
+    assert executor._failure_line(-9, "", oom_kills=0).startswith("worker killed by SIGKILL (out of memory?)")
 
 
 # ----------------------------------------------------------------------------- verdicts
