@@ -2,10 +2,11 @@
 
 Shared by compare and sweep. A planned run is any object with `run_id`, `raw` (the config as written
 plus the run's own keys; the worker validates it again), `cfg` (the validated config) and `label`.
-Owns: resume (a run whose folder already holds a finished metrics.json is reused, never redone or
-overwritten), failures (recorded under failures/<run-id>.log and retried next time; one failing or
-killed worker never costs another run its result), Ctrl-C (stops the workers, keeps every finished
-run). The Ray runner (ray_runner.py) plugs into the same loop.
+Owns: reuse and resume (a run whose folder already holds a finished or diverged metrics.json is reused,
+never redone or overwritten; a half-done one continues from its last saved epoch), failures (recorded
+under failures/<run-id>.log and retried next time; one failing or killed worker never costs another run
+its result), Ctrl-C (stops the workers, keeps every finished run and every finished epoch). The Ray
+runner (ray_runner.py) plugs into the same loop.
 
 The worker entry point (`python -m gru_lab.experiments.executor --worker`) trains one run per process, so a
 crash cannot take the other runs down and each run's peak memory is its own.

@@ -89,14 +89,13 @@ def available_memory(proc: str = "/proc", cgroup: str = "/sys/fs/cgroup") -> tup
                     found.append((int(line.split()[1]) * 1024, "MemAvailable"))
     except (OSError, ValueError, IndexError):
         pass
-    for limit_file, usage_file, stat_key in (("memory.max", "memory.current", "inactive_file"),
-                                             ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes",
-                                              "total_inactive_file")):
-        limit, usage = _read_int(f"{cgroup}/{limit_file}"), _read_int(f"{cgroup}/{usage_file}")
+    for folder, limit_file, usage_file, stat_key in (
+            (cgroup, "memory.max", "memory.current", "inactive_file"),  # v2
+            (f"{cgroup}/memory", "memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")):  # v1
+        limit, usage = _read_int(f"{folder}/{limit_file}"), _read_int(f"{folder}/{usage_file}")
         if limit is None or usage is None or limit >= 2**60:  # "max", or v1's "no limit" (a huge number)
             continue
-        stat = f"{cgroup}/{limit_file.rsplit('/', 1)[0] + '/' if '/' in limit_file else ''}memory.stat"
-        cache = _stat_value(stat, stat_key) or 0
+        cache = _stat_value(f"{folder}/memory.stat", stat_key) or 0
         found.append((max(0, limit - usage + cache), f"cgroup limit {limit / 1e9:.3g} GB"))
         break
     return min(found) if found else None

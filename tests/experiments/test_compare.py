@@ -3,6 +3,7 @@ failures that lose nothing, verdicts, and the CLI (`compare`, `report`) end to e
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import statistics
@@ -288,6 +289,54 @@ def test_a_worker_the_out_of_memory_killer_took_is_named_so(tmp_path, monkeypatc
     line = executor._failure_line(-9, "Epoch 3\n", oom_kills=1)
     assert line.startswith("worker killed by the kernel's out-of-memory killer (SIGKILL)") and "Epoch 3" in line
     assert executor._failure_line(-9, "", oom_kills=0).startswith("worker killed by SIGKILL (out of memory?)")
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_run_is_resumed_by_the_rerun_to_the_uninterrupted_numbers(tmp_path):
+    """SIGKILL the worker process (as the out-of-memory killer would) after its second saved epoch: the
+    compare records the run as failed; the re-run continues it from its third epoch, and its history and test
+    metrics equal a run that was never killed."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from tests.experiments.test_sweep import _worker_pids
+
+    raw = tiny(tmp_path / "r")
+    raw["data"]["n_train"], raw["train"]["epochs"] = 2048, 12
+    plan = plan_compare(write(tmp_path / "b.yaml", raw), cells=["gru"], seeds=1)
+    killed: list[int] = []
+
+    def kill_after_two_epochs() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not killed:
+            for u in unfinished_folders(plan.folder) if plan.folder.is_dir() else []:
+                if u.epochs_done >= 2 and _worker_pids():
+                    os.kill(_worker_pids()[0], signal.SIGKILL)
+                    killed.append(u.epochs_done)
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=kill_after_two_epochs, daemon=True)
+    watcher.start()
+    first = execute(plan)
+    watcher.join()
+    assert killed and first.outcomes[0].status == "failed" and "SIGKILL" in first.outcomes[0].error
+    (left,) = unfinished_folders(plan.folder)
+    assert left.epochs_done >= 2 and not left.in_use
+
+    again = execute(plan_compare(write(tmp_path / "b.yaml", raw), cells=["gru"], seeds=1))
+    (outcome,) = again.outcomes
+    assert outcome.status == "finished" and outcome.metrics["resumed"][0]["from_epoch"] == left.epochs_done + 1
+    assert not unfinished_folders(plan.folder) and not (plan.folder / "failures").exists()
+
+    reference_raw = {**raw, "output": {**raw["output"], "dir": str(tmp_path / "whole")}}
+    whole = execute(plan_compare(write(tmp_path / "w.yaml", reference_raw), cells=["gru"], seeds=1)).outcomes[0]
+    assert outcome.metrics["test"] == pytest.approx(whole.metrics["test"], abs=1e-5, rel=1e-5)
+    ours, theirs = (list(csv.DictReader((o.folder / "history.csv").open())) for o in (outcome, whole))
+    assert len(ours) == len(theirs) == 12
+    for a, b in zip(ours, theirs):
+        assert float(a["val_loss"]) == pytest.approx(float(b["val_loss"]), abs=1e-5, rel=1e-5)
 
 
 # ----------------------------------------------------------------------------- verdicts
