@@ -367,3 +367,23 @@ def test_inspect_prints_the_memory_estimate(runner):
     assert f"total                │ {human_bytes(expected.total)}" in result.stdout.replace("┃", "│")
     huge = runner.invoke(app, ["inspect", path, "--set", "model.units=200000"])  # not built: it would not fit
     assert huge.exit_code == 0 and "not building the Keras model" in huge.stdout
+
+
+def test_a_run_that_may_not_fit_gets_a_warning_and_runs(runner, write_config, tmp_path, monkeypatch):
+    import gru_lab.training.memory as memory
+    from gru_lab.data import spec_for
+    from gru_lab.models.memory import estimate
+
+    path = write_config(tiny_config())
+    needed = estimate(load_config(path), spec_for(load_config(path).data)).total
+    monkeypatch.setattr(memory, "available_memory", lambda: (int(needed * 0.75), "a test's cgroup"))
+    result = runner.invoke(app, ["train", str(path), "-q"])
+    assert result.exit_code == 0, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("warning: this run may not fit in memory: needs ~") and "(a test's cgroup)" in line
+
+
+def test_inspect_refuses_a_bad_activation_in_one_line(runner, write_config, tmp_path):
+    path = write_config({**tiny_config(), "model": {"activation": "rleu"}})
+    line = assert_user_error(runner.invoke(app, ["inspect", str(path)]), tmp_path / "results")
+    assert "'model.activation' must be one of" in line and "Did you mean 'relu'?" in line

@@ -4,7 +4,7 @@ cannot fit before they start, and `inspect` can print it.
 
 What a training process holds at its peak, and how each part is counted (float32, 4 bytes a value):
 - the runtime: TensorFlow, Keras and gru-lab loaded, with a small model's graphs traced (a constant,
-  measured; docs/memory-estimate-2026-12-01.md);
+  measured; docs/memory-estimate-2026-11-29.md);
 - the weights, their gradients and the optimizer's slots (adam 2, rmsprop 1, sgd 0 values a weight), plus
   the copies that early stopping (best weights) and the per-epoch resume state make: exact counts;
 - the activations kept for backpropagation of one training batch: per time step and sequence, each layer's

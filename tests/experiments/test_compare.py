@@ -291,6 +291,14 @@ def test_a_worker_the_out_of_memory_killer_took_is_named_so(tmp_path, monkeypatc
     assert executor._failure_line(-9, "", oom_kills=0).startswith("worker killed by SIGKILL (out of memory?)")
 
 
+def test_the_best_epoch_cell_says_when_the_test_metric_is_from_another_epoch():
+    """Without restored weights the test metric is the last epoch's: the table says so beside the best epoch."""
+    from gru_lab.experiments.tables import epoch_text
+
+    assert epoch_text(11, 12) == "11 (test: 12)"
+    assert epoch_text(5, 5) == "5" and epoch_text(3.0, None) == "3"  # records written before evaluated_epoch
+
+
 @pytest.mark.slow
 def test_a_worker_killed_mid_run_is_resumed_by_the_rerun_to_the_uninterrupted_numbers(tmp_path):
     """SIGKILL the worker process (as the out-of-memory killer would) after its second saved epoch: the

@@ -53,7 +53,7 @@ def test_human_bytes():
 # ----------------------------------------------------------------------------- against measured peak RSS (slow)
 # Each config trains once in its own `gru-lab train` process, whose metrics.json records its peak RSS. They span
 # where the memory goes: the runtime alone, wide weights, long sequences' activations, Keras's own loop, a big
-# evaluation batch, a stacked bidirectional model. Measured 2026-12-01: docs/memory-estimate-2026-12-01.md.
+# evaluation batch, a stacked bidirectional model. Measured 2026-11-29: docs/memory-estimate-2026-11-29.md.
 
 MEASURED = {
     "tiny": {"data": {"name": "sine", "window": 8, "n_train": 64, "n_val": 16, "n_test": 16},
