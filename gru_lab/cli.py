@@ -112,7 +112,7 @@ def train(
     cfg = _load(config, set_)
     _preflight([cfg])
     from gru_lab.data import load_dataset
-    from gru_lab.runs.folder import open_run, save_run
+    from gru_lab.runs.folder import open_run, save_failure, save_run
     from gru_lab.runs.records import stopped_reason
     from gru_lab.training.resume import load_state
 
@@ -128,7 +128,13 @@ def train(
                       highlight=False, soft_wrap=True)
         with err.status(f"loading data '{cfg.data.name}'...", spinner="dots") if not quiet else \
                 contextlib.nullcontext():
-            data = load_dataset(cfg.data, cfg.seed)
+            try:
+                data = load_dataset(cfg.data, cfg.seed)
+            except Exception as exc:  # out of memory loading the data: recorded as a failed run, one line
+                if machine_limit(exc) is None or state is not None:
+                    raise
+                raise RunStopped(f"{machine_limit(exc)} (recorded in {save_failure(cfg, folder, machine_limit(exc))})"
+                                 ) from None
         result = _train_with_progress(cfg, data, quiet, folder.workdir)
         if result.status == "interrupted":
             _interrupted(cfg, result, data, again)

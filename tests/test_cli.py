@@ -193,8 +193,10 @@ def test_machine_limits_while_running_are_one_line_exit_1(runner, write_config, 
     shutil.rmtree(tmp_path / "results")
     monkeypatch.setattr(gru_lab.data, "load_dataset", lambda *_: (_ for _ in ()).throw(MemoryError()))
     result = runner.invoke(app, ["train", str(path), "-q"])
-    assert result.exit_code == 1 and result.stderr.strip() == "error: out of memory"
-    assert _runs(tmp_path / "results" / "tiny") == ([], [])  # nothing half written
+    (run,), unfinished = _runs(tmp_path / "results" / "tiny")
+    assert result.exit_code == 1 and result.stderr.strip() == f"error: out of memory (recorded in {run})"
+    assert json.loads((run / "metrics.json").read_text())["error"] == "out of memory" and not unfinished
+    assert sorted(p.name for p in run.iterdir()) == ["config.yaml", "metrics.json"]  # nothing half written
 
 
 def test_disk_full_while_writing_the_record_keeps_the_epochs_for_resume(runner, write_config, tmp_path, monkeypatch):

@@ -299,6 +299,14 @@ def save_run(cfg: ExperimentConfig, result, data, run_id: str | None = None,
     return final
 
 
+def save_failure(cfg: ExperimentConfig, folder: RunFolder, error: str) -> Path:
+    """Commit the record of a run that failed before training (out of memory loading its data): its config
+    and status "failed" with the reason, nothing else."""
+    folder.write_text("config.yaml", to_yaml(cfg))
+    return folder.commit_record({"status": "failed", "error": error, "seed": cfg.train_seed, "epochs_run": 0,
+                                 "run_id": folder.run_id, "name": cfg.name, "config_hash": config_hash(cfg)})
+
+
 def run_files(folder: Path) -> dict[str, bytes]:
     """Every file of a finished run folder, by relative path: a run shipped from another machine."""
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
