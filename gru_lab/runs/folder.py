@@ -77,9 +77,14 @@ class RunFolder:
         self.final: Path | None = None
         self._lock = None
         self._created = False
+        self._made: list[Path] = []  # folders above the run's that entering made, deepest first
 
     def __enter__(self) -> "RunFolder":
         try:
+            missing = self.parent
+            while not missing.exists() and missing != missing.parent:
+                self._made.append(missing)
+                missing = missing.parent
             self.parent.mkdir(parents=True, exist_ok=True)
             if self.partial is None:
                 self.partial = Path(tempfile.mkdtemp(prefix=f"{PARTIAL}{self.run_id}-", dir=self.parent))
@@ -107,8 +112,15 @@ class RunFolder:
         self._unlock()
 
     def _discard(self) -> None:
+        """Remove the unfinished folder, and the empty folders above it that entering made: a run stopped by
+        a mistake (data not found) leaves nothing behind."""
         if self.partial is not None and self.partial.exists():
             shutil.rmtree(self.partial, ignore_errors=True)
+        for folder in self._made:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty: another run writes there now
+                break
         self._unlock()
 
     def _unlock(self) -> None:
