@@ -28,7 +28,7 @@ from gru_lab.runs.files import UMASK, atomic_write_bytes, atomic_write_json, ato
 
 try:
     import fcntl
-except ImportError:  # pragma: no cover - not on Windows: no locks, so never resume a folder in use elsewhere
+except ImportError:  # pragma: no cover - Windows: no locks, so in_use() cannot see another process's training
     fcntl = None
 
 PARTIAL = ".partial-"  # prefix of unfinished run folders (hidden: report and the tables skip them)

@@ -25,6 +25,7 @@ from gru_lab.training.memory import peak_memory, reset_gpu_peak
 # which it drops, and one at the start of the next), and each draws a fresh shuffled order; a resumed run makes
 # as many before it continues, so epoch k sees the order it saw uninterrupted (tests/training/test_resume.py).
 KERAS_ITERATORS_PER_EPOCH = 2
+
 # Hooks let the CLI draw progress without the library printing anything.
 EpochHook = Callable[[int, dict[str, float], float], None]  # (epoch 1-based, logs, seconds)
 BatchHook = Callable[[int, int], None]  # (batch 1-based, batches per epoch)
