@@ -389,3 +389,19 @@ def test_inspect_refuses_a_bad_activation_in_one_line(runner, write_config, tmp_
     path = write_config({**tiny_config(), "model": {"activation": "rleu"}})
     line = assert_user_error(runner.invoke(app, ["inspect", str(path)]), tmp_path / "results")
     assert "'model.activation' must be one of" in line and "Did you mean 'relu'?" in line
+
+
+def test_an_unfinished_folder_older_than_a_finished_run_of_its_config_is_removed(runner, write_config, tmp_path):
+    """Killed, then trained again from the start instead of resumed: once that run is written, the killed one's
+    folder can only repeat it, so it goes (one in use by a training would stay)."""
+    from gru_lab.runs.folder import RunFolder, unfinished_folders
+
+    path = write_config(tiny_config())
+    cfg = load_config(path)
+    with RunFolder(cfg.output.dir, cfg.name, "killed", cfg) as killed:
+        (killed.workdir / "resume").mkdir()
+        (killed.workdir / "resume" / "state.json").write_text(json.dumps({"epochs_done": 1}))
+    assert [u.epochs_done for u in unfinished_folders(tmp_path / "results" / "tiny")] == [1]
+    result = runner.invoke(app, ["train", str(path), "-q"])
+    assert result.exit_code == 0, result.output
+    assert not killed.workdir.exists() and _runs(tmp_path / "results" / "tiny")[1] == []
