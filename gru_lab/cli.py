@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, Callable, Optional
@@ -18,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from gru_lab import __version__
-from gru_lab.errors import GruLabError
+from gru_lab.errors import GruLabError, RunStopped, machine_limit
 
 # TensorFlow's C++ start-up chatter hides the one line a user needs (gru_lab.tflogs keeps its fatal lines).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -42,18 +43,38 @@ SetOption = Annotated[
 
 
 def user_errors(fn: Callable) -> Callable:
-    """A GruLabError becomes one line on stderr and exit code 2; anything else stays a traceback."""
+    """A GruLabError becomes one line on stderr and its exit code (2: a user's mistake); a limit of the machine
+    (out of memory, disk full, no permission) one line and exit code 1; anything else stays a traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except GruLabError as exc:
-            # escape: a message may hold brackets that rich would read as markup (pip install 'gru-lab[ray]')
-            err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
+            _error_line(str(exc))
             raise typer.Exit(code=exc.exit_code) from None
+        except Exception as exc:
+            line = machine_limit(exc)
+            if line is None:
+                raise
+            _error_line(line)
+            raise typer.Exit(code=1) from None
 
     return wrapper
+
+
+def _error_line(text: str) -> None:
+    # escape: a message may hold brackets that rich would read as markup (pip install 'gru-lab[ray]')
+    err.print(f"[bold red]error:[/] {escape(text)}", markup=True, highlight=False, soft_wrap=True)
+
+
+def _preflight(cfgs, concurrent: int = 1, what: str = "this run") -> None:
+    """Refuse runs that cannot fit in memory (exit code 2), warn about runs that may not; before anything runs."""
+    from gru_lab.training.memory import preflight
+
+    warning = preflight(cfgs, concurrent, what)
+    if warning:
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
 
 
 def _version(value: bool) -> None:
@@ -83,34 +104,77 @@ def train(
         help="Experiment YAML. Omitted: the embedded default (GRU on synthetic sine waves, no download).")] = None,
     set_: SetOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Continue the newest unfinished run of this config (killed or stopped with Ctrl-C) from "
+                         "its last finished epoch; with none, train from the start.")] = False,
 ) -> None:
     """Train one model from a config and write results/<name>/<run-id>/."""
     cfg = _load(config, set_)
+    _preflight([cfg])
     from gru_lab.data import load_dataset
+    from gru_lab.runs.folder import open_run, save_failure, save_run
+    from gru_lab.runs.records import stopped_reason
+    from gru_lab.training.resume import load_state
 
-    with err.status(f"loading data '{cfg.data.name}'...", spinner="dots") if not quiet else contextlib.nullcontext():
-        data = load_dataset(cfg.data, cfg.seed)
+    again = shlex.join(["gru-lab", "train", *([str(config)] if config else []),
+                        *[a for o in set_ or [] for a in ("--set", o)], "--resume"])
+    with open_run(cfg, resume=resume) as folder:
+        state = load_state(folder.workdir) if folder.resumed else None
+        if state is not None:
+            err.print(f"resuming {folder.workdir} after epoch {state.epochs_done} of {cfg.train.epochs}",
+                      highlight=False, soft_wrap=True)
+        elif resume:
+            err.print(f"nothing to resume for this config under {folder.parent}: training from the first epoch",
+                      highlight=False, soft_wrap=True)
+        with err.status(f"loading data '{cfg.data.name}'...", spinner="dots") if not quiet else \
+                contextlib.nullcontext():
+            try:
+                data = load_dataset(cfg.data, cfg.seed)
+            except Exception as exc:  # out of memory loading the data: recorded as a failed run, one line
+                if machine_limit(exc) is None or state is not None:
+                    raise
+                raise RunStopped(f"{machine_limit(exc)} (recorded in {save_failure(cfg, folder, machine_limit(exc))})"
+                                 ) from None
+        result = _train_with_progress(cfg, data, quiet, folder.workdir)
+        if result.status == "interrupted":
+            _interrupted(cfg, result, data, again)
+        with err.status("writing the run record...") if not quiet else contextlib.nullcontext():
+            try:
+                run_dir = save_run(cfg, result, data, folder=folder)
+            except OSError as exc:
+                if machine_limit(exc) is None or load_state(folder.workdir) is None:
+                    raise
+                raise RunStopped(f"{machine_limit(exc)}; the finished epochs are kept in {folder.workdir}: "
+                                  f"make room, then `{again}` writes the record.") from None
+    _print_run(result.metrics, run_dir)
+    if result.status in ("diverged", "failed"):
+        raise RunStopped(f"{stopped_reason(result.metrics)} (recorded in {run_dir})")
+
+
+def _interrupted(cfg, result, data, again: str) -> None:
+    """Ctrl-C: the finished epochs become a run folder (status interrupted) and stay resumable; exit 130."""
     from gru_lab.runs.folder import save_run
 
-    result = _train_with_progress(cfg, data, quiet)
-    with err.status("writing the run record...") if not quiet else contextlib.nullcontext():
-        run_dir = save_run(cfg, result, data)
-    _print_run(result.metrics, run_dir)
-    if result.status == "interrupted":
-        err.print(f"[yellow]interrupted:[/] kept {len(result.history)} finished epoch(s) in {run_dir}")
+    if not result.history:
+        err.print("[yellow]interrupted[/] before the first epoch finished: nothing kept.")
         raise typer.Exit(code=130)
+    run_dir = save_run(cfg, result, data)
+    _print_run(result.metrics, run_dir)
+    err.print(f"[yellow]interrupted:[/] kept {len(result.history)} finished epoch(s) in {run_dir}; "
+              f"`{escape(again)}` continues from epoch {len(result.history) + 1}.", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=130)
 
 
-def _train_with_progress(cfg, data, quiet: bool):
+def _train_with_progress(cfg, data, quiet: bool, workdir: Path | None = None):
     from gru_lab.training.fit import train as run_training
 
     if quiet:
-        return run_training(cfg, data)
+        return run_training(cfg, data, workdir=workdir)
     from gru_lab.report import progress
 
     with progress.display(err) as bars:
         on_epoch, on_batch, done = progress.training_hooks(bars, cfg.name, cfg.train.epochs)
-        result = run_training(cfg, data, epoch_hook=on_epoch, batch_hook=on_batch)
+        result = run_training(cfg, data, epoch_hook=on_epoch, batch_hook=on_batch, workdir=workdir)
         done()
     return result
 
@@ -152,25 +216,37 @@ def inspect(
     cfg = _load(config, set_)
     from gru_lab.data import spec_for
     from gru_lab.models.kernels import cudnn_blockers, plan_kernels
+    from gru_lab.models.memory import estimate, human_bytes
     from gru_lab.models.plan import plan_layers
     from gru_lab.training.device import machine_facts
+    from gru_lab.training.memory import available_memory
 
     spec = spec_for(cfg.data)
     plans = plan_layers(cfg.model, spec)
     kernel_plan = plan_kernels(cfg, spec, machine_facts())
+    memory, available = estimate(cfg, spec), available_memory()
     if as_json:
         import json
 
         layers = [{"name": p.name, "kind": p.kind, "params": p.params, "formula": p.formula} for p in plans]
         out.print_json(json.dumps({"layers": layers, "cudnn_blockers": cudnn_blockers(cfg.model, spec),
-                                   "kernels": kernel_plan.record()}))
+                                   "kernels": kernel_plan.record(),
+                                   "memory": {"estimate_bytes": memory.record(),
+                                              "available_bytes": available[0] if available else None,
+                                              "available_from": available[1] if available else None}}))
         return
-    from gru_lab.report.console import kernels_table, layers_table
+    from gru_lab.report.console import kernels_table, layers_table, memory_table
 
     out.print(layers_table(plans, cudnn_blockers(cfg.model, spec)))
     out.print(kernels_table(kernel_plan))
     for note in kernel_plan.notes:
         out.print(f"- {note}", markup=False, highlight=False, soft_wrap=True)
+    out.print(memory_table(memory, available))
+    room = available[0] if available else 8 * 2**30
+    if build and 2 * memory.parts["weights"] > room:  # building allocates the weights (Keras's summary: once more)
+        build = False
+        out.print("- not building the Keras model: its weights alone would take "
+                  f"{human_bytes(memory.parts['weights'])}", markup=False, highlight=False)
     if build:
         from gru_lab.models.build import build_model
 
@@ -243,6 +319,7 @@ def compare(
     from gru_lab.experiments.compare import execute, plan_compare
 
     plan = plan_compare(config, set_, cells, seeds, lengths, equal_params, budget)
+    _before_runs(plan, 1)
     result = _runs_with_progress(plan, quiet, execute, one_line=True)
     from gru_lab.report.compare import print_comparison, write_comparison
 
@@ -251,17 +328,32 @@ def compare(
     _exit_for_runs(result, plan.folder, "compare")
 
 
+def _before_runs(plan, concurrent: int) -> None:
+    """Before any run of a compare or sweep starts: a results folder that cannot be written and runs that
+    cannot fit in memory are refused (exit code 2)."""
+    from gru_lab.runs.folder import check_writable
+
+    _preflight([r.cfg for r in plan.runs], concurrent, "the largest run")
+    check_writable(plan.folder)
+
+
 def _exit_for_runs(result, folder: Path, command: str) -> None:
-    """After the tables are written and shown: exit 130 when Ctrl-C stopped the runs, 1 when one failed."""
+    """After the tables are written and shown: exit 130 when Ctrl-C stopped the runs, 1 when one failed or
+    diverged (a diverged run is kept and reused: the same config and seed diverge again)."""
     failed = [o for o in result.outcomes if o.status == "failed"]
     if result.interrupted:
         done = sum(o.ok for o in result.outcomes)
         err.print(f"[yellow]interrupted:[/] {done} of {len(result.outcomes)} runs finished and kept; "
                   "run the same command again to do the rest.")
         raise typer.Exit(code=130)
+    diverged = [o for o in result.outcomes if o.status == "diverged"]
+    for o in diverged:
+        err.print(f"[red]diverged:[/] {escape(o.run.label)} ({o.run.run_id}): {escape(o.error or '')}",
+                  highlight=False, soft_wrap=True)
     if failed:
         err.print(f"[red]{len(failed)} run(s) failed[/] (logs in {folder / 'failures'}); "
                   f"the next {command} retries them.", soft_wrap=True)
+    if failed or diverged:
         raise typer.Exit(code=1)
 
 
@@ -302,6 +394,7 @@ def sweep(
     from gru_lab.experiments.sweep import execute_sweep, plan_sweep
 
     plan = plan_sweep(config, set_, grid, seeds, workers, backend, ray_address, num_cpus, num_gpus, name)
+    _before_runs(plan, min(plan.workers or 1, len(plan.runs)) if plan.backend == "local" else 1)
     result = _runs_with_progress(plan, quiet, execute_sweep, one_line=False)
     from gru_lab.report.sweep import print_sweep, write_sweep
 
@@ -315,20 +408,33 @@ def sweep(
 def report(
     results: Annotated[Path, typer.Argument(
         help="Folder to scan for run folders (metrics.json + config.yaml).")] = Path("results"),
+    clean: Annotated[bool, typer.Option(
+        "--clean", help="Remove the unfinished run folders (hidden .partial-*: killed or stopped runs, kept so "
+                        "they can resume) that no process is training in.")] = False,
 ) -> None:
-    """One leaderboard of every run under a folder: printed, and written to <folder>/leaderboard.csv and .md."""
+    """One leaderboard of every run under a folder: printed, and written to <folder>/leaderboard.csv and .md;
+    then how many unfinished run folders are left there, and how to resume or remove them."""
     from gru_lab.errors import RunError
-    from gru_lab.report.leaderboard import leaderboard_table, write_leaderboard
+    from gru_lab.report.leaderboard import leaderboard_table, unfinished_text, write_leaderboard
+    from gru_lab.runs.folder import all_unfinished, remove_unfinished
     from gru_lab.runs.records import leaderboard_frame
 
     if not results.is_dir():
         raise RunError(f"{results}: folder not found; expected the results folder that train and compare write.")
+    if clean:
+        removed, busy = remove_unfinished(results)
+        err.print(f"removed {removed} unfinished run folder(s)" + (f"; {busy} in use by a running training, kept"
+                                                                    if busy else ""), highlight=False)
     df = leaderboard_frame(results)
-    if df.empty:
+    left = all_unfinished(results)
+    if df.empty and not left and not clean:
         raise RunError(f"{results}: no run folders found (a run folder holds metrics.json); train or compare first.")
-    out.print(leaderboard_table(df, title=f"Leaderboard: {results} ({len(df)} runs)"))
-    for kind, path in write_leaderboard(df, results).items():
-        out.print(f"{kind}: {path}", soft_wrap=True, highlight=False)
+    if not df.empty:
+        out.print(leaderboard_table(df, title=f"Leaderboard: {results} ({len(df)} runs)"))
+        for kind, path in write_leaderboard(df, results).items():
+            out.print(f"{kind}: {path}", soft_wrap=True, highlight=False)
+    if left:
+        err.print(unfinished_text(left, results), highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -33,3 +33,35 @@ class CompareError(GruLabError):
 
 class SweepError(GruLabError):
     """A sweep that cannot be planned: a bad --grid axis, --seeds, --workers or backend setting."""
+
+
+class MachineError(GruLabError):
+    """A limit of this machine found before anything runs: a run that cannot fit in memory, an output folder
+    that cannot be created or written."""
+
+
+class RunStopped(GruLabError):
+    """A run that ended without a result, for a reason stated in one line: it diverged, or the machine ran out
+    of memory or disk while it ran. Exit code 1: the command ran, the run did not succeed."""
+
+    exit_code = 1
+
+
+# errno -> what a full or locked-down disk is called in a message
+_DISK_ERRORS = {28: "no space left on device", 122: "disk quota exceeded", 30: "read-only file system",
+                13: "permission denied", 1: "operation not permitted"}
+
+
+def machine_limit(exc: BaseException) -> str | None:
+    """One line for an error that is a limit of the machine rather than a bug (out of memory, a full or
+    read-only disk, no permission), or None. TensorFlow's ResourceExhaustedError is known by name, so
+    that this module never imports TensorFlow."""
+    if isinstance(exc, MemoryError):
+        return f"out of memory{f' ({exc})' if str(exc) else ''}"
+    if type(exc).__name__ == "ResourceExhaustedError":
+        first = next((ln.strip() for ln in str(getattr(exc, "message", exc)).splitlines() if ln.strip()), "")
+        return f"out of memory: TensorFlow could not allocate ({first[:200]})"
+    if isinstance(exc, OSError) and exc.errno in _DISK_ERRORS:
+        where = f" writing {exc.filename}" if exc.filename else ""
+        return f"{_DISK_ERRORS[exc.errno]}{where}"
+    return None

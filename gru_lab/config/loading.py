@@ -63,12 +63,42 @@ def _find_unknown_key(root: dict, path: tuple[str, ...] = ()) -> tuple[str, list
         dotted = ".".join(path + (str(key),))
         if key not in allowed:
             close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
-            return dotted, allowed, close[0] if close else ""
+            return dotted, allowed, ".".join(path + (close[0],)) if close else _key_elsewhere(root, str(key))
         if isinstance(value, dict):
             found = _find_unknown_key(root, path + (key,))
             if found:
                 return found
     return None
+
+
+def _schema_keys(root: dict) -> list[str]:
+    """Every dotted key the schema allows for this raw config (of the data sections, its own only)."""
+    data = root.get("data")
+    data_cls = DATA_SECTIONS.get(data.get("name")) if isinstance(data, dict) else None
+    keys: list[str] = []
+
+    def walk(cls: type[BaseModel], prefix: str) -> None:
+        for name, field in cls.model_fields.items():
+            keys.append(prefix + name)
+            sub = data_cls if (cls is ExperimentConfig and name == "data") else _model_in(field.annotation)
+            if sub is not None:
+                walk(sub, f"{prefix}{name}.")
+
+    walk(ExperimentConfig, "")
+    return keys
+
+
+def _key_elsewhere(root: dict, key: str) -> str:
+    """A key given in the wrong section, or without its section (`--set units=3`): the full key it most
+    likely means ('model.units'), or "" when nothing is close."""
+    leaf = key.rsplit(".", 1)[-1]
+    keys = _schema_keys(root)
+    exact = [k for k in keys if k.rsplit(".", 1)[-1] == leaf]
+    if exact:
+        return exact[0]
+    leaves = {k.rsplit(".", 1)[-1]: k for k in reversed(keys)}
+    close = difflib.get_close_matches(leaf, list(leaves), n=1, cutoff=0.8)
+    return leaves[close[0]] if close else ""
 
 
 def _at(raw: Any, path: tuple) -> Any:
@@ -100,7 +130,9 @@ def _format_error(err: dict) -> tuple[str, str]:
     if kind == "literal_error":
         expected = ctx.get("expected", "")
         options = sorted(o.strip().strip("'") for o in expected.replace(" or ", ",").split(","))
-        return key, f"'{key}' must be one of {options}. Got {got!r}."
+        close = difflib.get_close_matches(str(got), options, n=1, cutoff=0.6)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        return key, f"'{key}' must be one of {options}. Got {got!r}.{hint}"
     if kind == "union_tag_invalid":
         return f"{key}.name", f"'{key}.name' must be one of {sorted(DATA_SECTIONS)}. Got {ctx.get('tag')!r}."
     if kind == "union_tag_not_found":
@@ -196,7 +228,7 @@ def validate(raw: Any, source: str = "<config>", origin: dict[str, str] | None =
     unknown = _find_unknown_key(raw)
     if unknown:
         key, allowed, close = unknown
-        hint = f" Did you mean '{key.rsplit('.', 1)[0] + '.' if '.' in key else ''}{close}'?" if close else ""
+        hint = f" Did you mean '{close}'?" if close else ""
         raise ConfigError(where(key), f"unknown key '{key}'.{hint} Allowed here: {sorted(allowed)}.", key)
     try:
         cfg = ExperimentConfig.model_validate(raw)

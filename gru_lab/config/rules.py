@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
+import math
 from typing import Any
 
 from gru_lab.config.schema import ArithmeticData, ExperimentConfig, SineData
+from gru_lab.names import logged_quantities
 
 
 def check_combinations(cfg: ExperimentConfig) -> tuple[str, str] | None:
@@ -47,6 +50,9 @@ def check_combinations(cfg: ExperimentConfig) -> tuple[str, str] | None:
         return "train.early_stopping.monitor", (
             f"'train.early_stopping.monitor' is {t.early_stopping.monitor!r} but there is no validation data; "
             "set train.validation_split or data.n_val, or monitor 'loss'.")
+    problem = _monitor_problem(cfg, has_val) or _split_problem(cfg)
+    if problem:
+        return problem
     if isinstance(d, ArithmeticData):
         if (d.starts is None) != (d.steps is None):
             key = "data.steps" if d.steps is None else "data.starts"
@@ -72,6 +78,38 @@ def check_combinations(cfg: ExperimentConfig) -> tuple[str, str] | None:
             return "model.conv.pool_size", (
                 f"'model.conv.pool_size' {m.conv.pool_size} leaves no time steps from {_timesteps(d)}; "
                 "use a smaller pool.")
+    return None
+
+
+def _monitor_problem(cfg: ExperimentConfig, has_val: bool) -> tuple[str, str] | None:
+    """A monitor the run will never log: Keras's EarlyStopping would die on it after the first epoch."""
+    es, task = cfg.train.early_stopping, getattr(type(cfg.data), "task", None)
+    if es is None or task is None:
+        return None
+    logged = logged_quantities(task, has_val)
+    if es.monitor in logged:
+        return None
+    close = difflib.get_close_matches(es.monitor, logged, n=1, cutoff=0.5)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    return "train.early_stopping.monitor", (
+        f"'train.early_stopping.monitor' must be a quantity this run logs: {logged} (data '{cfg.data.name}' is "
+        f"{task}). Got {es.monitor!r}.{hint}")
+
+
+def _split_problem(cfg: ExperimentConfig) -> tuple[str, str] | None:
+    """A validation_split that leaves no training or no validation sample (Keras fails on either at run time)."""
+    d, split = cfg.data, cfg.train.validation_split
+    n = getattr(d, "n_train", None)
+    if isinstance(d, ArithmeticData) and d.starts is not None and d.steps is not None:
+        n = len(d.starts) * len(d.steps)  # the grid replaces n_train
+    if not split or n is None:
+        return None
+    n_fit = int(math.floor(n * (1.0 - split)))  # Keras's split, as training.pipeline.split_validation makes it
+    if n_fit < 1 or n_fit >= n:
+        side = "no training sample" if n_fit < 1 else "no validation sample"
+        return "train.validation_split", (
+            f"'train.validation_split' {split} of {n} training sequences leaves {side}; "
+            "use more data or another fraction.")
     return None
 
 

@@ -11,6 +11,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gru_lab import cells
+from gru_lab.names import ACTIVATIONS
 
 
 class _Section(BaseModel):
@@ -24,6 +25,7 @@ class _Section(BaseModel):
 class ArithmeticData(_Section):
     """The time-series GRU tutorial generalised: windows of arithmetic progressions, predict the next term."""
 
+    task: ClassVar[str] = "regression"  # what the model predicts: the loss, metrics and monitors follow it
     input_kind: ClassVar[str] = "real"
     outputs: ClassVar[int] = 1  # one number to predict
     name: Literal["arithmetic"]  # which dataset
@@ -41,6 +43,7 @@ class ArithmeticData(_Section):
 class SineData(_Section):
     """Noisy sine waves: predict the next value from a window of past values."""
 
+    task: ClassVar[str] = "regression"  # what the model predicts: the loss, metrics and monitors follow it
     input_kind: ClassVar[str] = "real"
     outputs: ClassVar[int] = 1  # the next value
     name: Literal["sine"]  # which dataset
@@ -55,6 +58,7 @@ class SineData(_Section):
 class AddingData(_Section):
     """The adding problem (Hochreiter & Schmidhuber 1997): sum the two marked values of a long sequence."""
 
+    task: ClassVar[str] = "regression"  # what the model predicts: the loss, metrics and monitors follow it
     input_kind: ClassVar[str] = "real"
     outputs: ClassVar[int] = 1  # the sum
     name: Literal["adding"]  # which dataset
@@ -67,6 +71,7 @@ class AddingData(_Section):
 class ImdbData(_Section):
     """IMDB movie-review sentiment, with keras.datasets.imdb's index conventions."""
 
+    task: ClassVar[str] = "binary"  # what the model predicts: the loss, metrics and monitors follow it
     input_kind: ClassVar[str] = "tokens"
     outputs: ClassVar[int] = 1  # P(positive)
     name: Literal["imdb"]  # which dataset
@@ -101,8 +106,8 @@ class ModelConfig(_Section):
     merge_mode: Literal["concat", "sum", "mul", "ave"] = "concat"  # how the two directions are joined
     dropout: float = Field(0.0, ge=0.0, lt=1.0)  # input dropout inside each recurrent layer
     recurrent_dropout: float = Field(0.0, ge=0.0, lt=1.0)  # state dropout; >0 disables cuDNN
-    activation: str = "tanh"  # cell activation; the time-series GRU tutorial uses relu (disables cuDNN)
-    recurrent_activation: str | None = None  # gate activation (gru/lstm only); None = sigmoid
+    activation: Literal[ACTIVATIONS] = "tanh"  # cell activation (a keras.activations name); the time-series GRU tutorial uses relu (disables cuDNN)
+    recurrent_activation: Literal[ACTIVATIONS] | None = None  # gate activation (gru/lstm only); None = sigmoid
     layer_norm: bool = False  # LayerNormalization after each recurrent layer
     conv: ConvConfig | None = None  # optional Conv1D + MaxPooling1D front end (the GRU tips lecture's CNN+GRU)
     embedding_dim: int | None = Field(None, ge=1)  # token inputs only: Embedding output size
@@ -144,7 +149,7 @@ class ModelConfig(_Section):
 
 class EarlyStoppingConfig(_Section):
     patience: int = Field(3, ge=1)  # epochs without improvement before stopping
-    monitor: str = "val_loss"  # a logged metric; val_* needs validation data
+    monitor: str = "val_loss"  # what a run logs: loss and the task's metric (accuracy, or mae for regression), val_* with validation data; accuracy is better higher, the rest lower (also picks the recorded best epoch)
     min_delta: float = Field(0.0, ge=0.0)  # smaller changes than this do not count as improvement
     restore_best_weights: bool = True  # evaluate the best epoch's weights, not the last
 

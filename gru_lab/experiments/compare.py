@@ -167,7 +167,7 @@ def runs_frame(result: CompareResult):
 
 COLUMNS = ("runs", "params_total", "params_recurrent", "recurrent_vs_lstm_pct", "s_per_epoch", "train_samples_per_s",
            "infer_samples_per_s", "infer_ms_per_sample", "metric", "metric_mean", "metric_std", "best_epoch", "cudnn",
-           "kernel", "peak_rss_mib", "mse_vs_baseline", "peak_gpu_mib", "errors")
+           "kernel", "peak_rss_mib", "mse_vs_baseline", "peak_gpu_mib", "errors", "diverged")
 
 
 def comparison_frame(result: CompareResult):

@@ -2,10 +2,11 @@
 
 Shared by compare and sweep. A planned run is any object with `run_id`, `raw` (the config as written
 plus the run's own keys; the worker validates it again), `cfg` (the validated config) and `label`.
-Owns: resume (a run whose folder already holds a finished metrics.json is reused, never redone or
-overwritten), failures (recorded under failures/<run-id>.log and retried next time; one failing or
-killed worker never costs another run its result), Ctrl-C (stops the workers, keeps every finished
-run). The Ray runner (ray_runner.py) plugs into the same loop.
+Owns: reuse and resume (a run whose folder already holds a finished or diverged metrics.json is reused,
+never redone or overwritten; a half-done one continues from its last saved epoch), failures (recorded
+under failures/<run-id>.log and retried next time; one failing or killed worker never costs another run
+its result), Ctrl-C (stops the workers, keeps every finished run and every finished epoch). The Ray
+runner (ray_runner.py) plugs into the same loop.
 
 The worker entry point (`python -m gru_lab.experiments.executor --worker`) trains one run per process, so a
 crash cannot take the other runs down and each run's peak memory is its own.
@@ -29,8 +30,9 @@ from typing import Any, Callable
 
 from gru_lab import tflogs
 from gru_lab.config import ExperimentConfig, config_from_raw
-from gru_lab.errors import GruLabError
+from gru_lab.errors import GruLabError, machine_limit
 from gru_lab.runs.folder import find_finished
+from gru_lab.runs.records import stopped_reason
 
 WORKER_FLAG = "--worker"
 STOP_GRACE_S = 20  # after Ctrl-C a worker saves nothing and exits at once; one that hangs is killed after this
@@ -52,7 +54,8 @@ EventHook = Callable[[str, Any, dict[str, Any]], None]  # (kind, run, info); kin
 @dataclass
 class RunOutcome:
     run: Any  # the planned run
-    status: str  # "finished" (trained now), "reused" (finished earlier), "failed", "not run" (interrupted)
+    status: str  # "finished" (trained now), "reused" (finished earlier), "diverged" (now or earlier: its record
+    # says where), "failed", "not run" (interrupted)
     folder: Path | None = None
     metrics: dict[str, Any] | None = None
     error: str | None = None
@@ -66,23 +69,27 @@ class RunOutcome:
 
 def train_and_save(cfg: ExperimentConfig, run_id: str, on_epoch: EpochEvent | None = None,
                    base_dir: str | None = None) -> Path:
-    """Load data, train, write the run folder; an interrupted fit saves nothing and re-raises Ctrl-C."""
+    """Load data, train, write the run folder. The run trains in its unfinished folder, continuing from the
+    state an earlier attempt left there (killed, or stopped with Ctrl-C); an interrupted fit keeps that
+    state and re-raises Ctrl-C; a run stopped by the machine (out of memory) raises RunFailed."""
     from gru_lab.data import load_dataset
-    from gru_lab.runs.folder import save_run
+    from gru_lab.runs.folder import open_run, save_run
     from gru_lab.training.fit import train
-
-    data = load_dataset(cfg.data, cfg.seed)
 
     def hook(epoch: int, logs: dict, seconds: float) -> None:
         if on_epoch:
             on_epoch({"epoch": epoch, "epochs": cfg.train.epochs, "seconds": seconds,
                       "logs": {k: float(v) for k, v in logs.items()}})
 
-    result = train(cfg, data, epoch_hook=hook)
-    if result.status != "finished":
-        # A planned run is all or nothing: the finished runs are what resume relies on.
-        raise KeyboardInterrupt
-    return save_run(cfg, result, data, run_id=run_id, base_dir=base_dir)
+    with open_run(cfg, run_id, base_dir, resume=True) as folder:
+        data = load_dataset(cfg.data, cfg.seed)
+        result = train(cfg, data, epoch_hook=hook, workdir=folder.workdir)
+        if result.status == "interrupted":
+            # A planned run is all or nothing: its finished epochs stay in the unfinished folder for the re-run.
+            raise KeyboardInterrupt
+        if result.status == "failed":
+            raise RunFailed(result.metrics.get("error", "failed"), "")
+        return save_run(cfg, result, data, run_id=run_id, base_dir=base_dir, folder=folder)
 
 
 def run_inline(run, on_epoch: EpochEvent | None = None) -> Path:
@@ -120,6 +127,7 @@ def run_in_subprocess(run, on_epoch: EpochEvent | None = None, threads: int | No
         env["OMP_NUM_THREADS"] = str(threads)  # NumPy/BLAS in data generation share the same budget
     payload = json.dumps({"raw": run.raw, "run_id": run.run_id, "source": f"run {run.run_id}",
                           "threads": threads, "base_dir": base_dir, "die_with_parent": die_with_parent})
+    oom_before = oom_kill_count()
     with tempfile.TemporaryFile() as stderr:
         proc = subprocess.Popen([sys.executable, "-m", "gru_lab.experiments.executor", WORKER_FLAG],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=env, text=True)
@@ -148,7 +156,9 @@ def run_in_subprocess(run, on_epoch: EpochEvent | None = None, threads: int | No
         return folder
     if code in (130, -signal.SIGINT):
         raise KeyboardInterrupt
-    raise RunFailed(_failure_line(code, log), log)
+    oom_after = oom_kill_count()
+    oom_kills = (oom_after - oom_before) if oom_after is not None and oom_before is not None else 0
+    raise RunFailed(_failure_line(code, log, oom_kills), log)
 
 
 run_in_subprocess.isolation = "process"  # type: ignore[attr-defined]
@@ -189,14 +199,32 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def _failure_line(code: int, log: str) -> str:
+def _failure_line(code: int, log: str, oom_kills: int = 0) -> str:
     lines = [ln.strip() for ln in log.splitlines() if ln.strip() and not tflogs.is_noise(ln)]
     last = lines[-1] if lines else "no error output"
     if code < 0:
         name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+        if -code == signal.SIGKILL and oom_kills > 0:
+            return (f"worker killed by the kernel's out-of-memory killer ({name}); use a smaller model or batch, "
+                    "or fewer --workers; last output: " + last)
         hint = " (out of memory?)" if -code == signal.SIGKILL else ""
         return f"worker killed by {name}{hint}; last output: {last}"
     return f"exit code {code}: {last}"
+
+
+def oom_kill_count(cgroup: str = "/sys/fs/cgroup") -> int | None:
+    """How many processes the kernel's out-of-memory killer has killed in this cgroup (v2 memory.events, v1
+    memory.oom_control), or None where the kernel does not say."""
+    for path, key in ((f"{cgroup}/memory.events", "oom_kill"), (f"{cgroup}/memory/memory.oom_control", "oom_kill")):
+        try:
+            with open(path) as f:
+                for line in f:
+                    name, _, value = line.strip().partition(" ")
+                    if name == key:
+                        return int(value)
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 def execute_runs(runs: list, folder: Path, runner: Runner | None = None, on_event: EventHook | None = None,
@@ -229,8 +257,9 @@ def execute_runs(runs: list, folder: Path, runner: Runner | None = None, on_even
             return
         done = find_finished(folder, run.run_id)
         if done is not None:
-            outcome.status, outcome.folder = "reused", done
-            outcome.metrics = _load_metrics(done)
+            outcome.folder, outcome.metrics = done, _load_metrics(done)
+            outcome.status = "diverged" if outcome.metrics.get("status") == "diverged" else "reused"
+            outcome.error = stopped_reason(outcome.metrics)
             emit("reuse", run, {"folder": done})
             return
         emit("start", run, {})
@@ -244,8 +273,9 @@ def execute_runs(runs: list, folder: Path, runner: Runner | None = None, on_even
             outcome.status, outcome.error = "failed", f"{type(exc).__name__}: {exc}"
             outcome.log = _write_failure(failures, run, outcome.error, traceback.format_exc())
         else:
-            outcome.status, outcome.folder = "finished", path
-            outcome.metrics = _load_metrics(path)
+            outcome.folder, outcome.metrics = path, _load_metrics(path)
+            outcome.status = "diverged" if outcome.metrics.get("status") == "diverged" else "finished"
+            outcome.error = stopped_reason(outcome.metrics)
             (failures / f"{run.run_id}.log").unlink(missing_ok=True)
         outcome.seconds = time.perf_counter() - t0
         if outcome.status == "failed":
@@ -264,7 +294,7 @@ def execute_runs(runs: list, folder: Path, runner: Runner | None = None, on_even
         interrupted = True
     # A failure log of a run that has finished since (here or by another process) is stale.
     for outcome in outcomes:
-        if outcome.ok:
+        if outcome.folder is not None:
             (failures / f"{outcome.run.run_id}.log").unlink(missing_ok=True)
     if failures.is_dir() and not any(failures.iterdir()):
         failures.rmdir()
@@ -359,9 +389,18 @@ def _worker() -> int:
         folder = train_and_save(cfg, payload["run_id"], on_epoch, payload.get("base_dir"))
     except GruLabError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
-        return 2
+        return exc.exit_code
+    except RunFailed as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a machine limit (out of memory, disk full) is one line; anything else a traceback
+        line = machine_limit(exc)
+        if line is None:
+            raise
+        print(f"error: {line}", file=sys.stderr, flush=True)
+        return 1
     print(json.dumps({"event": "saved", "folder": str(folder)}), flush=True)
     return 0
 

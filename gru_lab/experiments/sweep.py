@@ -277,7 +277,7 @@ def runs_frame(result: SweepResult):
 
 
 COLUMNS = ("runs", "params_total", "params_recurrent", "s_per_epoch", "fit_seconds", "metric", "metric_mean",
-           "metric_std", "mse_vs_baseline", "best_epoch", "errors")
+           "metric_std", "mse_vs_baseline", "best_epoch", "errors", "diverged")
 
 
 def sweep_frame(result: SweepResult):

@@ -11,7 +11,7 @@ from typing import Any
 from gru_lab.data import spec_for
 from gru_lab.models.kernels import kernel_text
 from gru_lab.models.plan import count_params
-from gru_lab.runs.records import measured, metric_of
+from gru_lab.runs.records import measured, metric_of, missing
 
 DONE = ("finished", "reused")
 
@@ -51,9 +51,12 @@ def group_stats(group, cfg) -> dict[str, Any]:
         counts = count_params(cfg.model, spec_for(cfg.data))
         total, recurrent = counts["total"], counts["recurrent"]
     baseline = mean(done.baseline_mse)
-    failed = group[group.status == "failed"]
+    failed = group[group.status.isin(["failed", "diverged"])]
+    diverged = int((group.status == "diverged").sum())
     return {
-        "runs": f"{len(done)}/{len(group)}",
+        # a diverged run has no test metric: counted here, never averaged
+        "runs": f"{len(done)}/{len(group)}" + (f" ({diverged} diverged)" if diverged else ""),
+        "diverged": diverged,
         "params_total": total,
         "params_recurrent": recurrent,
         "s_per_epoch": median(done.s_per_epoch),
@@ -66,12 +69,19 @@ def group_stats(group, cfg) -> dict[str, Any]:
         "metric_std": statistics.stdev(values) if len(values) > 1 else None,
         # mse / the mse of predicting the mean: 1 = learned nothing, 0 = perfect
         "mse_vs_baseline": statistics.fmean(values) / baseline if metric == "mse" and values and baseline else None,
-        "best_epoch": ", ".join(str(int(e)) for e in done.best_epoch.dropna()) or None,
+        "best_epoch": ", ".join(epoch_text(r.best_epoch, r.evaluated_epoch) for r in done.itertuples()
+                                if not missing(r.best_epoch)) or None,
         "kernel": ", ".join(dict.fromkeys(k for k in done.kernel.dropna())) or None,
         "peak_rss_mib": maximum(done.peak_rss_mib),
         "peak_gpu_mib": maximum(done.peak_gpu_mib),
         "errors": "; ".join(f"{r.run_id}: {r.error}" for r in failed.itertuples()) or None,
     }
+
+
+def epoch_text(best, evaluated) -> str:
+    """A run's best epoch, and the epoch its test metric was taken at when that is another one: "11 (test: 12)"."""
+    text = str(int(best))
+    return text if missing(evaluated) or int(evaluated) == int(best) else f"{text} (test: {int(evaluated)})"
 
 
 def cudnn_text(cudnn: list[dict] | None) -> str | None:

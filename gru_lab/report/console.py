@@ -101,3 +101,17 @@ def predictions_text_table(texts: list[str], probabilities: list[float]) -> Tabl
         label = "positive" if p >= 0.5 else "negative"
         table.add_row(str(i), f"{p:.3f}", label, text if len(text) <= 70 else text[:67] + "...")
     return table
+
+
+def memory_table(memory, available: tuple[int, str] | None) -> Table:
+    """inspect: the run's estimated peak memory, part by part (models.memory), against what this machine has."""
+    from gru_lab.models.memory import human_bytes
+
+    room = f"{human_bytes(available[0])} available ({available[1]})" if available else "available memory unknown"
+    table = Table(title=f"Memory estimate of a training run ({room})", header_style="bold")
+    table.add_column("part")
+    table.add_column("bytes", justify="right")
+    for part, size in memory.parts.items():
+        table.add_row(part, human_bytes(size))
+    table.add_row("total", human_bytes(memory.total))
+    return table

@@ -23,7 +23,9 @@ def format_cell(column: str, value: Any, rec: dict[str, Any]) -> str:
     """One cell of a comparison or sweep table, formatted the same way in both (rich and Markdown)."""
     if column == "metric_mean":
         sd = rec.get("metric_std")
-        return "-" if missing(value) else f"{value:.4g}" + ("" if missing(sd) else f" ± {sd:.2g}")
+        if missing(value):
+            return "diverged" if rec.get("diverged") else "-"  # every run of the group diverged: nothing to average
+        return f"{value:.4g}" + ("" if missing(sd) else f" ± {sd:.2g}")
     if missing(value):
         return "-"
     if column == "recurrent_vs_lstm_pct":

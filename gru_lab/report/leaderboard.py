@@ -46,3 +46,19 @@ def write_leaderboard(df, root: Path) -> dict[str, Path]:
                                    f"dataset (accuracy: higher, mse: lower).\n\n"
                                    + markdown_table(*_leaderboard_cells(df)))
     return paths
+
+
+def unfinished_text(left, root: Path) -> str:
+    """report: how many unfinished run folders (runs.folder.Unfinished) are left under root, of which kind, and
+    how to resume or remove them."""
+    resumable = sum(1 for u in left if u.epochs_done and not u.stale and not u.in_use)
+    stale = sum(1 for u in left if u.stale and not u.in_use)
+    busy = sum(1 for u in left if u.in_use)
+    parts = [f"{resumable} can resume (`gru-lab train CONFIG --resume`, or the same compare/sweep again)"] \
+        if resumable else []
+    parts += [f"{stale} older than a finished run of the same config"] if stale else []
+    parts += [f"{busy} in use by a running training"] if busy else []
+    rest = len(left) - resumable - stale - busy
+    parts += [f"{rest} with no finished epoch"] if rest else []
+    return (f"{len(left)} unfinished run folder(s) left under {root}: {'; '.join(parts)}. "
+            f"Remove them with `gru-lab report {root} --clean`.")

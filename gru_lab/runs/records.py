@@ -27,7 +27,8 @@ def measured(m: dict[str, Any], task: str) -> dict[str, Any]:
         "train_samples_per_s": m.get("train_samples_per_second"),
         "infer_samples_per_s": m.get("inference_samples_per_second"),
         "infer_ms_per_sample": m.get("inference_ms_per_sample"),
-        "best_epoch": m.get("best_epoch"), "epochs_run": m.get("epochs_run"),
+        "best_epoch": m.get("best_epoch"), "evaluated_epoch": m.get("evaluated_epoch"),
+        "epochs_run": m.get("epochs_run"),
         "params_total": params.get("total"), "params_recurrent": params.get("recurrent"),
         "peak_rss_mib": memory.get("rss_mib"), "peak_gpu_mib": memory.get("gpu_mib"),
     }
@@ -47,7 +48,7 @@ def load_for_prediction(run_dir: str | Path):
         raise RunError(f"{run_dir}: predict needs a text model's vocabulary.json; this run trained on "
                        f"'{cfg.data.name}', which has no text to encode.")
     if not (run_dir / "model.keras").is_file():
-        raise RunError(f"{run_dir}: model.keras is missing (the run had output.save_model: false); retrain to predict.")
+        raise RunError(f"{run_dir}: model.keras is missing ({_why_no_model(run_dir)}); retrain to predict.")
     try:
         vocabulary = json.loads(vocab_path.read_text())
     except (OSError, ValueError) as exc:
@@ -58,6 +59,32 @@ def load_for_prediction(run_dir: str | Path):
 
     model = keras.saving.load_model(run_dir / "model.keras")
     return cfg, model, vocabulary
+
+
+def _why_no_model(run_dir: Path) -> str:
+    try:
+        m = json.loads((run_dir / "metrics.json").read_text())
+    except (OSError, ValueError):
+        m = {}
+    status = m.get("status")
+    if status == "interrupted" and not m.get("epochs_run"):
+        return "the run was interrupted before its first epoch finished: there is no trained model"
+    if status in ("diverged", "failed"):
+        return f"the run {status}: {stopped_reason(m)}"
+    return "the run had output.save_model: false"
+
+
+def stopped_reason(m: dict[str, Any]) -> str | None:
+    """Why a run record has no result, in one line (None for a finished run): where it diverged, or the
+    machine limit it hit."""
+    if m.get("status") == "diverged":
+        d = m.get("diverged") or {}
+        where = f"epoch {d.get('epoch')}" + (f", batch {d['batch']}" if d.get("batch") else "")
+        return (f"diverged at {where}: {d.get('quantity', 'loss')} became {d.get('value', 'nan')}; "
+                "try a lower train.learning_rate or train.clipnorm")
+    if m.get("status") == "failed":
+        return m.get("error") or "failed"
+    return None
 
 
 def find_run_folders(root: str | Path) -> list[Path]:

@@ -8,15 +8,23 @@ import platform
 import statistics
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
+from gru_lab import names
 from gru_lab.config import ExperimentConfig
 from gru_lab.data.base import Dataset
+from gru_lab.errors import machine_limit
 from gru_lab.models.kernels import cudnn_blockers
 from gru_lab.models.plan import plan_layers
 from gru_lab.training.memory import peak_memory, reset_gpu_peak
+
+# Keras 3's fit makes two iterators of the train dataset per epoch after the first (one at the end of an epoch,
+# which it drops, and one at the start of the next), and each draws a fresh shuffled order; a resumed run makes
+# as many before it continues, so epoch k sees the order it saw uninterrupted (tests/training/test_resume.py).
+KERAS_ITERATORS_PER_EPOCH = 2
 
 # Hooks let the CLI draw progress without the library printing anything.
 EpochHook = Callable[[int, dict[str, float], float], None]  # (epoch 1-based, logs, seconds)
@@ -25,8 +33,8 @@ BatchHook = Callable[[int, int], None]  # (batch 1-based, batches per epoch)
 
 @dataclass
 class TrainResult:
-    status: str  # "finished" or "interrupted"
-    model: Any
+    status: str  # "finished", "interrupted" (Ctrl-C), "diverged" (NaN/inf loss) or "failed" (out of memory)
+    model: Any  # None when it holds nothing worth keeping: no finished epoch, diverged, failed
     history: list[dict[str, float]]  # one row per finished epoch: epoch, seconds, train_seconds, logs...
     metrics: dict[str, Any]  # everything metrics.json records
 
@@ -49,11 +57,8 @@ def set_seed(seed: int, deterministic_ops: bool = True) -> None:
 
 
 def loss_and_metrics(task: str) -> tuple[str, list[str]]:
-    if task == "binary":
-        return "binary_crossentropy", ["accuracy"]
-    if task == "multiclass":
-        return "sparse_categorical_crossentropy", ["accuracy"]
-    return "mse", ["mae"]
+    loss, metrics = names.TASK_METRICS[task]
+    return loss, list(metrics)
 
 
 def make_optimizer(cfg: ExperimentConfig):
@@ -122,33 +127,40 @@ def timing_callback(epoch_hook: EpochHook | None, batch_hook: BatchHook | None, 
 
 
 def train(cfg: ExperimentConfig, data: Dataset, epoch_hook: EpochHook | None = None,
-          batch_hook: BatchHook | None = None) -> TrainResult:
-    """Build, fit and evaluate the model of cfg on data. Ctrl-C during fit ends training early
-    (status "interrupted") and keeps the finished epochs."""
+          batch_hook: BatchHook | None = None, workdir: Path | None = None) -> TrainResult:
+    """Build, fit and evaluate the model of cfg on data.
+
+    workdir: the run's unfinished folder (runs.folder). The state after every finished epoch is saved there
+    (training.resume), and a state found there is continued from, with the numbers an uninterrupted run
+    gives. Ctrl-C ends training early (status "interrupted") and keeps the finished epochs; a NaN or
+    infinite loss stops it at once ("diverged"); running out of memory ends it as "failed" with the reason."""
     from gru_lab.training.device import applied, prepare
 
     setup = prepare(cfg, data.spec)  # first: hiding GPUs for train.device cpu only works before TF starts
     with applied(setup):
-        return _fit_and_evaluate(cfg, data, setup.plan, epoch_hook, batch_hook)
+        return _fit_and_evaluate(cfg, data, setup.plan, epoch_hook, batch_hook, workdir)
 
 
 def _fit_and_evaluate(cfg: ExperimentConfig, data: Dataset, plan, epoch_hook: EpochHook | None,
-                      batch_hook: BatchHook | None) -> TrainResult:
-    import keras
-
+                      batch_hook: BatchHook | None, workdir: Path | None = None) -> TrainResult:
     from gru_lab.models.build import build_model
-    from gru_lab.training import pipeline
+    from gru_lab.training import callbacks as cb
+    from gru_lab.training import pipeline, resume
 
     seed = cfg.train_seed
     set_seed(seed, deterministic_ops=not plan.xla)
     reset_gpu_peak()
     spec = data.spec
     strategy = distribution_strategy(cfg.train.distribute)
+    saved = resume.load_state(workdir)
     # Under a strategy the variables (weights, optimizer slots) must be created inside its scope.
     with strategy.scope() if strategy else contextlib.nullcontext():
         model = build_model(cfg.model, spec)
         loss, metric_names = loss_and_metrics(spec.task)
         model.compile(optimizer=make_optimizer(cfg), loss=loss, metrics=metric_names, jit_compile=plan.xla)
+        early_stop = _early_stopping(cfg)
+        if saved is not None:
+            resume.restore(model, saved, early_stop)
 
     t = cfg.train
     eval_batch_size = eval_batch(t, plan.compiled)
@@ -163,38 +175,96 @@ def _fit_and_evaluate(cfg: ExperimentConfig, data: Dataset, plan, epoch_hook: Ep
         fit_kwargs["validation_data"] = pipeline.eval_dataset(x_val, y_val, eval_batch_size, trim)
     n_fit = len(x_fit)
     steps = -(-n_fit // t.batch_size)
-    timing = timing_callback(epoch_hook, batch_hook, steps)
-    callbacks = [timing]
-    if t.early_stopping is not None:
-        es = t.early_stopping
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor=es.monitor, patience=es.patience, min_delta=es.min_delta,
-            restore_best_weights=es.restore_best_weights))
+    timing = timing_callback(None, batch_hook, steps)
+    done = saved.epochs_done if saved else 0
+    resumed = (saved.resumed + [{"from_epoch": done + 1}]) if saved else []
+    if saved:
+        timing.rows.extend(saved.history)
+    # Order matters: divergence is caught before anything records the epoch, and the hook runs last, so a
+    # hook that stops the run (Ctrl-C in the tests) finds the epoch already saved.
+    callbacks = [timing, cb.DivergenceWatch()] + ([early_stop] if early_stop else [])
+    if workdir is not None:
+        callbacks.append(cb.StateSaver(workdir, timing.rows, t.epochs, early_stop,
+                                       saved.fit_seconds if saved else 0.0, resumed))
+    if epoch_hook:
+        callbacks.append(cb.EpochHook(epoch_hook, timing.rows))
 
-    status = "finished"
+    status, extra = "finished", {}
     started = time.time()
     try:
-        model.fit(pipeline.train_dataset(x_fit, y_fit, t.batch_size, seed, trim), epochs=t.epochs, shuffle=False,
-                  callbacks=callbacks, verbose=0, **fit_kwargs)
+        if saved is not None and saved.complete:
+            _end_of_training(model, early_stop)  # the state was saved after the last epoch: evaluate next
+        else:
+            train_ds = pipeline.train_dataset(x_fit, y_fit, t.batch_size, seed, trim)
+            for _ in range(KERAS_ITERATORS_PER_EPOCH * done):  # each iterator draws the next shuffled order
+                iter(train_ds)
+            model.fit(train_ds, epochs=t.epochs, initial_epoch=done, shuffle=False, callbacks=callbacks, verbose=0,
+                      **fit_kwargs)
     except KeyboardInterrupt:
         status = "interrupted"
-    fit_seconds = time.time() - started
+    except cb.Diverged as exc:
+        status, extra = "diverged", {"diverged": exc.record()}
+    except Exception as exc:  # a machine limit (out of memory) ends the run; anything else is a bug
+        if machine_limit(exc) is None:
+            raise
+        status, extra = "failed", {"error": machine_limit(exc)}
+    fit_seconds = time.time() - started + (saved.fit_seconds if saved else 0.0)
     history = timing.rows
 
-    metrics: dict[str, Any] = {"status": status, "seed": seed, "task": spec.task}
+    metrics: dict[str, Any] = {"status": status, "seed": seed, "task": spec.task, **extra}
+    if resumed:
+        metrics["resumed"] = resumed
     if status == "finished":
-        if plan.xla_inference and not plan.xla:
-            _compile_inference(model)
-        metrics.update(evaluate(model, data, eval_batch_size, None if plan.xla_inference else trim))
-    metrics.update(_timings(history, n_fit, fit_seconds))
+        try:
+            if plan.xla_inference and not plan.xla:
+                _compile_inference(model)
+            metrics.update(evaluate(model, data, eval_batch_size, None if plan.xla_inference else trim))
+        except Exception as exc:
+            if machine_limit(exc) is None:
+                raise
+            status = metrics["status"] = "failed"
+            metrics["error"] = f"while evaluating: {machine_limit(exc)}"
+    elif status == "interrupted" and resume.load_state(workdir) is not None:
+        # the model as it was after the last finished epoch, not halfway through the next one
+        resume.restore_weights(model, resume.load_state(workdir))
+    metrics.update(_timings(history, n_fit, fit_seconds, cfg, x_val is not None, early_stop))
     metrics.update(_run_facts(cfg, data, plan, model, strategy))
-    return TrainResult(status=status, model=model, history=history, metrics=metrics)
+    # A model is kept only when it is the result of finished epochs and nothing broke its weights.
+    keep = status == "finished" or (status == "interrupted" and history)
+    return TrainResult(status=status, model=model if keep else None, history=history, metrics=metrics)
 
 
-def _timings(history: list[dict[str, float]], n_fit: int, fit_seconds: float) -> dict[str, Any]:
-    """Per-epoch seconds, throughput and the best epoch, from the timing callback's rows."""
+def _early_stopping(cfg: ExperimentConfig):
+    """Keras's EarlyStopping rule, in the monitor's direction (accuracy up, losses down), resumable."""
+    es = cfg.train.early_stopping
+    if es is None:
+        return None
+    from gru_lab.training.callbacks import EarlyStop
+
+    return EarlyStop(monitor=es.monitor, patience=es.patience, min_delta=es.min_delta,
+                     mode=names.monitor_mode(es.monitor), restore_best_weights=es.restore_best_weights)
+
+
+def _end_of_training(model, early_stop) -> None:
+    """What fit does when training ends, for a resumed run whose state says it had ended: early stopping
+    restores its best weights."""
+    if early_stop is not None and early_stop.restored:
+        early_stop.set_model(model)
+        early_stop.apply_restored()
+        early_stop.on_train_end()
+
+
+def _timings(history: list[dict[str, float]], n_fit: int, fit_seconds: float, cfg: ExperimentConfig,
+             validation: bool, early_stop=None) -> dict[str, Any]:
+    """Per-epoch seconds, throughput, the best epoch and the epoch whose weights were evaluated, from the
+    timing callback's rows and early stopping's state."""
     epoch_seconds = [r["seconds"] for r in history]
     train_seconds = [r["train_seconds"] for r in history]
+    monitor, mode, min_delta = best_epoch_rule(cfg, validation)
+    best = best_epoch(history, monitor, mode, min_delta)
+    evaluated = history[-1]["epoch"] if history else None
+    if early_stop is not None and early_stop.restore_best_weights and early_stop.best_weights is not None:
+        evaluated = best = early_stop.best_epoch + 1  # the weights early stopping restored
     return {
         "epochs_run": len(history),
         "epoch_seconds": epoch_seconds,
@@ -202,7 +272,9 @@ def _timings(history: list[dict[str, float]], n_fit: int, fit_seconds: float) ->
         "train_samples_per_second": (n_fit / statistics.median(train_seconds)) if train_seconds else None,
         "fit_seconds": fit_seconds,
         "n_train_fit": n_fit,
-        "best_epoch": best_epoch(history),
+        "best_epoch": best,
+        "best_epoch_rule": {"monitor": monitor, "mode": mode, "min_delta": min_delta},
+        "evaluated_epoch": int(evaluated) if evaluated is not None else None,
     }
 
 
@@ -255,14 +327,28 @@ def distribution_strategy(kind: str):
     return tf.distribute.MirroredStrategy(devices=devices)
 
 
-def best_epoch(history: list[dict[str, float]]) -> int | None:
-    """The epoch with the best validation metric (or training loss when there is no validation)."""
-    if not history:
-        return None
-    if "val_accuracy" in history[0]:
-        return int(max(history, key=lambda r: r["val_accuracy"])["epoch"])
-    key = "val_loss" if "val_loss" in history[0] else "loss"
-    return int(min(history, key=lambda r: r[key])["epoch"])
+def best_epoch_rule(cfg: ExperimentConfig, validation: bool) -> tuple[str, str, float]:
+    """(monitor, mode, min_delta) that pick a run's best epoch: train.early_stopping's when it has one, else
+    its default monitor (val_loss, or loss without validation data)."""
+    es = cfg.train.early_stopping
+    if es is not None:
+        return es.monitor, names.monitor_mode(es.monitor), es.min_delta
+    monitor = "val_loss" if validation else "loss"
+    return monitor, names.monitor_mode(monitor), 0.0
+
+
+def best_epoch(history: list[dict[str, float]], monitor: str = "val_loss", mode: str = "min",
+               min_delta: float = 0.0) -> int | None:
+    """The best epoch by Keras's EarlyStopping rule: the first epoch is best, and a later one replaces it
+    only when it improves on it by more than min_delta in the monitor's direction."""
+    best_value, best = None, None
+    for row in history:
+        value = row.get(monitor)
+        if value is None:
+            continue
+        if best_value is None or (value - min_delta > best_value if mode == "max" else value + min_delta < best_value):
+            best_value, best = value, int(row["epoch"])
+    return best
 
 
 def eval_batch(t, compiled: bool = False) -> int:

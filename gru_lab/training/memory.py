@@ -70,3 +70,83 @@ def peak_memory() -> dict[str, Any]:
         except (ValueError, RuntimeError):  # an allocator without statistics: leave it unmeasured
             pass
     return record
+
+
+# ----------------------------------------------------------------------------- before a run: will it fit?
+
+ESTIMATE_FACTOR = 2.0  # measured peak RSS / estimate stays within [1/2, 2] (tests/models/test_memory.py, docs)
+
+
+def available_memory(proc: str = "/proc", cgroup: str = "/sys/fs/cgroup") -> tuple[int, str] | None:
+    """(bytes a new run can use, where that number comes from): the smaller of MemAvailable and the room
+    left under this process's cgroup limit (v2 memory.max or v1 memory.limit_in_bytes, less what the
+    group uses, its reclaimable file cache not counted). None when neither can be read."""
+    found: list[tuple[int, str]] = []
+    try:
+        with open(f"{proc}/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    found.append((int(line.split()[1]) * 1024, "MemAvailable"))
+    except (OSError, ValueError, IndexError):
+        pass
+    for folder, limit_file, usage_file, stat_key in (
+            (cgroup, "memory.max", "memory.current", "inactive_file"),  # v2
+            (f"{cgroup}/memory", "memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")):  # v1
+        limit, usage = _read_int(f"{folder}/{limit_file}"), _read_int(f"{folder}/{usage_file}")
+        if limit is None or usage is None or limit >= 2**60:  # "max", or v1's "no limit" (a huge number)
+            continue
+        cache = _stat_value(f"{folder}/memory.stat", stat_key) or 0
+        found.append((max(0, limit - usage + cache), f"cgroup limit {limit / 1e9:.3g} GB"))
+        break
+    return min(found) if found else None
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _stat_value(path: str, key: str) -> int | None:
+    try:
+        with open(path) as f:
+            for line in f:
+                name, _, value = line.partition(" ")
+                if name == key:
+                    return int(value)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def check_fits(needed: int, available: tuple[int, str] | None, what: str) -> str | None:
+    """Refuse (MachineError, exit code 2) a run whose estimate cannot fit even if it is ESTIMATE_FACTOR too
+    high; a warning line when it may not fit (the estimate is above what is available, or within
+    ESTIMATE_FACTOR of it); None when it fits or nothing is known about the machine."""
+    from gru_lab.errors import MachineError
+    from gru_lab.models.memory import human_bytes
+
+    if available is None:
+        return None
+    room, source = available
+    numbers = f"needs ~{human_bytes(needed)}, {human_bytes(room)} available ({source})"
+    if needed > ESTIMATE_FACTOR * room:
+        raise MachineError(f"{what} cannot fit in memory: {numbers}. Use a smaller model, batch or "
+                           "train.eval_batch_size (`gru-lab inspect` shows where the memory goes).")
+    if needed * ESTIMATE_FACTOR > room:
+        return f"{what} may not fit in memory: {numbers}; the estimate is good to a factor of {ESTIMATE_FACTOR:g}."
+    return None
+
+
+def preflight(cfgs, concurrent: int = 1, what: str = "this run") -> str | None:
+    """check_fits for the largest of some runs' estimates (models.memory), `concurrent` of them at once (each
+    in its own process): a MachineError when they cannot fit, a warning line when they may not."""
+    from gru_lab.data import spec_for
+    from gru_lab.models.memory import estimate
+
+    largest = max(estimate(cfg, spec_for(cfg.data)).total for cfg in cfgs)
+    if concurrent > 1:
+        what = f"{what} ({concurrent} at once)"
+    return check_fits(largest * concurrent, available_memory(), what)

@@ -77,6 +77,23 @@ BAD = [
     ("set-wrong-type", GOOD, ["model.units=lots"], "model.units", "--set model.units=lots"),
     ("set-no-equals", GOOD, ["model.units"], None, "expected KEY=VALUE"),
     ("set-into-scalar", GOOD, ["seed.x=1"], "seed", "'seed' is not a section"),
+    # names Keras would only reject once the run is under way, and keys given without their section
+    ("bad-activation", with_("model.activation", "rleu"), [], "model.activation", "Got 'rleu'. Did you mean 'relu'?"),
+    ("bad-gate-activation", GOOD, ["model.recurrent_activation=sigmod"], "model.recurrent_activation",
+     "Did you mean 'sigmoid'?"),
+    ("optimizer-did-you-mean", GOOD, ["train.optimizer=adamw"], "train.optimizer", "Did you mean 'adam'?"),
+    ("monitor-not-logged", GOOD, ["train.early_stopping.monitor=val_acc"], "train.early_stopping.monitor",
+     "must be a quantity this run logs: ['loss', 'mae', 'val_loss', 'val_mae']"),
+    ("monitor-of-another-task", GOOD, ["train.early_stopping.monitor=accuracy"], "train.early_stopping.monitor",
+     "(data 'sine' is regression). Got 'accuracy'."),
+    ("monitor-did-you-mean", {**GOOD, "data": {"name": "imdb"}, "model": {"embedding_dim": 8},
+                              "train": {"validation_split": 0.2, "early_stopping": {"monitor": "val_acc"}}},
+     [], "train.early_stopping.monitor", "Did you mean 'val_accuracy'?"),
+    ("split-leaves-no-training", with_("data.n_val", 0) | {}, ["data.n_train=1", "train.validation_split=0.5"],
+     "train.validation_split", "leaves no training sample"),
+    ("set-key-without-section", GOOD, ["units=3"], "units", "Did you mean 'model.units'?"),
+    ("set-key-in-wrong-section", GOOD, ["train.units=3"], "train.units", "Did you mean 'model.units'?"),
+    ("nested-key-without-section", GOOD, ["patience=3"], "patience", "Did you mean 'train.early_stopping.patience'?"),
 ]
 
 

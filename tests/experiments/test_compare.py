@@ -3,6 +3,7 @@ failures that lose nothing, verdicts, and the CLI (`compare`, `report`) end to e
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import statistics
@@ -35,6 +36,7 @@ from gru_lab.experiments.verdicts import (
     speed_verdict,
 )
 from gru_lab.report.compare import write_comparison
+from gru_lab.runs.folder import unfinished_folders
 from gru_lab.runs.records import leaderboard_frame
 from tests.conftest import assert_user_error
 from tests.test_cells import formula
@@ -226,16 +228,22 @@ def test_resume_redoes_only_the_missing_runs(tmp_path):
 def test_ctrl_c_keeps_finished_runs_and_a_rerun_does_the_rest(tmp_path):
     path = write(tmp_path / "b.yaml", tiny(tmp_path / "r"))
     plan = plan_compare(path, cells=["rnn", "gru", "lstm"], seeds=1)
-    killed = Counting(ctrl_c_at=1)  # Ctrl-C during the second run's fit
+    killed = Counting(ctrl_c_at=1)  # Ctrl-C during the second run's fit, right after its epoch
     result = execute(plan, runner=killed)
     assert result.interrupted and [o.status for o in result.outcomes] == ["finished", "not run", "not run"]
     folder = tmp_path / "r" / "cmp"
-    assert sorted(p.name for p in folder.iterdir()) == [plan.runs[0].run_id]  # no partial or half-written run
+    # no half-written run: the finished one, and the stopped one's epoch kept hidden for the re-run
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == [plan.runs[0].run_id]
+    (unfinished,) = unfinished_folders(folder)
+    assert unfinished.run_id == plan.runs[1].run_id and unfinished.epochs_done == 1
     write_comparison(result)  # the views show what is there
 
     again = Counting()
     result = execute(plan_compare(path, cells=["rnn", "gru", "lstm"], seeds=1), runner=again)
     assert again.trained == [r.run_id for r in plan.runs[1:]] and not result.interrupted
+    resumed = result.outcomes[1].metrics
+    assert resumed["resumed"] == [{"from_epoch": 2}] and resumed["epochs_run"] == 1  # its epoch was not redone
+    assert "resumed" not in result.outcomes[2].metrics and not unfinished_folders(folder)
 
 
 def test_a_failing_run_is_recorded_loses_nothing_and_is_retried(tmp_path):
@@ -269,6 +277,74 @@ def test_worker_process_failure_is_one_line_and_a_log(tmp_path):
         executor.run_in_subprocess(plan.runs[0])
     assert str(failed.value).startswith("exit code 2: error: ") and "no-such-imdb" in str(failed.value)
     assert "Traceback" not in failed.value.log
+
+
+def test_a_worker_the_out_of_memory_killer_took_is_named_so(tmp_path, monkeypatch):
+    """The kernel's count of out-of-memory kills (cgroup memory.events) rising while a worker died of SIGKILL
+    says who killed it; without that count the line still guesses."""
+    events = tmp_path / "memory.events"
+    events.write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
+    assert executor.oom_kill_count(str(tmp_path)) == 1
+    assert executor.oom_kill_count(str(tmp_path / "none")) is None
+    line = executor._failure_line(-9, "Epoch 3\n", oom_kills=1)
+    assert line.startswith("worker killed by the kernel's out-of-memory killer (SIGKILL)") and "Epoch 3" in line
+    assert executor._failure_line(-9, "", oom_kills=0).startswith("worker killed by SIGKILL (out of memory?)")
+
+
+def test_the_best_epoch_cell_says_when_the_test_metric_is_from_another_epoch():
+    """Without restored weights the test metric is the last epoch's: the table says so beside the best epoch."""
+    from gru_lab.experiments.tables import epoch_text
+
+    assert epoch_text(11, 12) == "11 (test: 12)"
+    assert epoch_text(5, 5) == "5" and epoch_text(3.0, None) == "3"  # records written before evaluated_epoch
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_run_is_resumed_by_the_rerun_to_the_uninterrupted_numbers(tmp_path):
+    """SIGKILL the worker process (as the out-of-memory killer would) after its second saved epoch: the
+    compare records the run as failed; the re-run continues it from its third epoch, and its history and test
+    metrics equal a run that was never killed."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from tests.experiments.test_sweep import _worker_pids
+
+    raw = tiny(tmp_path / "r")
+    raw["data"]["n_train"], raw["train"]["epochs"] = 2048, 12
+    plan = plan_compare(write(tmp_path / "b.yaml", raw), cells=["gru"], seeds=1)
+    killed: list[int] = []
+
+    def kill_after_two_epochs() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not killed:
+            for u in unfinished_folders(plan.folder) if plan.folder.is_dir() else []:
+                if u.epochs_done >= 2 and _worker_pids():
+                    os.kill(_worker_pids()[0], signal.SIGKILL)
+                    killed.append(u.epochs_done)
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=kill_after_two_epochs, daemon=True)
+    watcher.start()
+    first = execute(plan)
+    watcher.join()
+    assert killed and first.outcomes[0].status == "failed" and "SIGKILL" in first.outcomes[0].error
+    (left,) = unfinished_folders(plan.folder)
+    assert left.epochs_done >= 2 and not left.in_use
+
+    again = execute(plan_compare(write(tmp_path / "b.yaml", raw), cells=["gru"], seeds=1))
+    (outcome,) = again.outcomes
+    assert outcome.status == "finished" and outcome.metrics["resumed"][0]["from_epoch"] == left.epochs_done + 1
+    assert not unfinished_folders(plan.folder) and not (plan.folder / "failures").exists()
+
+    reference_raw = {**raw, "output": {**raw["output"], "dir": str(tmp_path / "whole")}}
+    whole = execute(plan_compare(write(tmp_path / "w.yaml", reference_raw), cells=["gru"], seeds=1)).outcomes[0]
+    assert outcome.metrics["test"] == pytest.approx(whole.metrics["test"], abs=1e-5, rel=1e-5)
+    ours, theirs = (list(csv.DictReader((o.folder / "history.csv").open())) for o in (outcome, whole))
+    assert len(ours) == len(theirs) == 12
+    for a, b in zip(ours, theirs):
+        assert float(a["val_loss"]) == pytest.approx(float(b["val_loss"]), abs=1e-5, rel=1e-5)
 
 
 # ----------------------------------------------------------------------------- verdicts

@@ -179,6 +179,41 @@ def test_sweep_table_and_files_come_from_the_run_records(tmp_path):
     assert json.loads((folder / "sweep.json").read_text())["table"][0]["runs"] == "2/2"
 
 
+def test_a_diverged_point_shows_as_diverged_is_reused_and_exits_1(runner, tmp_path):
+    """sgd at learning rate 10 on sine_gru's data and model diverges in the first epoch; at 0.01 it trains.
+    The table never averages the diverged run; a re-run reuses it (the same config and seed diverge again)."""
+    from gru_lab.report.sweep import write_sweep
+
+    raw = tiny(tmp_path / "results")
+    raw["data"] = {"name": "sine", "window": 40, "n_train": 1000, "n_val": 64, "n_test": 64}
+    raw["model"]["units"] = 64
+    raw["train"].update({"batch_size": 64, "optimizer": "sgd"})
+    path = write(tmp_path / "b.yaml", raw)
+    grid = ["train.learning_rate=0.01,10"]
+    result = execute_sweep(plan_sweep(path, grid=grid), runner=executor.run_inline)
+    assert [o.status for o in result.outcomes] == ["finished", "diverged"]
+    diverged = result.outcomes[1]
+    assert diverged.metrics["diverged"]["epoch"] == 1 and diverged.metrics["diverged"]["quantity"] == "loss"
+    assert diverged.error.startswith("diverged at epoch 1, batch ")
+    assert "try a lower train.learning_rate" in diverged.error
+    rep = write_sweep(result)
+    good, bad = rep.table.to_dict(orient="records")
+    assert good["runs"] == "1/1" and good["metric_mean"] == result.outcomes[0].metrics["test"]["mse"]
+    assert bad["runs"] == "0/1 (1 diverged)" and bad["diverged"] == 1
+    assert bad["metric_mean"] != bad["metric_mean"]  # NaN: nothing averaged
+    assert "diverged at epoch 1" in bad["errors"]
+    assert "| 10 | 0/1 (1 diverged) |" in (plan_sweep(path, grid=grid).folder / "sweep.md").read_text()
+
+    def never(run, on_epoch=None):
+        raise AssertionError(f"{run.run_id} was trained again")
+
+    again = execute_sweep(plan_sweep(path, grid=grid), runner=never)
+    assert [o.status for o in again.outcomes] == ["reused", "diverged"]
+    cli = runner.invoke(app, ["sweep", str(path), "--grid", grid[0], "-q"])  # reuses both: no worker starts
+    assert cli.exit_code == 1, cli.output
+    assert "diverged: train.learning_rate=10" in cli.stderr and "loss became" in cli.stderr
+
+
 # ----------------------------------------------------------------------------- local workers, kill and resume
 # Marked slow: real worker processes killed with SIGKILL (make test-slow).
 

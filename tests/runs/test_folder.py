@@ -47,7 +47,14 @@ def test_run_folder_error_leaves_nothing(tmp_path):
         with RunFolder(tmp_path, "exp", "run1") as folder:
             folder.write_text("a.txt", "half")
             raise RuntimeError("boom")
-    assert list((tmp_path / "exp").iterdir()) == []
+    assert list(tmp_path.iterdir()) == []  # the folders it made above the run's are gone too
+
+    (tmp_path / "exp").mkdir()
+    (tmp_path / "exp" / "other-run").mkdir()
+    with pytest.raises(RuntimeError):
+        with RunFolder(tmp_path, "exp", "run1"):
+            raise RuntimeError("boom")
+    assert [p.name for p in (tmp_path / "exp").iterdir()] == ["other-run"]  # what it did not make stays
 
 
 def test_same_run_id_never_overwrites(tmp_path):

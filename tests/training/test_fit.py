@@ -137,3 +137,85 @@ def test_xla_auto_on_cpu_compiles_what_measured_faster(cell):
         raw_off = {**raw, "train": {**raw["train"], "xla": "off"}}
         off = prepare(config_from_raw(raw_off, "test"), data.spec).plan
         assert getattr(off, name) is False
+
+
+# ----------------------------------------------------------------------------- divergence, failure, best epoch
+
+
+def test_a_nan_or_inf_loss_stops_the_run_at_once_as_diverged():
+    """The issue's case: sine_gru with sgd at learning rate 10 used to train all its epochs with loss=nan and
+    report itself finished. Now the run stops in the batch where the loss stops being finite."""
+    cfg = load_config(CONFIGS / "sine_gru.yaml", ["train.learning_rate=10", "train.optimizer=sgd"])
+    batches: list[tuple[int, int]] = []
+    epochs: list[int] = []
+    r = train(cfg, load_dataset(cfg.data, cfg.seed), epoch_hook=lambda e, *_: epochs.append(e),
+              batch_hook=lambda b, _n: batches.append(b))
+    assert r.status == r.metrics["status"] == "diverged"
+    where = r.metrics["diverged"]
+    assert where["quantity"] == "loss" and where["value"] in ("nan", "inf", "-inf")
+    # it stopped in the batch it names: no later batch ran, and no epoch after the one it names finished
+    assert where["epoch"] == len(epochs) + 1 == len(r.history) + 1
+    assert batches[-1] == where["batch"] < cfg.train.epochs * 16
+    assert "test" not in r.metrics and r.model is None  # no test of broken weights, no model to keep
+    assert all(np.isfinite(row["loss"]) for row in r.history)
+
+
+def test_running_out_of_memory_ends_the_run_as_failed_with_its_reason(monkeypatch):
+    import keras
+    import tensorflow as tf
+
+    def oom(*args, **kwargs):
+        raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor with shape[200000,600000]")
+
+    monkeypatch.setattr(keras.Model, "fit", oom)
+    r = run(tiny_config())
+    assert r.status == r.metrics["status"] == "failed" and r.model is None
+    assert r.metrics["error"].startswith("out of memory: TensorFlow could not allocate (OOM when allocating")
+
+    monkeypatch.setattr(keras.Model, "fit", lambda *_, **__: (_ for _ in ()).throw(ValueError("a bug")))
+    with pytest.raises(ValueError, match="a bug"):  # anything else stays a traceback
+        run(tiny_config())
+
+
+def test_best_epoch_follows_the_monitor_min_delta_and_the_restored_weights():
+    """Early stopping (patience 2, min_delta 0.005) stops after epoch 7 and restores epoch 5's weights, although
+    epoch 7's val_loss is the lowest (it beat epoch 5 by less than min_delta). The record says 5, and its test
+    numbers are exactly a 5-epoch run's."""
+    raw = tiny_config()
+    raw["train"] = {"epochs": 12, "batch_size": 16, "learning_rate": 0.03,
+                    "early_stopping": {"patience": 2, "min_delta": 0.005, "restore_best_weights": True}}
+    r = run(raw)
+    losses = [row["val_loss"] for row in r.history]
+    lowest = 1 + losses.index(min(losses))
+    best = r.metrics["best_epoch"]
+    assert best != lowest and losses[lowest - 1] > losses[best - 1] - 0.005  # min_delta decided it
+    assert r.metrics["evaluated_epoch"] == best and r.metrics["epochs_run"] == best + 2
+    assert r.metrics["best_epoch_rule"] == {"monitor": "val_loss", "mode": "min", "min_delta": 0.005}
+    short = run({**raw, "train": {"epochs": best, "batch_size": 16, "learning_rate": 0.03}})
+    assert r.metrics["test"] == pytest.approx(short.metrics["test"], abs=1e-6)
+
+    kept = run({**raw, "train": {**raw["train"], "early_stopping": {**raw["train"]["early_stopping"],
+                                                                   "restore_best_weights": False}}})
+    assert kept.metrics["best_epoch"] == best and kept.metrics["evaluated_epoch"] == kept.metrics["epochs_run"]
+
+
+@pytest.mark.parametrize("monitor,values", [
+    ("val_loss", [0.5, 0.49, 0.485, 0.47, 0.471, 0.46]),
+    ("val_accuracy", [0.5, 0.6, 0.605, 0.62, 0.7, 0.699]),
+    ("loss", [1.0, 1.2, 0.9, 0.9, 0.95, 0.8]),
+], ids=["loss-down", "accuracy-up", "plateaus"])
+@pytest.mark.parametrize("min_delta", [0.0, 0.01])
+def test_best_epoch_is_the_one_kerass_early_stopping_picks(monitor, values, min_delta):
+    """The pure rule (used without early stopping) against Keras's own EarlyStopping fed the same logs."""
+    import keras
+
+    from gru_lab.names import monitor_mode
+    from gru_lab.training.fit import best_epoch
+
+    es = keras.callbacks.EarlyStopping(monitor=monitor, min_delta=min_delta, patience=100, mode=monitor_mode(monitor))
+    es.set_model(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
+    es.on_train_begin()
+    for epoch, value in enumerate(values):
+        es.on_epoch_end(epoch, {monitor: value})
+    history = [{"epoch": i + 1, monitor: v} for i, v in enumerate(values)]
+    assert best_epoch(history, monitor, monitor_mode(monitor), min_delta) == es.best_epoch + 1
