@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum 
 IMDB   ?= ../shared/data/aclImdb_v1_labeled.tar.gz
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help install demo imdb compare compare-imdb sweep report bench bench-quick test test-slow lint docs clean-venv
+.PHONY: help install install-peers demo imdb compare compare-imdb sweep report bench bench-quick test test-slow lint docs clean-venv
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml constraints.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)  ## create .venv and install gru-lab (the versions in constraints.txt) with the test and ray extras
+
+install-peers: $(STAMP)  ## add the peers extra for `make bench`'s PyTorch rows: torch 2.13.0, CPU build (not needed by the tests or CI)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,ray,peers]'
 
 demo: $(STAMP)  ## train the embedded default (synthetic, no download)
 	$(BIN)/gru-lab train
@@ -39,11 +42,11 @@ sweep: $(STAMP)  ## a 2x2-point, 2-seed grid sweep of the adding problem on 2 wo
 report: $(STAMP)  ## one leaderboard of every run under results/ (results/leaderboard.csv and .md)
 	$(BIN)/gru-lab report results
 
-bench: $(STAMP)  ## gru-lab's training path vs the plain Keras baseline on the IMDB GRU tutorial's workload, rnn/lstm/gru, each variant in a fresh process
-	GRU_LAB_IMDB=$${GRU_LAB_IMDB:-$(IMDB)} $(BIN)/gru-lab bench --isolate
+bench: $(STAMP)  ## gru-lab vs the plain Keras baseline and PyTorch (make install-peers) on the IMDB GRU tutorial's workload, rnn/lstm/gru, plus gru-lab on the masked recipe; each variant in a fresh process
+	GRU_LAB_IMDB=$${GRU_LAB_IMDB:-$(IMDB)} $(BIN)/gru-lab bench --isolate --peers torch --recipe configs/imdb_gru.yaml
 
 bench-quick: $(STAMP)  ## the same bench on 2,000 reviews and 2 epochs, GRU only (checks the bench, not the speed)
-	GRU_LAB_IMDB=$${GRU_LAB_IMDB:-$(IMDB)} $(BIN)/gru-lab bench --quick --cells gru
+	GRU_LAB_IMDB=$${GRU_LAB_IMDB:-$(IMDB)} $(BIN)/gru-lab bench --quick --cells gru --peers torch --recipe configs/imdb_gru.yaml
 
 test: $(STAMP)  ## the default tests (a few minutes; IMDB tests use the real archive when present)
 	GRU_LAB_IMDB=$${GRU_LAB_IMDB:-$(IMDB)} $(BIN)/python -m pytest

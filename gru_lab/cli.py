@@ -453,9 +453,17 @@ def bench(
                         "not the speed.")] = False,
     isolate: Annotated[bool, typer.Option(
         "--isolate", help="Run each variant in its own fresh process, so that each peak RSS is its own.")] = False,
+    peers: Annotated[str, typer.Option(
+        "--peers", help="Also train the same model in another framework, in its own process: torch (the 'peers' "
+                        "extra). Without it installed the bench says how to get it and goes on.")] = "",
+    recipe: Annotated[Optional[list[Path]], typer.Option(
+        "--recipe", exists=True, dir_okay=False,
+        help="Also time gru-lab's path on this config (model.cell set to each cell; repeatable), e.g. "
+             "configs/imdb_gru.yaml, the masked recipe, beside the literal one.")] = None,
 ) -> None:
-    """Time gru-lab's training path against a plain Keras baseline written the tutorial's way, per cell, in one
-    process: s/epoch, train and inference samples/s, test metric, peak memory, and the ratios.
+    """Time gru-lab's training path against a plain Keras baseline written the tutorial's way (and with --peers
+    torch, the same model in PyTorch), per cell: s/epoch, train and inference samples/s, test metric, peak memory,
+    and the ratios.
     Writes results/bench/<time>/bench.md, bench.csv, ratios.csv, bench.json."""
     from gru_lab import cells as cell_names
     from gru_lab.config import load_config
@@ -465,15 +473,22 @@ def bench(
     if quick:
         overrides = ["data.n_train=2000", "data.n_test=1000", "train.epochs=2"] + overrides
     cfg = load_config(config or DEFAULT_CONFIG, overrides)
+    recipes = [load_config(path, overrides) for path in recipe or []]
     chosen = [cell_names.canonical(c) for c in cells.split(",") if c.strip()]
+    chosen_peers = [p.strip() for p in peers.split(",") if p.strip()]
+    from gru_lab.experiments import torch_peer
     from gru_lab.experiments.bench import run_bench
     from gru_lab.report.bench import print_bench, write_bench
+
+    if "torch" in chosen_peers and not torch_peer.torch_installed():
+        err.print(f"note: {torch_peer.INSTALL}", markup=False, highlight=False, soft_wrap=True)
 
     with err.status("bench: loading data...") as status:
         def on_variant(cell: str, variant: str) -> None:
             status.update(f"bench: {cell}, {variant} (training and timing)...")
 
-        result = run_bench(cfg, chosen, ablation=ablation, overrides=overrides, on_variant=on_variant, isolate=isolate)
+        result = run_bench(cfg, chosen, ablation=ablation, overrides=overrides, on_variant=on_variant, isolate=isolate,
+                           peers=chosen_peers, recipes=recipes)
     files = write_bench(result)
     print_bench(out, result)
     out.print(f"bench folder: {result.folder} ({', '.join(p.name for p in files.values())})", soft_wrap=True)

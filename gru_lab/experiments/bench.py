@@ -32,6 +32,7 @@ DEFAULT_CONFIG = PRESETS / "imdb_gru_literal.yaml"
 
 BASELINE = "keras baseline"
 GRU_LAB = "gru-lab"
+TORCH = "pytorch"  # `--peers torch`: experiments.torch_peer
 # gru-lab's path with single optimisations switched off, for `bench --ablation` (the pipeline always stays).
 ABLATION = {
     "pipeline only": ["model.loops=keras", "train.xla=off"],
@@ -220,28 +221,42 @@ def _row(cell: str, variant: str, out: dict[str, Any], peak: float | None, load:
     return row
 
 
+def recipe_variant(name: str) -> str:
+    """The variant name of gru-lab's path on another recipe (`--recipe CONFIG`), e.g. "gru-lab (imdb_gru)"."""
+    return f"{GRU_LAB} ({name})"
+
+
+def _references(variant: str) -> list[str]:
+    """The runs a variant is compared with: the keras baseline and PyTorch (every other variant), and gru-lab's
+    run of the bench's own config (another recipe's variant)."""
+    if variant in (BASELINE, TORCH):
+        return [BASELINE] if variant == TORCH else []
+    return [BASELINE, TORCH] + ([GRU_LAB] if variant.startswith(f"{GRU_LAB} (") else [])
+
+
 def ratios_frame(rows):
-    """One row per (cell, non-baseline variant): its numbers divided by the baseline's of the same cell."""
+    """One row per (cell, variant, reference run of the same cell): the variant's numbers against the reference's."""
     import pandas as pd
 
     metric = next((c for c in rows.columns if c.startswith("test_")), None)
     out = []
     for cell, group in rows.groupby("cell", sort=False):
-        base = group[group["variant"] == BASELINE]
-        if base.empty:
-            continue
-        b = base.iloc[0]
-        for _, r in group[group["variant"] != BASELINE].iterrows():
-            out.append({
-                "cell": cell, "variant": r["variant"],
-                "train_speedup": r["train_samples_per_s"] / b["train_samples_per_s"],
-                "epoch_speedup": b["s_per_epoch"] / r["s_per_epoch"],
-                "infer_speedup": r["infer_samples_per_s"] / b["infer_samples_per_s"],
-                f"{(metric or 'metric').removeprefix('test_')}_diff_points": ((100 * (r[metric] - b[metric]))
-                                                                             if metric else None),
-                "peak_rss_ratio": (r["peak_rss_mib"] / b["peak_rss_mib"]
-                                   if r["peak_rss_mib"] and b["peak_rss_mib"] else None),
-            })
+        by_variant = {r["variant"]: r for _, r in group.iterrows()}
+        for variant, r in by_variant.items():
+            for reference in _references(variant):
+                if reference not in by_variant:
+                    continue
+                b = by_variant[reference]
+                out.append({
+                    "cell": cell, "variant": variant, "reference": reference,
+                    "train_speedup": r["train_samples_per_s"] / b["train_samples_per_s"],
+                    "epoch_speedup": b["s_per_epoch"] / r["s_per_epoch"],
+                    "infer_speedup": r["infer_samples_per_s"] / b["infer_samples_per_s"],
+                    f"{(metric or 'metric').removeprefix('test_')}_diff_points": ((100 * (r[metric] - b[metric]))
+                                                                                 if metric else None),
+                    "peak_rss_ratio": (r["peak_rss_mib"] / b["peak_rss_mib"]
+                                       if r["peak_rss_mib"] and b["peak_rss_mib"] else None),
+                })
     return pd.DataFrame(out)
 
 
@@ -259,60 +274,141 @@ def bench_configs(cfg: ExperimentConfig, cells: list[str], overrides: list[str])
 
 
 def run_bench(cfg: ExperimentConfig, cells: list[str], *, ablation: bool = False, overrides: list[str] | None = None,
-              folder: Path | None = None, on_variant: VariantHook | None = None, isolate: bool = False) -> BenchResult:
-    """Baseline and gru-lab (and with ablation, gru-lab with single optimisations off) for each cell.
+              folder: Path | None = None, on_variant: VariantHook | None = None, isolate: bool = False,
+              peers: list[str] | None = None, recipes: list[ExperimentConfig] | None = None) -> BenchResult:
+    """Baseline and gru-lab (and with ablation, gru-lab with single optimisations off) for each cell; with
+    peers=["torch"], the same model in PyTorch; with recipes, gru-lab's path on each of those configs too
+    (model.cell replaced by the cell), e.g. the masked recipe beside the literal one.
 
     In one process by default, one variant after the other on the same loaded data. isolate=True runs
     each variant in a fresh worker process instead (`python -m gru_lab.bench`): slower to start, but each
-    peak RSS is that variant's own, not inflated by what earlier variants left in the allocator."""
+    peak RSS is that variant's own, not inflated by what earlier variants left in the allocator. The
+    PyTorch peer always runs in its own process."""
     import pandas as pd
 
     unknown = [c for c in cells if c not in cell_names.CELLS]
     if unknown:
         raise GruLabError(f"bench: cells must be among {list(cell_names.NAMES)}. Got {unknown}.")
+    peers, recipes = list(peers or []), list(recipes or [])
+    _check_peers_and_recipes(cfg, peers, recipes)
     configs = bench_configs(cfg, cells, overrides or [])
+    recipe_configs = {recipe_variant(r.name): bench_configs(r, cells, overrides or []) for r in recipes}
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     t_load = time.perf_counter()
     data = bench_data(cfg)
     load_seconds = time.perf_counter() - t_load
+    datasets = {_data_key(cfg): data}
     variants = dict(ABLATION) if ablation else {GRU_LAB: []}
-    notes = []
-    if isolate:
-        notes.append("each variant ran in its own fresh process (--isolate): peak RSS is that process's "
-                     "ru_maxrss, TensorFlow's runtime and the loaded data included.")
-    else:
-        notes.append("all variants ran in one process, one after the other; peak RSS is the peak during each "
-                     "variant, which includes what earlier variants left allocated (rss_at_start_mib in bench.csv). "
-                     "Use --isolate for per-variant peaks.")
+    notes = [_rss_note(isolate)]
     if not isolate and not reset_peak_rss():
         notes.append("peak RSS could not be reset between variants (no /proc/self/clear_refs): "
                      "each figure is the process's peak so far.")
+    peer_status = _peer_status(cfg, peers, data.task)
     rows = []
     for cell in cells:
-        plan = [(BASELINE, None)] + [(name, config_from_raw(configs[cell].model_dump(mode="json"), "bench", extra))
-                                     for name, extra in variants.items()]
+        plan = [(BASELINE, configs[cell])]
+        plan += [(name, config_from_raw(configs[cell].model_dump(mode="json"), "bench", extra))
+                 for name, extra in variants.items()]
+        plan += [(name, by_cell[cell]) for name, by_cell in recipe_configs.items()]
         for variant, variant_cfg in plan:
             if on_variant:
                 on_variant(cell, variant)
             if isolate:
-                rows.append(_in_worker(configs[cell] if variant_cfg is None else variant_cfg, cell, variant))
+                rows.append(_in_worker(variant_cfg, cell, variant))
                 continue
-            _release_previous_models()
-            reset_peak_rss()
-            start_rss, before = peak_rss_mib(), load_average()
-            out = run_baseline(configs[cell], data) if variant_cfg is None else run_gru_lab(variant_cfg, data)
-            row = _row(cell, variant, out, peak_rss_mib(), (before, load_average()))
-            row["rss_at_start_mib"] = start_rss
-            rows.append(row)
+            key = _data_key(variant_cfg)
+            if key not in datasets:  # another recipe's data (its padding, say)
+                datasets[key] = bench_data(variant_cfg)
+            rows.append(_in_process(variant_cfg, datasets[key], cell, variant))
+        if peer_status.get("torch") == "ran":
+            if on_variant:
+                on_variant(cell, TORCH)
+            row = _torch_row(configs[cell], data, cell, peer_status, notes)
+            if row is not None:
+                rows.append(row)
     frame = pd.DataFrame(rows)
+    if (frame["variant"] == TORCH).any():
+        notes.append("the pytorch rows ran in a process of their own, which imports no TensorFlow: their peak RSS "
+                     "is that process's (PyTorch's runtime and the data included).")
     loads = [v for v in frame["load_before"].tolist() + frame["load_after"].tolist() if v is not None]
     if loads and max(loads) > BUSY_LOAD:
         notes.append(f"other work shared the CPU while this ran (1-minute load average up to {max(loads)} on "
                      f"{os.cpu_count()} cores): absolute times are inflated; the ratios compare variants "
                      "that ran one after the other.")
     meta = bench_meta(cfg, cells, data, started, load_seconds, ablation)
+    meta["peers"] = peer_status
+    meta["recipes"] = {recipe_variant(r.name): r.name for r in recipes}
     folder = folder or Path(cfg.output.dir) / "bench" / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     return BenchResult(rows=frame, ratios=ratios_frame(frame), meta=meta, folder=folder, notes=notes)
+
+
+def _check_peers_and_recipes(cfg: ExperimentConfig, peers: list[str], recipes: list[ExperimentConfig]) -> None:
+    from gru_lab.experiments.torch_peer import PEERS
+
+    unknown = [p for p in peers if p not in PEERS]
+    if unknown:
+        raise GruLabError(f"bench: --peers must be among {list(PEERS)}. Got {unknown}.")
+    names = [cfg.name] + [r.name for r in recipes]
+    repeated = sorted({n for n in names[1:] if names.count(n) > 1})
+    if repeated:
+        raise GruLabError(f"bench: each --recipe config needs a name of its own (its variant is named after it); "
+                          f"{repeated} appears more than once among the bench's config and its recipes.")
+
+
+def _data_key(cfg: ExperimentConfig) -> str:
+    return f"{cfg.data.model_dump_json()} seed={cfg.seed}"
+
+
+def _rss_note(isolate: bool) -> str:
+    if isolate:
+        return ("each variant ran in its own fresh process (--isolate): peak RSS is that process's "
+                "ru_maxrss, TensorFlow's runtime and the loaded data included.")
+    return ("all variants ran in one process, one after the other; peak RSS is the peak during each "
+            "variant, which includes what earlier variants left allocated (rss_at_start_mib in bench.csv). "
+            "Use --isolate for per-variant peaks.")
+
+
+def _in_process(cfg: ExperimentConfig, data: Dataset, cell: str, variant: str) -> dict[str, Any]:
+    _release_previous_models()
+    reset_peak_rss()
+    start_rss, before = peak_rss_mib(), load_average()
+    out = run_baseline(cfg, data) if variant == BASELINE else run_gru_lab(cfg, data)
+    row = _row(cell, variant, out, peak_rss_mib(), (before, load_average()))
+    row["rss_at_start_mib"] = start_rss
+    return row
+
+
+def _peer_status(cfg: ExperimentConfig, peers: list[str], task: str) -> dict[str, Any]:
+    """Per peer asked for: "ran", or why it did not run (not installed: how to get it; a model it cannot build)."""
+    from gru_lab.experiments import torch_peer
+
+    status: dict[str, Any] = {}
+    if "torch" in peers:
+        reasons = torch_peer.unsupported(cfg, task)
+        if not torch_peer.torch_installed():
+            status["torch"] = torch_peer.INSTALL
+        elif reasons:
+            status["torch"] = f"not run: the PyTorch peer does not build this model ({'; '.join(reasons)})"
+        else:
+            status["torch"] = "ran"
+    return status
+
+
+def _torch_row(cfg: ExperimentConfig, data: Dataset, cell: str, peer_status: dict[str, Any],
+               notes: list[str]) -> dict[str, Any] | None:
+    """The PyTorch peer's row (its own process); a failed peer is a note, and the bench goes on."""
+    from gru_lab.experiments import torch_peer
+
+    try:
+        answer = torch_peer.run_in_process(cfg, data)
+    except RuntimeError as exc:
+        notes.append(f"the PyTorch peer failed for {cell} ({exc}): no pytorch row for it.")
+        return None
+    peer_status["torch_version"] = answer["torch"]["version"]
+    peer_status["torch_threads"] = answer["torch"]["threads"]
+    row = _row(cell, TORCH, answer["out"], answer["peak"], tuple(answer["load"]))
+    row["rss_at_start_mib"] = None
+    return row
 
 
 def bench_meta(cfg: ExperimentConfig, cells: list[str], data: Dataset, started: str, load_seconds: float,
@@ -335,22 +431,32 @@ def bench_meta(cfg: ExperimentConfig, cells: list[str], data: Dataset, started: 
 # ----------------------------------------------------------------------------- isolated variants
 
 
-def _in_worker(cfg: ExperimentConfig, cell: str, variant: str) -> dict[str, Any]:
-    """One variant in a fresh Python process; its row comes back as JSON in a temporary file."""
+def worker_answer(module: str, job: dict[str, Any], what: str, arrays: dict[str, np.ndarray] | None = None) -> dict:
+    """Run `python -m MODULE JOB.json ANSWER.json` in a fresh process and return its JSON answer. With arrays,
+    they go along as a .npz file whose path is job["arrays"]. A failed worker raises RuntimeError with the end
+    of its stderr (its last line last)."""
     import json
     import subprocess
     import sys
     import tempfile
 
-    with tempfile.TemporaryDirectory(prefix="gru-lab-bench-") as tmp:
-        job, answer = Path(tmp) / "job.json", Path(tmp) / "row.json"
-        job.write_text(json.dumps({"config": cfg.model_dump(mode="json"), "cell": cell, "variant": variant}))
-        proc = subprocess.run([sys.executable, "-m", "gru_lab.experiments.bench", str(job), str(answer)],
-                              capture_output=True, text=True)
+    with tempfile.TemporaryDirectory(prefix="gru-lab-worker-") as tmp:
+        job_path, answer = Path(tmp) / "job.json", Path(tmp) / "answer.json"
+        if arrays is not None:
+            job = {**job, "arrays": str(Path(tmp) / "arrays.npz")}
+            np.savez(job["arrays"], **arrays)
+        job_path.write_text(json.dumps(job))
+        proc = subprocess.run([sys.executable, "-m", module, str(job_path), str(answer)], capture_output=True,
+                              text=True)
         if proc.returncode != 0 or not answer.is_file():
-            raise RuntimeError(f"bench worker for {cell}/{variant} failed (exit {proc.returncode}):\n"
-                               f"{proc.stderr[-3000:]}")
+            raise RuntimeError(f"{what} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
         return json.loads(answer.read_text())
+
+
+def _in_worker(cfg: ExperimentConfig, cell: str, variant: str) -> dict[str, Any]:
+    """One variant in a fresh Python process; its row comes back as JSON in a temporary file."""
+    job = {"config": cfg.model_dump(mode="json"), "cell": cell, "variant": variant}
+    return worker_answer("gru_lab.experiments.bench", job, f"bench worker for {cell}/{variant}")
 
 
 def _worker(job_path: str, answer_path: str) -> None:

@@ -20,9 +20,15 @@ BENCH_HEADERS = {
 }
 
 RATIO_HEADERS = {
-    "cell": "cell", "variant": "variant", "train_speedup": "train samples/s\n÷ baseline",
-    "epoch_speedup": "baseline s/epoch\n÷ this", "infer_speedup": "infer samples/s\n÷ baseline",
-    "metric_diff_points": "test {metric}\n- baseline (points)", "peak_rss_ratio": "peak RSS\n÷ baseline",
+    "cell": "cell", "variant": "variant", "train_speedup": "train samples/s\n÷ {reference}",
+    "epoch_speedup": "{reference} s/epoch\n÷ this", "infer_speedup": "infer samples/s\n÷ {reference}",
+    "metric_diff_points": "test {metric}\n- {reference} (points)", "peak_rss_ratio": "peak RSS\n÷ {reference}",
+}
+# Each reference run's ratio table: its title, and its short name in the column headers.
+REFERENCES = {
+    "keras baseline": ("ratios to the keras baseline", "baseline"),
+    "pytorch": ("ratios to pytorch (the same model in torch.nn)", "pytorch"),
+    "gru-lab": ("other recipes against gru-lab's run of the bench's config", "gru-lab"),
 }
 
 
@@ -54,16 +60,34 @@ def _bench_cells(rows, only: tuple[str, ...] | None = None) -> tuple[list[str], 
     return headers, table
 
 
-def _ratio_cells(ratios) -> tuple[list[str], list[list[str]]]:
+def _ratio_cells(ratios, reference: str) -> tuple[list[str], list[list[str]]]:
+    """The ratio table against one reference run (REFERENCES); no rows when the bench has none."""
     metric_col = next((c for c in ratios.columns if c.endswith("_diff_points")), "metric_diff_points")
     metric = metric_col.removesuffix("_diff_points").removeprefix("test_")
-    headers = [h.format(metric=metric) for h in RATIO_HEADERS.values()]
+    headers = [h.format(metric=metric, reference=REFERENCES[reference][1]) for h in RATIO_HEADERS.values()]
     table = []
     for rec in ratios.to_dict(orient="records"):
+        if rec.get("reference", "keras baseline") != reference:
+            continue
         table.append([cell_names.label(rec["cell"]), rec["variant"], num(rec["train_speedup"], "{:.2f}x"),
                       num(rec["epoch_speedup"], "{:.2f}x"), num(rec["infer_speedup"], "{:.2f}x"),
                       num(rec.get(metric_col), "{:+.2f}"), num(rec["peak_rss_ratio"], "{:.2f}")])
     return headers, table
+
+
+def _workload_lines(m: dict) -> list[str]:
+    """bench.md's lines on the other recipes and the peers, where the bench had any."""
+    lines = [f"- {variant}: gru-lab's path on the config named {name!r} (`--recipe`), model.cell set to each cell"
+             for variant, name in (m.get("recipes") or {}).items()]
+    torch = (m.get("peers") or {}).get("torch")
+    if torch == "ran":
+        lines.append(f"- pytorch: the same model in torch.nn (torch {m['peers'].get('torch_version')}, "
+                     f"intra-op threads {m['peers'].get('torch_threads')}), from the same initial weights, on the "
+                     "same token arrays, batch, epochs, optimizer, learning rate and validation split; "
+                     "evaluate/predict at batch max(batch_size, 1024)")
+    elif torch:
+        lines.append(f"- pytorch: {torch}")
+    return lines
 
 
 def bench_markdown(result) -> str:
@@ -77,12 +101,15 @@ def bench_markdown(result) -> str:
              f"- machine: {env.get('cpu_count')} CPU core(s), device {env.get('device')}; "
              f"TensorFlow {env.get('tensorflow')}, Keras {env.get('keras')}",
              "- keras baseline: Keras layers, model.fit on NumPy arrays with validation_split, evaluate/predict at "
-             "Keras's default batch (32), as the IMDB GRU tutorial's script; gru-lab: `gru-lab train`'s path", ""]
+             "Keras's default batch (32), as the IMDB GRU tutorial's script; gru-lab: `gru-lab train`'s path",
+             *_workload_lines(m), ""]
     headers, rows = _bench_cells(result.rows)
     lines += ["## Measured", "", markdown_table(headers, rows)]
-    if len(result.ratios):
-        headers, rows = _ratio_cells(result.ratios)
-        lines += ["## Ratios (from the measured rows above)", "", markdown_table(headers, rows)]
+    for reference, (title, _) in REFERENCES.items():
+        headers, rows = _ratio_cells(result.ratios, reference)
+        if rows:
+            lines += [f"## {title[0].upper()}{title[1:]} (from the measured rows above)", "",
+                      markdown_table(headers, rows)]
     if result.notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in result.notes] + [""]
     return "\n".join(lines)
@@ -105,8 +132,10 @@ def write_bench(result) -> dict[str, Path]:
 
 
 def print_bench(console, result) -> None:
-    for title, (headers, rows) in (("bench: measured", _bench_cells(result.rows, BENCH_CONSOLE)),
-                                   ("bench: ratios to the keras baseline", _ratio_cells(result.ratios))):
+    tables = [("bench: measured", _bench_cells(result.rows, BENCH_CONSOLE))]
+    tables += [(f"bench: {title}", _ratio_cells(result.ratios, reference))
+               for reference, (title, _) in REFERENCES.items()]
+    for title, (headers, rows) in tables:
         if not rows:
             continue
         table = Table(title=title, header_style="bold")

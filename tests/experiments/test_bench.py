@@ -14,7 +14,8 @@ import tensorflow as tf
 
 from gru_lab.cli import app
 from gru_lab.config import config_from_raw
-from gru_lab.experiments.bench import BASELINE, GRU_LAB, bench_data, ratios_frame, synthetic_tokens
+from gru_lab.experiments import torch_peer
+from gru_lab.experiments.bench import BASELINE, GRU_LAB, bench_data, ratios_frame, recipe_variant, synthetic_tokens
 from gru_lab.rnn import compiled
 
 
@@ -48,17 +49,26 @@ def test_synthetic_tokens_stay_inside_a_small_vocabulary(tmp_path, num_words):
     assert data.x_train.max() < num_words and data.x_test.max() < num_words
 
 
-def test_bench_cli_writes_measured_rows_and_ratios_computed_from_them(tmp_path, runner, write_config):
+def test_bench_cli_writes_measured_rows_and_ratios_computed_from_them(tmp_path, runner, write_config, monkeypatch):
     path = write_config(tiny_bench_config(tmp_path))
+    masked = {**tiny_bench_config(tmp_path, padding="post"), "name": "tiny_masked"}
+    masked["model"] = {**masked["model"], "mask_zero": True}
+    recipe = write_config(masked, name="masked.yaml")  # the masked recipe beside the literal one, as `make bench`
+    monkeypatch.setattr(torch_peer, "torch_installed", lambda: False)  # as where the peers extra is not installed
     # XLA off only to keep the test short (XLA compiles each step function once per batch shape).
-    result = runner.invoke(app, ["bench", str(path), "--cells", "rnn,gru", "--set", "train.xla=off"])
+    result = runner.invoke(app, ["bench", str(path), "--cells", "rnn,gru", "--set", "train.xla=off", "--peers", "torch",
+                                 "--recipe", str(recipe)])
     assert result.exit_code == 0, result.output
+    # without PyTorch: one line that says how to get it, and the bench goes on without its rows
+    assert [line for line in result.stderr.splitlines() if "PyTorch" in line] == [f"note: {torch_peer.INSTALL}"]
+    assert "make install-peers" in torch_peer.INSTALL
     (folder,) = (tmp_path / "results" / "bench").iterdir()
     assert {p.name for p in folder.iterdir()} == {"bench.csv", "ratios.csv", "bench.md", "bench.json"}
 
     rows = pd.read_csv(folder / "bench.csv")
+    masked_variant = recipe_variant("tiny_masked")
     assert list(zip(rows["cell"], rows["variant"])) == [
-        ("simple_rnn", BASELINE), ("simple_rnn", GRU_LAB), ("gru", BASELINE), ("gru", GRU_LAB)]
+        (cell, variant) for cell in ("simple_rnn", "gru") for variant in (BASELINE, GRU_LAB, masked_variant)]
     assert (rows["epochs"] == 2).all()
     for column in ("s_per_epoch", "train_samples_per_s", "infer_samples_per_s", "epoch_1_s", "epoch_2_s",
                    "epoch_1_train_s", "test_accuracy", "peak_rss_mib"):
@@ -69,40 +79,56 @@ def test_bench_cli_writes_measured_rows_and_ratios_computed_from_them(tmp_path, 
     # train samples/s is the fitted samples (72 of 96 after the 25% validation split) over the median train time
     median_train = rows[["epoch_1_train_s", "epoch_2_train_s"]].median(axis=1)
     np.testing.assert_allclose(rows["train_samples_per_s"], 72 / median_train, rtol=1e-9)
-    assert rows["kernel"].tolist()[::2] == ["keras-loop", "keras-loop"]
-    # the token table at evaluate/predict (xla off here); GRU runs the compiled loops where they built
+    assert rows["kernel"].tolist()[::3] == ["keras-loop", "keras-loop"]
+    # the token table at evaluate/predict (xla off here); GRU runs the compiled loops where they built; the
+    # masked recipe's data is its own (post-padded) and its layers run the same kernels
     gru_kind = "compiled" if compiled.load() is not None else "fused"
-    assert rows["kernel"].tolist()[1::2] == ["fused, inference fused-table",
-                                             f"{gru_kind}, inference {gru_kind}-table"]
+    expected = ["fused, inference fused-table", f"{gru_kind}, inference {gru_kind}-table"]
+    assert rows["kernel"].tolist()[1::3] == rows["kernel"].tolist()[2::3] == expected
 
     ratios = pd.read_csv(folder / "ratios.csv")
-    np.testing.assert_allclose(ratios.to_numpy()[:, 2:].astype(float),
-                               ratios_frame(rows).to_numpy()[:, 2:].astype(float), rtol=1e-9)
+    # no pytorch rows to compare with; the other recipe against the baseline and against gru-lab's run
+    assert list(zip(ratios["variant"], ratios["reference"])) == 2 * [
+        (GRU_LAB, BASELINE), (masked_variant, BASELINE), (masked_variant, GRU_LAB)]
+    np.testing.assert_allclose(ratios.to_numpy()[:, 3:].astype(float),
+                               ratios_frame(rows).to_numpy()[:, 3:].astype(float), rtol=1e-9)
     gru = rows[rows["cell"] == "gru"].set_index("variant")
-    (gru_ratio,) = ratios[ratios["cell"] == "gru"].to_dict(orient="records")
+    (gru_ratio,) = ratios[(ratios["cell"] == "gru") & (ratios["variant"] == GRU_LAB)].to_dict(orient="records")
     assert gru_ratio["train_speedup"] == pytest.approx(
         gru.loc[GRU_LAB, "train_samples_per_s"] / gru.loc[BASELINE, "train_samples_per_s"])
     assert gru_ratio["infer_speedup"] == pytest.approx(
         gru.loc[GRU_LAB, "infer_samples_per_s"] / gru.loc[BASELINE, "infer_samples_per_s"])
     assert gru_ratio["accuracy_diff_points"] == pytest.approx(
         100 * (gru.loc[GRU_LAB, "test_accuracy"] - gru.loc[BASELINE, "test_accuracy"]))
+    (masked_ratio,) = ratios[(ratios["cell"] == "gru") & (ratios["reference"] == GRU_LAB)].to_dict(orient="records")
+    assert masked_ratio["epoch_speedup"] == pytest.approx(
+        gru.loc[GRU_LAB, "s_per_epoch"] / gru.loc[masked_variant, "s_per_epoch"])
 
     md = (folder / "bench.md").read_text()
-    assert "## Measured" in md and "## Ratios" in md and "keras baseline" in md and "synthetic" in md
+    assert "## Measured" in md and "## Ratios to the keras baseline" in md and "synthetic" in md
+    assert f"- pytorch: {torch_peer.INSTALL}" in md and "## Ratios to pytorch" not in md
+    assert "## Other recipes against gru-lab's run" in md and "- gru-lab (tiny_masked): " in md
     record = json.loads((folder / "bench.json").read_text())
     assert record["meta"]["n_train_fit"] == 72 and record["meta"]["cells"] == ["simple_rnn", "gru"]
+    assert record["meta"]["peers"] == {"torch": torch_peer.INSTALL}
     assert "bench: ratios to the keras baseline" in result.output
 
 
 @pytest.mark.parametrize("args, message", [
     (["--cells", "gru,transformer"], "cells must be among"),
     (["--set", "train.xla=maybe"], "'train.xla' must be one of"),
-], ids=["unknown-cell", "bad-override"])
+    (["--peers", "torch,jax"], "--peers must be among ['torch']. Got ['jax']."),
+    (["--recipe", "{tmp}/no-such.yaml"], "does not exist"),
+    (["--recipe", "{tmp}/exp.yaml", "--recipe", "{tmp}/exp.yaml"], "each --recipe config needs a name of its own"),
+    (["--recipe", "{tmp}/bad.yaml"], "unknown key 'model.unitz'"),
+], ids=["unknown-cell", "bad-override", "unknown-peer", "missing-recipe", "recipe-twice", "bad-recipe"])
 def test_bench_mistakes_are_one_line_and_exit_2(tmp_path, runner, write_config, args, message):
     path = write_config(tiny_bench_config(tmp_path))
-    result = runner.invoke(app, ["bench", str(path), *args])
+    write_config({**tiny_bench_config(tmp_path), "model": {"unitz": 3}}, name="bad.yaml")
+    result = runner.invoke(app, ["bench", str(path), *(a.format(tmp=tmp_path) for a in args)])
     assert result.exit_code == 2
     assert message in result.output
+    assert "Traceback" not in result.output
     assert not (tmp_path / "results" / "bench").exists()
 
 
