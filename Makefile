@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum 
 IMDB   ?= ../shared/data/aclImdb_v1_labeled.tar.gz
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help install install-peers demo imdb compare compare-imdb sweep report bench bench-quick test test-slow lint docs clean-venv
+.PHONY: help install install-peers demo imdb compare compare-imdb sweep report bench bench-quick gpu-check test test-slow lint docs clean-venv
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -47,6 +47,9 @@ bench: $(STAMP)  ## gru-lab vs the plain Keras baseline and PyTorch (make instal
 
 bench-quick: $(STAMP)  ## the same bench on 2,000 reviews and 2 epochs, GRU only (checks the bench, not the speed)
 	GRU_LAB_IMDB=$${GRU_LAB_IMDB:-$(IMDB)} $(BIN)/gru-lab bench --quick --cells gru --peers torch --recipe configs/imdb_gru.yaml
+
+gpu-check: $(STAMP)  ## on a GPU machine: one epoch of the literal IMDB recipe and of imdb_compare's cells, on the GPU and on the CPU; which kernel ran (results/gpu-check/)
+	GRU_LAB_IMDB=$${GRU_LAB_IMDB:-$(IMDB)} $(BIN)/gru-lab gpu-check configs/imdb_gru_literal.yaml --compare configs/imdb_compare.yaml
 
 test: $(STAMP)  ## the default tests (a few minutes; IMDB tests use the real archive when present)
 	GRU_LAB_IMDB=$${GRU_LAB_IMDB:-$(IMDB)} $(BIN)/python -m pytest

@@ -494,6 +494,45 @@ def bench(
     out.print(f"bench folder: {result.folder} ({', '.join(p.name for p in files.values())})", soft_wrap=True)
 
 
+@app.command("gpu-check")
+@user_errors
+def gpu_check(
+    configs: Annotated[Optional[list[Path]], typer.Argument(
+        exists=True, dir_okay=False,
+        help="Configs to check, each with its own cell. Omitted (and no --compare): the IMDB GRU tutorial to the "
+             "letter (configs/imdb_gru_literal.yaml).")] = None,
+    compare: Annotated[Optional[list[Path]], typer.Option(
+        "--compare", exists=True, dir_okay=False,
+        help="A config to check with each of SimpleRNN, LSTM and GRU (repeatable), e.g. "
+             "configs/imdb_compare.yaml.")] = None,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Epochs per run.")] = 1,
+    set_: SetOption = None,
+) -> None:
+    """On a machine with a GPU: train each config on the GPU and with train.device: cpu (each run in a fresh
+    process), check that every recurrent layer ran the kernel the kernel plan named (cuDNN where eligible), and
+    compare s/epoch. Writes results/gpu-check/<time>/gpu_check.md and gpu_check.json; exit 1 when a check fails."""
+    from gru_lab.config import load_config
+    from gru_lab.experiments.bench import DEFAULT_CONFIG
+    from gru_lab.experiments.gpu_check import plan_jobs, require_gpu, run_check
+    from gru_lab.report.gpu_check import print_gpu_check, write_gpu_check
+
+    overrides = list(set_ or [])
+    singles = [load_config(p, overrides) for p in (configs or ([] if compare else [DEFAULT_CONFIG]))]
+    compares = [load_config(p, overrides) for p in compare or []]
+    jobs = plan_jobs(singles, compares, epochs)
+    require_gpu()
+    with err.status("gpu-check: starting...") as status:
+        result = run_check(jobs, on_run=lambda job, device: status.update(f"gpu-check: {job} on the {device}..."),
+                           output_dir=(singles or compares)[0].output.dir)
+    files = write_gpu_check(result)
+    print_gpu_check(out, result)
+    out.print(f"gpu-check folder: {result.folder} ({', '.join(p.name for p in files.values())})", soft_wrap=True)
+    if result.failed:
+        err.print("gpu-check: some layer did not run the planned kernel, or a run failed (see the check column)",
+                  markup=False, highlight=False)
+        raise typer.Exit(code=1)
+
+
 def run() -> None:  # console-script entry point
     from gru_lab import tflogs
 
