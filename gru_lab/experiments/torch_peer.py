@@ -246,7 +246,7 @@ def train_peer(cfg: ExperimentConfig, task: str, outputs: int, arrays: dict[str,
             row.update({f"val_{k}": v for k, v in _evaluate(model, xv, yv, t.batch_size, loss_fn, score).items()})
         row["seconds"] = time.perf_counter() - t0
         history.append(row)
-    batch = eval_batch(t)  # max(batch_size, 1024): torch's loops, like XLA's, run faster on big batches
+    batch = eval_batch(t)  # gru-lab's evaluate/predict batch without its compiled loops: max(batch_size, 1024)
     xt, yt = as_x(arrays["x_test"]), as_y(arrays["y_test"])
     t0 = time.perf_counter()
     test = _evaluate(model, xt, yt, batch, loss_fn, score)

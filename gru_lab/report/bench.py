@@ -8,7 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from gru_lab import cells as cell_names
-from gru_lab.report.format import markdown_table, missing, num, records
+from gru_lab.report.format import markdown_table, missing, new_folder, notes_section, num, records
 from gru_lab.runs.files import atomic_write_json, atomic_write_text
 
 BENCH_HEADERS = {
@@ -110,17 +110,13 @@ def bench_markdown(result) -> str:
         if rows:
             lines += [f"## {title[0].upper()}{title[1:]} (from the measured rows above)", "",
                       markdown_table(headers, rows)]
-    if result.notes:
-        lines += ["## Notes", ""] + [f"- {n}" for n in result.notes] + [""]
-    return "\n".join(lines)
+    return "\n".join(lines + notes_section(result.notes))
 
 
 def write_bench(result) -> dict[str, Path]:
     """bench.csv, ratios.csv, bench.md and bench.json in a new folder, each written atomically."""
     folder = result.folder
-    if folder.exists() and any(folder.iterdir()):
-        raise FileExistsError(f"{folder} already holds a bench; a bench never overwrites another")
-    folder.mkdir(parents=True, exist_ok=True)
+    new_folder(folder, "bench")
     files = {"csv": folder / "bench.csv", "ratios": folder / "ratios.csv", "md": folder / "bench.md",
              "json": folder / "bench.json"}
     atomic_write_text(files["csv"], result.rows.to_csv(index=False))

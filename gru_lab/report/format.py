@@ -56,6 +56,18 @@ def records(df) -> list[dict[str, Any]]:
     return [{k: (None if missing(v) else v) for k, v in rec.items()} for rec in df.to_dict(orient="records")]
 
 
+def new_folder(folder: Path, what: str) -> None:
+    """Create the folder of a new bench or check; one that already holds files is never written into."""
+    if folder.exists() and any(folder.iterdir()):
+        raise FileExistsError(f"{folder} already holds a {what}; a {what} never overwrites another")
+    folder.mkdir(parents=True, exist_ok=True)
+
+
+def notes_section(notes: list[str]) -> list[str]:
+    """A Markdown report's notes, as lines; none without notes."""
+    return ["## Notes", ""] + [f"- {n}" for n in notes] + [""] if notes else []
+
+
 def write_table_files(stem, table, markdown: str, record) -> dict:
     """<stem>.csv, .md and .json, each written atomically; returns {"csv"|"md"|"json": path}."""
     paths = {kind: stem.with_name(f"{stem.name}.{kind}") for kind in ("csv", "md", "json")}

@@ -7,7 +7,7 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
-from gru_lab.report.format import markdown_table, num
+from gru_lab.report.format import markdown_table, new_folder, notes_section, num
 from gru_lab.runs.files import atomic_write_json, atomic_write_text
 
 HEADERS = ["job", "GPU: kernel per layer (train / inference)", "GPU s/epoch", "CPU s/epoch",
@@ -35,17 +35,13 @@ def gpu_check_markdown(check) -> str:
              "- check: every recurrent layer ran the kernels the kernel plan named (on the GPU, cuDNN wherever "
              "the layer is eligible; SimpleRNN has no cuDNN kernel in Keras)", "",
              markdown_table(HEADERS, _cells(check))]
-    if check.notes:
-        lines += ["## Notes", ""] + [f"- {n}" for n in check.notes] + [""]
-    return "\n".join(lines)
+    return "\n".join(lines + notes_section(check.notes))
 
 
 def write_gpu_check(check) -> dict[str, Path]:
     """gpu_check.md and gpu_check.json in a new folder, each written atomically; never over an earlier check."""
     folder = check.folder
-    if folder.exists() and any(folder.iterdir()):
-        raise FileExistsError(f"{folder} already holds a gpu-check; a check never overwrites another")
-    folder.mkdir(parents=True, exist_ok=True)
+    new_folder(folder, "gpu-check")
     files = {"md": folder / "gpu_check.md", "json": folder / "gpu_check.json"}
     atomic_write_text(files["md"], gpu_check_markdown(check))
     atomic_write_json(files["json"], {"meta": check.meta, "jobs": check.jobs, "runs": check.rows,
