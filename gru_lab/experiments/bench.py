@@ -229,8 +229,10 @@ def recipe_variant(name: str) -> str:
 def _references(variant: str) -> list[str]:
     """The runs a variant is compared with: the keras baseline and PyTorch (every other variant), and gru-lab's
     run of the bench's own config (another recipe's variant)."""
-    if variant in (BASELINE, TORCH):
-        return [BASELINE] if variant == TORCH else []
+    if variant == BASELINE:
+        return []
+    if variant == TORCH:
+        return [BASELINE]
     return [BASELINE, TORCH] + ([GRU_LAB] if variant.startswith(f"{GRU_LAB} (") else [])
 
 
@@ -402,7 +404,9 @@ def _torch_row(cfg: ExperimentConfig, data: Dataset, cell: str, peer_status: dic
     try:
         answer = torch_peer.run_in_process(cfg, data)
     except RuntimeError as exc:
-        notes.append(f"the PyTorch peer failed for {cell} ({exc}): no pytorch row for it.")
+        lines = str(exc).strip().splitlines()  # "PyTorch peer failed (exit N):", then its stderr: say the last line
+        notes.append(f"the PyTorch peer failed for {cell} ({' '.join(dict.fromkeys([lines[0], lines[-1]]))}): "
+                     "no pytorch row for it.")
         return None
     peer_status["torch_version"] = answer["torch"]["version"]
     peer_status["torch_threads"] = answer["torch"]["threads"]

@@ -27,7 +27,7 @@ RATIO_HEADERS = {
 # Each reference run's ratio table: its title, and its short name in the column headers.
 REFERENCES = {
     "keras baseline": ("ratios to the keras baseline", "baseline"),
-    "pytorch": ("ratios to pytorch (the same model in torch.nn)", "pytorch"),
+    "pytorch": ("ratios to pytorch", "pytorch"),
     "gru-lab": ("other recipes against gru-lab's run of the bench's config", "gru-lab"),
 }
 
