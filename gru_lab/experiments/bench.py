@@ -410,6 +410,7 @@ def _torch_row(cfg: ExperimentConfig, data: Dataset, cell: str, peer_status: dic
         return None
     peer_status["torch_version"] = answer["torch"]["version"]
     peer_status["torch_threads"] = answer["torch"]["threads"]
+    peer_status["torch_omp_wait_policy"] = answer["torch"]["omp_wait_policy"]
     row = _row(cell, TORCH, answer["out"], answer["peak"], tuple(answer["load"]))
     row["rss_at_start_mib"] = None
     return row

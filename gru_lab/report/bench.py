@@ -82,7 +82,8 @@ def _workload_lines(m: dict) -> list[str]:
     torch = (m.get("peers") or {}).get("torch")
     if torch == "ran":
         lines.append(f"- pytorch: the same model in torch.nn (torch {m['peers'].get('torch_version')}, "
-                     f"intra-op threads {m['peers'].get('torch_threads')}), from the same initial weights, on the "
+                     f"intra-op threads {m['peers'].get('torch_threads')}, OMP_WAIT_POLICY "
+                     f"{m['peers'].get('torch_omp_wait_policy')}), from the same initial weights, on the "
                      "same token arrays, batch, epochs, optimizer, learning rate and validation split; "
                      "evaluate/predict at batch max(batch_size, 1024)")
     elif torch:

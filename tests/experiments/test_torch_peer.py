@@ -126,5 +126,5 @@ def test_bench_with_the_torch_peer_and_a_masked_recipe(tmp_path, runner, write_c
 
     md = (folder / "bench.md").read_text()
     assert "## Ratios to pytorch" in md and "## Other recipes against gru-lab's run" in md
-    assert f"torch {record['meta']['peers']['torch_version']}, intra-op threads 1" in md
+    assert f"torch {record['meta']['peers']['torch_version']}, intra-op threads 1, OMP_WAIT_POLICY PASSIVE" in md
     assert "bench: ratios to pytorch" in result.output
