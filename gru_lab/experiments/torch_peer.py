@@ -10,8 +10,9 @@ write the loop (no DataLoader: it collates sample by sample).
 
 It runs in its own process, `python -m gru_lab.experiments.torch_peer JOB.json ANSWER.json` (the arrays go beside
 it in a .npz file), which never imports TensorFlow, so that its peak RSS is PyTorch's own. It uses one intra-op
-thread per core, as TensorFlow does (OMP_NUM_THREADS, where set, chooses instead), whose OpenMP threads wait
-passively (OMP_WAIT_POLICY=PASSIVE unless set).
+thread per core, as TensorFlow does (OMP_NUM_THREADS, where set, chooses instead), with OpenMP's own wait
+policy: its threads spin at a barrier before they sleep, the fastest on free cores and many times slower when
+another process holds one (OMP_WAIT_POLICY=PASSIVE trades one for the other; measured: docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -265,9 +266,6 @@ def train_peer(cfg: ExperimentConfig, task: str, outputs: int, arrays: dict[str,
 
 
 def _worker(job_path: str, answer_path: str) -> None:
-    # Before torch starts OpenMP: its threads then sleep at a barrier, as TensorFlow's pool does, instead of
-    # spinning; with spinning, one busy core made a 2-thread step 25x slower (docs/benchmarks.md). Set, it stays.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
     from gru_lab.experiments.bench import load_average
@@ -280,7 +278,7 @@ def _worker(job_path: str, answer_path: str) -> None:
     out = train_peer(cfg, job["task"], job["outputs"], arrays, job["threads"])
     answer = {"out": out, "peak": peak_rss_mib(), "load": [before, load_average()],
               "torch": {"version": torch.__version__, "threads": torch.get_num_threads(),
-                        "omp_wait_policy": os.environ["OMP_WAIT_POLICY"]}}
+                        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY") or "default"}}
     Path(answer_path).write_text(json.dumps(answer))
 
 
