@@ -11,6 +11,7 @@ from gru_lab.config.loading import (
                                     load_config,
                                     load_yaml,
                                     parse_override,
+                                    resolve_paths,
                                     set_key,
                                     split_assignment,
                                     to_yaml,
@@ -26,14 +27,17 @@ from gru_lab.config.schema import (
                                     ImdbData,
                                     ModelConfig,
                                     OutputConfig,
+                                    SeriesData,
                                     SineData,
                                     SweepConfig,
+                                    TextData,
                                     TrainConfig,
 )
 
 __all__ = [
     "EMBEDDED_DEFAULT", "PRESETS", "apply_overrides", "config_from_raw", "load_config", "load_yaml", "parse_override",
-    "set_key", "split_assignment", "to_yaml", "validate", "DATA_SECTIONS", "AddingData", "ArithmeticData",
-    "ConvConfig", "EarlyStoppingConfig", "ExperimentConfig", "ImdbData", "ModelConfig", "OutputConfig", "SineData",
-    "SweepConfig", "TrainConfig",
+    "resolve_paths", "set_key", "split_assignment", "to_yaml", "validate", "DATA_SECTIONS", "AddingData",
+    "ArithmeticData",
+    "ConvConfig", "EarlyStoppingConfig", "ExperimentConfig", "ImdbData", "ModelConfig", "OutputConfig", "SeriesData",
+    "SineData", "SweepConfig", "TextData", "TrainConfig",
 ]

@@ -101,6 +101,32 @@ def _key_elsewhere(root: dict, key: str) -> str:
     return leaves[close[0]] if close else ""
 
 
+def _owners(key: str) -> str:
+    """' It belongs to data 'series'.' for a data key of another dataset (horizon on text data), else ''."""
+    section, _, name = key.partition(".")
+    if section != "data" or "." in name:
+        return ""
+    owners = [f"'{n}'" for n, cls in DATA_SECTIONS.items() if name in cls.model_fields]
+    return f" It belongs to data {', '.join(owners)}." if owners else ""
+
+
+def resolve_paths(raw: Any, folder: Path) -> Any:
+    """raw with every relative data path (the keys in each data section's path_keys) made absolute against
+    folder, the config file's own: a config finds its data wherever the command runs. output.dir stays relative
+    to the working directory (results go where the command runs, and a run folder's config.yaml trains again)."""
+    data = raw.get("data") if isinstance(raw, dict) else None
+    cls = DATA_SECTIONS.get(data.get("name")) if isinstance(data, dict) and isinstance(data.get("name"), str) else None
+    if cls is None:
+        return raw
+    changed = {}
+    for key in cls.path_keys:
+        value = data.get(key)
+        # "~/..." is left to the loader, which expands it: the config as written keeps its hash.
+        if isinstance(value, str) and value and not value.startswith("~") and not Path(value).is_absolute():
+            changed[key] = str((folder / value).resolve())
+    return {**raw, "data": {**data, **changed}} if changed else raw
+
+
 def _at(raw: Any, path: tuple) -> Any:
     for part in path:
         if isinstance(raw, dict) and part in raw:
@@ -229,7 +255,7 @@ def validate(raw: Any, source: str = "<config>", origin: dict[str, str] | None =
     if unknown:
         key, allowed, close = unknown
         hint = f" Did you mean '{close}'?" if close else ""
-        raise ConfigError(where(key), f"unknown key '{key}'.{hint} Allowed here: {sorted(allowed)}.", key)
+        raise ConfigError(where(key), f"unknown key '{key}'.{hint}{_owners(key)} Allowed here: {sorted(allowed)}.", key)
     try:
         cfg = ExperimentConfig.model_validate(raw)
     except ValidationError as exc:
@@ -243,7 +269,8 @@ def validate(raw: Any, source: str = "<config>", origin: dict[str, str] | None =
 
 
 def load_yaml(path: str | Path) -> Any:
-    """Parse a YAML file; a missing file or a syntax error is a ConfigError with the line."""
+    """Parse a YAML file, its relative data paths made absolute against its folder (resolve_paths); a missing
+    file or a syntax error is a ConfigError with the line."""
     path = Path(path)
     source = str(path)
     if not path.exists():
@@ -255,7 +282,7 @@ def load_yaml(path: str | Path) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(source, f"cannot read the file ({exc.__class__.__name__}: {exc}).") from None
     try:
-        return yaml.safe_load(text)
+        return resolve_paths(yaml.safe_load(text), path.resolve().parent)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f"{mark.line + 1}:{mark.column + 1}" if mark else "?"
@@ -289,7 +316,7 @@ def to_yaml(cfg: ExperimentConfig) -> str:
     # use them keeps its hash, and its run ids (compare and sweep resume by them), across versions.
     for section, key, unset in (("train", "distribute", "none"), (None, "sweep", None), ("model", "loops", "auto"),
                                 ("train", "device", "auto"), ("train", "xla", "auto"),
-                                ("train", "mixed_precision", False)):
+                                ("train", "mixed_precision", False), ("output", "tensorboard", False)):
         node = data if section is None else data[section]
         if node.get(key) == unset:
             node.pop(key)

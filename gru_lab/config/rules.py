@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import math
 from typing import Any
 
-from gru_lab.config.schema import ArithmeticData, ExperimentConfig, SineData
+from gru_lab.config.schema import ArithmeticData, ExperimentConfig, SeriesData, SineData, TextData
 from gru_lab.names import logged_quantities
 
 
@@ -41,11 +42,12 @@ def check_combinations(cfg: ExperimentConfig) -> tuple[str, str] | None:
     if m.recurrent_activation is not None and m.cell == "simple_rnn":
         return "model.recurrent_activation", (
             "'model.recurrent_activation' applies to gru/lstm gates; simple_rnn has none.")
-    if t.validation_split > 0 and getattr(d, "n_val", 0):
+    own_val = _validation_source(d)
+    if t.validation_split > 0 and own_val:
         return "train.validation_split", (
             f"'train.validation_split' is {t.validation_split} but data '{d.name}' already has a validation set "
-            f"(data.n_val={d.n_val}); set one of them to 0.")
-    has_val = t.validation_split > 0 or getattr(d, "n_val", 0) > 0
+            f"({own_val}); set one of them to 0.")
+    has_val = t.validation_split > 0 or own_val is not None
     if t.early_stopping is not None and t.early_stopping.monitor.startswith("val_") and not has_val:
         return "train.early_stopping.monitor", (
             f"'train.early_stopping.monitor' is {t.early_stopping.monitor!r} but there is no validation data; "
@@ -63,7 +65,11 @@ def check_combinations(cfg: ExperimentConfig) -> tuple[str, str] | None:
     if isinstance(d, SineData) and not 0 < d.period_range[0] <= d.period_range[1]:
         return "data.period_range", (
             f"'data.period_range' must be [low, high] with 0 < low <= high. Got {list(d.period_range)}.")
-    if m.head == "none":
+    if isinstance(d, (SeriesData, TextData)):
+        problem = check_file_data(d)
+        if problem:
+            return problem
+    if m.head == "none" and d.outputs is not None:  # text data: the classes are known once the file is read
         outputs = d.outputs
         last = m.layer_units()[-1] * (2 if m.bidirectional and m.merge_mode == "concat" else 1)
         if last != outputs:
@@ -119,3 +125,68 @@ def _timesteps(d: Any) -> int | None:
             return int(getattr(d, attr))
     return None
 
+
+
+def _validation_source(d: Any) -> str | None:
+    """The data key that gives this dataset its own validation set, as the message shows it; None = none."""
+    if getattr(d, "n_val", 0):
+        return f"data.n_val={d.n_val}"
+    if getattr(d, "val_path", None):
+        return f"data.val_path={d.val_path}"
+    share = d.val_share if isinstance(d, TextData) else getattr(d, "val_fraction", 0)
+    if share:
+        return f"data.val_fraction={share}"
+    return None
+
+
+def check_file_data(d: SeriesData | TextData) -> tuple[str, str] | None:
+    """The rules of the file datasets (series, text) that no single key can check."""
+    try:
+        codecs.lookup(d.encoding)
+    except LookupError:
+        return "data.encoding", f"'data.encoding' {d.encoding!r} is not an encoding Python knows (utf-8, latin-1, ...)."
+    if d.separator is not None and len(d.separator) != 1:
+        return "data.separator", f"'data.separator' must be one character (e.g. ',' or '\\t'). Got {d.separator!r}."
+    columns = _columns(d)
+    if not d.header:
+        for key, column in columns:
+            if isinstance(column, str):
+                return key, (f"'{key}' is {column!r}, a column name, but 'data.header' is false: name columns by "
+                             "0-based position (0, 1, ...) or set header: true.")
+    for key, column in columns:
+        if isinstance(column, int) and column < 0:
+            return key, f"'{key}' must be a column name or a position >= 0. Got {column}."
+    seen: dict[Any, str] = {}
+    for key, column in columns:
+        if column in seen:
+            return key, f"'{key}' names column {column!r}, which '{seen[column]}' already uses; a column has one role."
+        seen[column] = key
+    if isinstance(d, SeriesData):
+        if not d.targets:
+            return "data.targets", "'data.targets' needs at least one column to forecast."
+        if d.val_fraction + d.test_fraction >= 1:
+            return "data.test_fraction", (
+                f"'data.val_fraction' + 'data.test_fraction' is {d.val_fraction + d.test_fraction:g}, which leaves "
+                "no rows to train on; keep their sum below 1.")
+        if d.time_format is not None and d.time_column is None:
+            return "data.time_format", "'data.time_format' needs 'data.time_column': the column it parses."
+        return None
+    for split in ("test", "val"):
+        if getattr(d, f"{split}_path") and getattr(d, f"{split}_fraction") is not None:
+            return f"data.{split}_fraction", (
+                f"'data.{split}_fraction' and 'data.{split}_path' both give a {split} split; keep one of them.")
+    if d.classes is not None:
+        if len(d.classes) < 2:
+            return "data.classes", f"'data.classes' needs two or more classes to tell apart. Got {d.classes}."
+        if len(set(d.classes)) != len(d.classes):
+            return "data.classes", f"'data.classes' lists a class twice: {d.classes}."
+    return None
+
+
+def _columns(d: SeriesData | TextData) -> list[tuple[str, Any]]:
+    """(dotted key, column) for every column the config names, in the order a message should check them."""
+    if isinstance(d, TextData):
+        return [("data.text_column", d.text_column), ("data.label_column", d.label_column)]
+    named = [("data.time_column", d.time_column)] if d.time_column is not None else []
+    named += [("data.targets", c) for c in d.targets]
+    return named + [("data.features", c) for c in d.features]

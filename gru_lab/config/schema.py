@@ -17,6 +17,7 @@ from gru_lab.names import ACTIVATIONS
 class _Section(BaseModel):
     # Unknown keys are errors: a typo must never silently fall back to a default.
     model_config = ConfigDict(extra="forbid", validate_assignment=False)
+    path_keys: ClassVar[tuple[str, ...]] = ()  # keys holding paths, resolved against the config file's folder
 
 
 # ----------------------------------------------------------------------------- data
@@ -75,7 +76,8 @@ class ImdbData(_Section):
     input_kind: ClassVar[str] = "tokens"
     outputs: ClassVar[int] = 1  # P(positive)
     name: Literal["imdb"]  # which dataset
-    path: str | None = None  # aclImdb folder or .tar.gz; None = $GRU_LAB_IMDB, else Keras's download
+    path_keys: ClassVar[tuple[str, ...]] = ("path", "cache_dir")
+    path: str | None = None  # aclImdb folder or .tar.gz (relative to the config file's folder); None = $GRU_LAB_IMDB, else Keras's download
     num_words: int = Field(10_000, ge=4)  # vocabulary size; rarer words become 2 (out-of-vocabulary)
     maxlen: int = Field(200, ge=1)  # reviews are truncated/padded to this many tokens (none dropped)
     padding: Literal["pre", "post"] = "pre"  # where the 0s go; post keeps cuDNN usable with masks
@@ -86,8 +88,94 @@ class ImdbData(_Section):
     cache_dir: str | None = None  # folder for the encoded-array cache; None = $XDG_CACHE_HOME or ~/.cache, /gru-lab/imdb
 
 
-DataConfig = Annotated[Union[ArithmeticData, SineData, AddingData, ImdbData], Field(discriminator="name")]
-DATA_SECTIONS = {cls.model_fields["name"].annotation.__args__[0]: cls for cls in (ArithmeticData, SineData, AddingData, ImdbData)}
+Column = Union[str, int]  # a column by its header name, or by 0-based position (the only way without a header)
+
+
+def _as_list(value: Any) -> Any:
+    # `targets: price` reads as well as `targets: [price]`.
+    return [value] if isinstance(value, (str, int)) and not isinstance(value, bool) else value
+
+
+class SeriesData(_Section):
+    """Your own time series from a file (CSV, TSV or Parquet): from a window of past rows, forecast the next `horizon` values of the target columns.
+
+    The rows are split in time order (train, then validation, then test) and no window crosses a split; scaling
+    is fitted on the train rows only and stored in the run, so `gru-lab predict` answers in the file's units."""
+
+    input_kind: ClassVar[str] = "real"
+    path_keys: ClassVar[tuple[str, ...]] = ("path",)
+    name: Literal["series"]  # which dataset
+    path: str  # the file: .csv, .tsv/.tab or .parquet; a relative path is relative to the config file's folder
+    separator: str | None = None  # field separator of a text file; None = tab for .tsv/.tab, else sniffed among , ; | tab
+    header: bool = True  # the first row names the columns; false: name columns by 0-based position
+    encoding: str = "utf-8"  # the text file's encoding (any Python codec name: latin-1, utf-16, cp1252, ...)
+    time_column: Column | None = None  # parsed and sorted by; gaps are reported in metrics.json; None = the rows are in time order
+    time_format: str | None = None  # strftime format of time_column (e.g. "%Y%m%d"); None = numbers stay numbers, text is parsed as dates
+    targets: list[Column]  # the column(s) to forecast; their past values are inputs too
+    features: list[Column] = []  # other input columns, seen up to the window's last row only
+    window: int = Field(24, ge=1, le=100_000)  # past rows the model sees
+    horizon: int = Field(1, ge=1, le=10_000)  # rows ahead to forecast: outputs = horizon x targets
+    stride: int = Field(1, ge=1, le=100_000)  # rows between the starts of consecutive windows (1 = every window)
+    val_fraction: float = Field(0.15, ge=0.0, lt=1.0)  # share of rows, after train, for per-epoch validation; 0 = none
+    test_fraction: float = Field(0.15, gt=0.0, lt=1.0)  # share of rows, the last ones, for the final test metrics
+    scaling: Literal["standard", "minmax", "none"] = "standard"  # per column, fitted on the train rows: (x - mean) / std, or to [0, 1]
+    missing: Literal["error", "drop", "interpolate", "ffill"] = "error"  # empty cells: error names the row and column; drop the row; interpolate linearly; repeat the previous value
+
+    @field_validator("targets", "features", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return _as_list(value)
+
+    @property
+    def outputs(self) -> int:
+        return self.horizon * len(self.targets)
+
+
+class TextData(_Section):
+    """Your own labelled texts: a CSV/TSV file with a text and a label column, or a folder with one sub-folder per class holding .txt files (the layout of keras.utils.text_dataset_from_directory).
+
+    Two classes make a binary task, more a multiclass one. Texts are encoded as keras.layers.TextVectorization
+    encodes them (standardize, split, the vocabulary from the train split only, ids 0 = padding and 1 =
+    out-of-vocabulary, the first maxlen tokens kept and 0s after), so `gru-lab export --text` can bake the same
+    layer into a model that takes raw strings."""
+
+    input_kind: ClassVar[str] = "tokens"
+    outputs: ClassVar[None] = None  # 1 for two classes, k for k: known once the labels are read
+    path_keys: ClassVar[tuple[str, ...]] = ("path", "val_path", "test_path")
+    name: Literal["text"]  # which dataset
+    path: str  # a .csv/.tsv file or a class-per-sub-folder folder; a relative path is relative to the config file's folder
+    test_path: str | None = None  # the test split as its own file or folder (same layout); None = test_fraction of path, chosen by the seed
+    val_path: str | None = None  # the validation split as its own file or folder; None = val_fraction of the train texts
+    test_fraction: float | None = Field(None, gt=0.0, lt=1.0)  # share of path held out for testing (stratified by class); None = 0.2, or none with test_path
+    val_fraction: float | None = Field(None, ge=0.0, lt=1.0)  # share of the train texts held out for per-epoch validation (stratified); None = 0.1, or none with val_path; 0 = none
+    separator: str | None = None  # field separator of a file; None = tab for .tsv/.tab, else sniffed among , ; | tab
+    header: bool = True  # the first row names the columns; false: text_column and label_column are 0-based positions
+    text_column: Column = "text"  # the column holding the text
+    label_column: Column = "label"  # the column holding the class label (any text; numbers too)
+    classes: list[str] | None = None  # the classes to use, in label order (folder: sub-folder names); None = every class found, sorted
+    encoding: str = "utf-8"  # the files' encoding (any Python codec name); undecodable bytes are an error naming the file and line
+    num_words: int = Field(20_000, ge=3)  # vocabulary size, padding (0) and out-of-vocabulary (1) included, from the train split only
+    maxlen: int = Field(200, ge=1)  # tokens per text: longer texts keep their first maxlen tokens, shorter ones get 0s after
+    standardize: Literal["lower_and_strip_punctuation", "lower", "strip_punctuation", "none"] = "lower_and_strip_punctuation"  # TextVectorization's standardize
+    split: Literal["whitespace", "character"] = "whitespace"  # TextVectorization's split: words or characters
+    n_train: int | None = Field(None, ge=2)  # use a stratified, seed-chosen slice of the train texts (validation comes out of it): quick trials on less data
+    n_test: int | None = Field(None, ge=2)  # use a stratified, seed-chosen slice of the test texts: quicker evaluation
+
+    @property
+    def test_share(self) -> float:
+        """The share of path held out for testing (0 with test_path)."""
+        return 0.0 if self.test_path else (0.2 if self.test_fraction is None else self.test_fraction)
+
+    @property
+    def val_share(self) -> float:
+        """The share of the train texts held out for validation (0 with val_path)."""
+        return 0.0 if self.val_path else (0.1 if self.val_fraction is None else self.val_fraction)
+
+
+DataConfig = Annotated[Union[ArithmeticData, SineData, AddingData, ImdbData, SeriesData, TextData],
+                       Field(discriminator="name")]
+DATA_SECTIONS = {cls.model_fields["name"].annotation.__args__[0]: cls
+                 for cls in (ArithmeticData, SineData, AddingData, ImdbData, SeriesData, TextData)}
 
 # ----------------------------------------------------------------------------- model
 
@@ -178,7 +266,8 @@ class TrainConfig(_Section):
 
 class OutputConfig(_Section):
     dir: str = "results"  # runs go to <dir>/<name>/<run-id>/
-    save_model: bool = True  # write model.keras (needed by predict)
+    save_model: bool = True  # write model.keras (needed by predict and export); it loads with plain Keras
+    tensorboard: bool = False  # also write per-epoch scalars and the learning rate under <run folder>/tensorboard (`tensorboard --logdir results`)
 
 
 class SweepConfig(_Section):
