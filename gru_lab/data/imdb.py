@@ -99,6 +99,13 @@ def encode_texts(texts: list[str], word_index: dict[str, int], num_words: int, m
     return _pad(split, np.arange(len(seqs)), num_words, maxlen, padding, truncating)
 
 
+def token_counts(texts: list[str], word_index: dict[str, int], num_words: int) -> tuple[np.ndarray, np.ndarray]:
+    """(words, out-of-vocabulary words) per review, before truncation; the model sees words + 1 (START) ids."""
+    words = [tokenize(t) for t in texts]
+    oov = [sum(1 for w in ws if word_index.get(w, OOV) >= num_words or w not in word_index) for ws in words]
+    return np.array([len(ws) for ws in words]), np.array(oov)
+
+
 def resolve_source(cfg: ImdbData) -> str | None:
     """data.path, else $GRU_LAB_IMDB, else None (download with keras.datasets.imdb)."""
     path = cfg.path or os.environ.get(ENV_VAR) or None

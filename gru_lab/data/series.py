@@ -1,0 +1,270 @@
+"""Time series from the user's file (data.name: series): windows of past rows -> the next `horizon` values.
+
+The rows are put in time order (by time_column when there is one), cleaned of empty cells as data.missing says,
+split in time order into train, validation and test (no window crosses a split), scaled with statistics of
+the train rows only, and cut into windows. The run keeps what prediction needs in inputs.json: the columns,
+the window, the horizon, the scaling and the time step, so `gru-lab predict` reads a new file the same way and
+answers in the file's own units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from gru_lab.config import SeriesData
+from gru_lab.data.base import Dataset
+from gru_lab.data.files import Table, read_table
+from gru_lab.errors import DataError
+
+
+@dataclass
+class Series:
+    """A file's series in time order: values (rows x input columns), the time of each row (or None), and
+    where each row came from (for messages)."""
+
+    values: np.ndarray  # float64 (rows, inputs): the targets first, then the features
+    times: Any  # pandas Series of times (datetime or number) in row order, or None
+    where: list[str]  # "file:line" of each row
+    notes: dict[str, Any]  # what reading did: rows dropped or filled, gaps
+
+
+def column_names(table: Table, columns: list[str | int]) -> list[str]:
+    """Columns as the run records them: header names, or positions as text without a header."""
+    return [table.columns[c] if isinstance(c, int) else c for c in columns]
+
+
+def read_series(table: Table, inputs: list[str | int], time_column: str | int | None, time_format: str | None,
+                missing: str, named_by: dict[str | int, str]) -> Series:
+    """The input columns of a table as numbers in time order, with missing cells handled as `missing` says.
+
+    named_by: for each column, who asks for it, to end a message ("'data.targets' names it")."""
+    import pandas as pd
+
+    index = [table.column_index(c, named_by[c]) for c in inputs]
+    where = [table.where(i) for i in range(len(table.rows))]
+    values = np.full((len(table.rows), len(index)), np.nan)
+    for j, col in enumerate(index):
+        raw = [row[col].strip() for row in table.rows]
+        parsed = pd.to_numeric(pd.Series(raw, dtype=object).replace("", None), errors="coerce").to_numpy(float)
+        bad = np.flatnonzero(np.isnan(parsed) & np.array([r != "" and r.lower() not in _NA for r in raw], bool))
+        if len(bad):
+            i = int(bad[0])
+            raise DataError(f"{where[i]}: column {table.columns[col]!r} holds {raw[i][:40]!r}, which is not a number.")
+        values[:, j] = parsed
+
+    notes: dict[str, Any] = {"rows_read": len(values)}
+    times = None
+    if time_column is not None:
+        times, order = _times(table, time_column, time_format, named_by[time_column], where)
+        values, where = values[order], [where[i] for i in order]
+        times = times.iloc[order].reset_index(drop=True)
+
+    empty = np.isnan(values)
+    if empty.any():
+        values, keep, filled = _fill(values, empty, missing, where, [table.columns[c] for c in index])
+        where = [w for w, k in zip(where, keep) if k]
+        if times is not None:
+            times = times[keep].reset_index(drop=True)
+        notes.update(filled)
+    if times is not None:
+        notes["time"] = time_facts(times)
+    return Series(values, times, where, notes)
+
+
+_NA = {"na", "nan", "n/a", "null", "none", "-", "?"}  # cells that say "no value" in words
+
+
+def _times(table: Table, column: str | int, time_format: str | None, named_by: str, where: list[str]):
+    """(parsed times, the row order that sorts them); unparseable or repeated times name their line."""
+    import pandas as pd
+
+    col = table.column_index(column, named_by)
+    raw = pd.Series([row[col].strip() for row in table.rows], dtype=object)
+    numeric = pd.to_numeric(raw, errors="coerce")
+    if time_format is None and not numeric.isna().any():
+        times = numeric
+    else:
+        times = pd.to_datetime(raw, format=time_format, errors="coerce")
+    bad = np.flatnonzero(times.isna().to_numpy())
+    if len(bad):
+        i = int(bad[0])
+        how = f"time_format {time_format!r}" if time_format else "a number or a date"
+        raise DataError(f"{where[i]}: time column {table.columns[col]!r} holds {raw[i][:40]!r}, which is not {how}"
+                        f"{'' if time_format else '; set data.time_format'}.")
+    order = np.argsort(times.to_numpy(), kind="stable")
+    ordered = times.iloc[order].to_numpy()
+    repeated = np.flatnonzero(ordered[1:] == ordered[:-1])
+    if len(repeated):
+        a, b = order[repeated[0]], order[repeated[0] + 1]
+        raise DataError(f"{where[b]}: time {raw[b]!r} appears twice in column {table.columns[col]!r} (also at "
+                        f"{where[a]}); one row per time.")
+    return times, order
+
+
+def time_facts(times) -> dict[str, Any]:
+    """The series' start, end, usual step (the median gap) and its gaps: steps over 1.5 x the usual one."""
+    values = times.to_numpy()
+    facts: dict[str, Any] = {"start": _time_text(values[0]), "end": _time_text(values[-1]), "step": None, "gaps": 0}
+    if len(values) < 2:
+        return facts
+    steps = np.diff(values)
+    step = np.median(steps) if steps.dtype.kind != "m" else np.sort(steps)[len(steps) // 2]
+    gaps = np.flatnonzero(steps > step * 1.5)
+    facts.update({"step": _step_text(step), "gaps": int(len(gaps)),
+                  "largest_gap": _step_text(steps.max()) if len(gaps) else None,
+                  "first_gaps": [[_time_text(values[i]), _time_text(values[i + 1])] for i in gaps[:3]]})
+    return facts
+
+
+def _time_text(value: Any) -> Any:
+    import pandas as pd
+
+    if isinstance(value, np.datetime64):
+        return str(pd.Timestamp(value))
+    return value.item() if hasattr(value, "item") else value
+
+
+def _step_text(step: Any) -> Any:
+    import pandas as pd
+
+    if isinstance(step, np.timedelta64):
+        return str(pd.Timedelta(step))
+    return step.item() if hasattr(step, "item") else step
+
+
+def _fill(values: np.ndarray, empty: np.ndarray, missing: str, where: list[str], names: list[str]):
+    """(values, rows kept, what was done) for data.missing: error, drop, interpolate or ffill."""
+    first_row, first_col = (int(v[0]) for v in np.nonzero(empty))
+    if missing == "error":
+        raise DataError(f"{where[first_row]}: column {names[first_col]!r} is empty (data.missing is 'error'; "
+                        "set it to drop, interpolate or ffill).")
+    keep = np.ones(len(values), dtype=bool)
+    if missing == "drop":
+        keep = ~empty.any(axis=1)
+        return values[keep], keep, {"rows_dropped": int((~keep).sum())}
+    import pandas as pd
+
+    frame = pd.DataFrame(values)
+    if missing == "interpolate":
+        # Linear between neighbours; before the first and after the last value, the nearest value.
+        frame = frame.interpolate(method="linear", limit_direction="both")
+    else:
+        frame = frame.ffill()
+        still = np.isnan(frame.to_numpy())
+        if still.any():
+            row, col = (int(v[0]) for v in np.nonzero(still))
+            raise DataError(f"{where[row]}: column {names[col]!r} is empty and no earlier row has a value to repeat "
+                            "(data.missing is 'ffill'); use interpolate or drop.")
+    return frame.to_numpy(), keep, {"cells_filled": int(empty.sum())}
+
+
+# ----------------------------------------------------------------------------- windows and scaling
+
+
+def fit_scaling(train: np.ndarray, method: str, names: list[str]) -> dict[str, Any]:
+    """Per-column center and scale from the train rows: (x - center) / scale. A constant column keeps scale 1."""
+    if method == "standard":
+        center, scale = train.mean(axis=0), train.std(axis=0)
+    elif method == "minmax":
+        center, scale = train.min(axis=0), train.max(axis=0) - train.min(axis=0)
+    else:
+        center, scale = np.zeros(train.shape[1]), np.ones(train.shape[1])
+    scale = np.where(scale > 0, scale, 1.0)
+    return {"method": method, "center": dict(zip(names, center.tolist())), "scale": dict(zip(names, scale.tolist()))}
+
+
+def scale(values: np.ndarray, scaling: dict[str, Any], names: list[str]) -> np.ndarray:
+    center = np.array([scaling["center"][n] for n in names])
+    return (values - center) / np.array([scaling["scale"][n] for n in names])
+
+
+def unscale(values: np.ndarray, scaling: dict[str, Any], names: list[str]) -> np.ndarray:
+    """values (..., len(names)) back in the file's units."""
+    return values * np.array([scaling["scale"][n] for n in names]) + np.array([scaling["center"][n] for n in names])
+
+
+def window_starts(rows: int, window: int, horizon: int, stride: int) -> np.ndarray:
+    """First row of every window that fits with its horizon inside `rows` rows (horizon 0: inputs only)."""
+    return np.arange(0, max(rows - window - horizon + 1, 0), stride)
+
+
+def make_windows(values: np.ndarray, n_targets: int, window: int, horizon: int, stride: int):
+    """x (n, window, inputs) float32 and y (n, horizon * targets) float32, each y row ordered horizon-major."""
+    starts = window_starts(len(values), window, horizon, stride)
+    steps = np.arange(window)
+    x = values[starts[:, None] + steps[None, :]]
+    ahead = starts[:, None] + window + np.arange(horizon)[None, :]
+    y = values[ahead][:, :, :n_targets].reshape(len(starts), horizon * n_targets)
+    return x.astype("float32"), y.astype("float32")
+
+
+def split_rows(rows: int, val_fraction: float, test_fraction: float) -> tuple[int, int]:
+    """(end of train, end of validation) row indices: train first, then validation, then test, in time order."""
+    n_test = int(round(rows * test_fraction))
+    n_val = int(round(rows * val_fraction))
+    return rows - n_val - n_test, rows - n_test
+
+
+# ----------------------------------------------------------------------------- the Dataset
+
+
+def _named_by(cfg: SeriesData) -> dict[str | int, str]:
+    named = {c: "'data.features' names it" for c in cfg.features}
+    named.update({c: "'data.targets' names it" for c in cfg.targets})
+    if cfg.time_column is not None:
+        named[cfg.time_column] = "'data.time_column' names it"
+    return named
+
+
+def load(cfg: SeriesData, seed: int) -> Dataset:  # noqa: ARG001  the splits are in time order: no randomness
+    table = read_table(cfg.path, "data.path", cfg.separator, cfg.header, cfg.encoding)
+    inputs = [*cfg.targets, *cfg.features]
+    series = read_series(table, inputs, cfg.time_column, cfg.time_format, cfg.missing, _named_by(cfg))
+    names = column_names(table, inputs)
+    targets = names[:len(cfg.targets)]
+    rows = len(series.values)
+    train_end, val_end = split_rows(rows, cfg.val_fraction, cfg.test_fraction)
+    need = cfg.window + cfg.horizon
+    for split, a, b in (("train", 0, train_end), ("validation", train_end, val_end), ("test", val_end, rows)):
+        if b - a < need and not (split == "validation" and cfg.val_fraction == 0):
+            raise DataError(f"{table.path}: the {split} split has {b - a} of the {rows} rows, fewer than window + "
+                            f"horizon = {need}; use a smaller window or horizon, or a larger {split} fraction.")
+    scaling = fit_scaling(series.values[:train_end], cfg.scaling, names)
+    scaled = scale(series.values, scaling, names)
+    windows = {}
+    for split, a, b in (("train", 0, train_end), ("val", train_end, val_end), ("test", val_end, rows)):
+        windows[split] = make_windows(scaled[a:b], len(targets), cfg.window, cfg.horizon, cfg.stride)
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = windows["train"], windows["val"], windows["test"]
+    if cfg.val_fraction == 0:
+        x_val = y_val = None
+
+    extra = {
+        "source": str(table.path), **series.notes, "rows": rows,
+        "split_rows": {"train": train_end, "validation": val_end - train_end, "test": rows - val_end},
+        "windows": {"train": len(x_train), "validation": 0 if x_val is None else len(x_val), "test": len(x_test)},
+        "first_test_row": series.where[val_end],
+        # Both baselines in the scaled units the test mse is in: the train mean, and the last value seen.
+        "baseline_mse": float(np.mean((y_test - y_train.mean(axis=0)) ** 2)),
+        "last_value_mse": float(np.mean((y_test - last_values(x_test, len(targets), cfg.horizon)) ** 2)),
+        "scaling": cfg.scaling,
+    }
+    inputs_record = {
+        "kind": "series", "task": "regression", "columns": names, "targets": targets,
+        "window": cfg.window, "horizon": cfg.horizon, "scaling": scaling, "missing": cfg.missing,
+        "time_column": None if cfg.time_column is None else column_names(table, [cfg.time_column])[0],
+        "time_format": cfg.time_format, "time_step": (series.notes.get("time") or {}).get("step"),
+        "header": cfg.header, "encoding": cfg.encoding, "separator": cfg.separator,
+    }
+    return Dataset(
+        name="series", task="regression", input_kind="real",
+        x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val, x_test=x_test, y_test=y_test,
+        extra=extra, artifacts={"inputs": inputs_record},
+    )
+
+
+def last_values(x: np.ndarray, n_targets: int, horizon: int) -> np.ndarray:
+    """The naive forecast: each target's last value in the window, repeated over the horizon (horizon-major)."""
+    return np.tile(x[:, -1, :n_targets], (1, horizon))
