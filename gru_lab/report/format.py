@@ -1,11 +1,10 @@
-"""Formatting shared by every table: numbers as text, Markdown tables, the CSV/Markdown/JSON trio, PNGs."""
+"""Formatting shared by every table: numbers as text, Markdown tables, the CSV/Markdown/JSON trio."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from gru_lab.runs.files import atomic_write_bytes, atomic_write_json, atomic_write_text
+from gru_lab.runs.files import atomic_write_json, atomic_write_text
 from gru_lab.runs.records import missing
 
 
@@ -75,14 +74,6 @@ def write_table_files(stem, table, markdown: str, record) -> dict:
     atomic_write_text(paths["md"], markdown)
     atomic_write_json(paths["json"], record)
     return paths
-
-
-def save_figure(fig, path: Path) -> None:
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    atomic_write_bytes(path, buf.getvalue())
 
 
 def record_header(result, what: dict[str, Any]) -> dict[str, Any]:

@@ -14,10 +14,10 @@ from gru_lab.report.format import (
     missing,
     record_header,
     records,
-    save_figure,
     write_table_files,
 )
 from gru_lab.report.plots import plot_sweep
+from gru_lab.runs.files import save_figure
 
 SWEEP_HEADERS = {
     "runs": "runs", "params_total": "params", "params_recurrent": "recurrent", "s_per_epoch": "s/epoch",

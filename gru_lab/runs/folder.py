@@ -24,6 +24,7 @@ from typing import Any
 
 from gru_lab.config import ExperimentConfig, to_yaml
 from gru_lab.errors import MachineError
+from gru_lab.runs.curves import write_learning_curves
 from gru_lab.runs.files import UMASK, atomic_write_bytes, atomic_write_json, atomic_write_text, rows_to_csv
 
 try:
@@ -287,7 +288,8 @@ def remove_stale(parent: Path, digest: str) -> int:
 
 def save_run(cfg: ExperimentConfig, result, data, run_id: str | None = None,
              base_dir: str | Path | None = None, folder: RunFolder | None = None) -> Path:
-    """Write config.yaml, metrics.json, history.csv, model.keras and data artifacts; return the run folder.
+    """Write config.yaml, metrics.json, history.csv, model.keras, learning_curves.png, the data artifacts
+    (inputs.json, vocabulary.json) and the TensorBoard logs a scratch folder holds; return the run folder.
 
     folder: the run's unfinished folder (open_run, already entered), committed with the record; None = a
     new one. base_dir replaces output.dir (a Ray task on another machine writes to a scratch folder)
@@ -303,8 +305,18 @@ def save_run(cfg: ExperimentConfig, result, data, run_id: str | None = None,
     for key, obj in data.artifacts.items():
         folder.write_json(f"{key}.json", obj)
     if cfg.output.save_model and result.model is not None:
-        save_model_atomic(result.model, folder.path("model.keras"))
+        from gru_lab.models.portable import stock_copy
+
+        # Stock Keras layers, same weights: plain Keras loads model.keras where gru-lab is not installed.
+        save_model_atomic(stock_copy(result.model), folder.path("model.keras"))
         metrics["model_file"] = "model.keras"
+    write_learning_curves(result.history, metrics.get("task", ""), f"{cfg.name} - {folder.run_id}",
+                          folder.path("learning_curves.png"))
+    scratch = getattr(result, "scratch", None)  # files written during training without a workdir (tensorboard/)
+    if scratch is not None:
+        if (scratch / "tensorboard").is_dir() and not folder.path("tensorboard").exists():
+            shutil.copytree(scratch / "tensorboard", folder.path("tensorboard"))
+        shutil.rmtree(scratch, ignore_errors=True)
     final = folder.commit_record(metrics)
     if metrics.get("status") in DONE:
         remove_stale(folder.parent, config_hash(cfg))

@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import shutil
 import statistics
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +39,7 @@ class TrainResult:
     model: Any  # None when it holds nothing worth keeping: no finished epoch, diverged, failed
     history: list[dict[str, float]]  # one row per finished epoch: epoch, seconds, train_seconds, logs...
     metrics: dict[str, Any]  # everything metrics.json records
+    scratch: Path | None = None  # temporary folder of run-folder files (tensorboard/) when train had no workdir
 
 
 def set_seed(seed: int, deterministic_ops: bool = True) -> None:
@@ -132,17 +135,30 @@ def train(cfg: ExperimentConfig, data: Dataset, epoch_hook: EpochHook | None = N
 
     workdir: the run's unfinished folder (runs.folder). The state after every finished epoch is saved there
     (training.resume), and a state found there is continued from, with the numbers an uninterrupted run
-    gives. Ctrl-C ends training early (status "interrupted") and keeps the finished epochs; a NaN or
-    infinite loss stops it at once ("diverged"); running out of memory ends it as "failed" with the reason."""
+    gives; files written during training go there too (tensorboard/), or, without a workdir, to a scratch
+    folder (TrainResult.scratch). Ctrl-C ends training early (status "interrupted") and keeps the finished
+    epochs; a NaN or infinite loss stops it at once ("diverged"); running out of memory ends it as "failed"
+    with the reason."""
     from gru_lab.training.device import applied, prepare
 
     setup = prepare(cfg, data.spec)  # first: hiding GPUs for train.device cpu only works before TF starts
-    with applied(setup):
-        return _fit_and_evaluate(cfg, data, setup.plan, epoch_hook, batch_hook, workdir)
+    scratch = None
+    if cfg.output.tensorboard and workdir is None:
+        scratch = Path(tempfile.mkdtemp(prefix="gru-lab-run-"))
+    try:
+        with applied(setup):
+            result = _fit_and_evaluate(cfg, data, setup.plan, epoch_hook, batch_hook, workdir, scratch)
+    except BaseException:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    result.scratch = scratch
+    return result
 
 
 def _fit_and_evaluate(cfg: ExperimentConfig, data: Dataset, plan, epoch_hook: EpochHook | None,
-                      batch_hook: BatchHook | None, workdir: Path | None = None) -> TrainResult:
+                      batch_hook: BatchHook | None, workdir: Path | None = None,
+                      scratch: Path | None = None) -> TrainResult:
     from gru_lab.models.build import build_model
     from gru_lab.training import callbacks as cb
     from gru_lab.training import pipeline, resume
@@ -186,6 +202,10 @@ def _fit_and_evaluate(cfg: ExperimentConfig, data: Dataset, plan, epoch_hook: Ep
     if workdir is not None:
         callbacks.append(cb.StateSaver(workdir, timing.rows, t.epochs, early_stop,
                                        saved.fit_seconds if saved else 0.0, resumed))
+    if cfg.output.tensorboard:
+        from gru_lab.training import tensorboard
+
+        callbacks.append(tensorboard.callback((workdir or scratch) / "tensorboard"))
     if epoch_hook:
         callbacks.append(cb.EpochHook(epoch_hook, timing.rows))
 

@@ -1,0 +1,38 @@
+"""Models made of stock Keras layers only, so that plain Keras (and TensorFlow Serving) loads them without gru-lab.
+
+gru-lab's layers (gru_lab.rnn.layers) subclass Keras's and keep their arguments and weights; only their
+serialized name differs ("gru_lab>GRU"). A stock copy is the same model config with those names replaced by
+Keras's own, built and given the same weights, so it computes what the original computes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gru_lab.rnn.layers import PACKAGE
+
+
+def stock_config(config: Any) -> Any:
+    """A serialized Keras object with every gru-lab layer swapped for the Keras layer it subclasses."""
+    if isinstance(config, dict):
+        if str(config.get("module", "")).startswith(PACKAGE) or str(config.get("registered_name", "")).startswith(
+                f"{PACKAGE}>"):
+            config = {**config, "module": "keras.layers", "registered_name": None}
+        return {k: stock_config(v) for k, v in config.items()}
+    if isinstance(config, list):
+        return [stock_config(v) for v in config]
+    return config
+
+
+def stock_copy(model):
+    """The model rebuilt from stock Keras layers, with the same weights (the model itself when it has no gru-lab
+    layer). The copy runs Keras's own loops."""
+    import keras
+
+    config = keras.saving.serialize_keras_object(model)
+    stock = stock_config(config)
+    if stock == config:
+        return model
+    copy = keras.saving.deserialize_keras_object(stock)
+    copy.set_weights(model.get_weights())
+    return copy
