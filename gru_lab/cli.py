@@ -262,33 +262,96 @@ def inspect(
 @user_errors
 def predict(
     run_dir: Annotated[Path, typer.Argument(
-        help="A finished run folder of a text model, e.g. results/imdb_gru/<run-id>.")],
-    texts: Annotated[Optional[list[str]], typer.Argument(help="Reviews to score, one argument each.")] = None,
-    file: Annotated[Optional[Path], typer.Option("--file", "-f", help="A text file with one review per line.")] = None,
+        help="A finished run folder, e.g. results/imdb_gru/<run-id>.", show_default=False)],
+    texts: Annotated[Optional[list[str]], typer.Argument(
+        help="Text runs: texts to score, one argument each.", show_default=False)] = None,
+    file: Annotated[Optional[Path], typer.Option(
+        "--file", "-f", help="Text runs: a file with one text per line. Series runs: a CSV/TSV/Parquet file with "
+                             "the run's columns.")] = None,
+    every_window: Annotated[bool, typer.Option(
+        "--every-window", help="Series runs: one forecast per window of the file, not only after its last row.")
+    ] = False,
+    fmt: Annotated[Optional[str], typer.Option(
+        "--format", help="table, csv or json. Default: table, or what --out's suffix says (.csv, .json).",
+        show_default=False)] = None,
+    out_file: Annotated[Optional[Path], typer.Option(
+        "--out", "-o", help="Write the predictions to this file instead of the screen.")] = None,
 ) -> None:
-    """Score new reviews with a trained model: probability of positive, and the label."""
-    reviews = list(texts or [])
-    if file is not None:
-        if not file.is_file():
-            raise GruLabError(f"{file}: --file not found; expected a text file with one review per line.")
-        try:
-            reviews += [line for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
-        except (OSError, UnicodeDecodeError) as exc:
-            raise GruLabError(f"{file}: cannot read --file ({exc.__class__.__name__}).") from None
-    if not reviews:
-        raise GruLabError("predict: no text given; pass reviews as arguments or --file reviews.txt.")
-    from gru_lab.runs.records import load_for_prediction
+    """Score new data with a trained model: texts get each class's probability, the share of their tokens out of
+    the vocabulary and whether they were cut to maxlen; a series gets the forecast after its last window."""
+    from gru_lab.report.predictions import FORMATS
 
-    cfg, model, vocabulary = load_for_prediction(run_dir)
-    from gru_lab.data.imdb import encode_texts
-    from gru_lab.report.console import predictions_text_table
+    kind = fmt or (out_file.suffix.lstrip(".").lower() if out_file and out_file.suffix.lower() in (".csv", ".json")
+                   else "table")
+    if kind not in FORMATS:
+        raise GruLabError(f"--format must be one of {list(FORMATS)}. Got {kind!r}.")
+    from gru_lab.inference.run import open_run
 
-    x = encode_texts(reviews, vocabulary["word_index"], vocabulary["num_words"], vocabulary["maxlen"],
-                     vocabulary["padding"], vocabulary["truncating"])
-    if getattr(cfg.data, "as_real", False):
-        x = x[..., None].astype("float32")
-    probabilities = model.predict(x, batch_size=256, verbose=0).reshape(-1)
-    out.print(predictions_text_table(reviews, probabilities.tolist()))
+    run = open_run(run_dir, "predict")
+    from gru_lab.inference import predict as scoring
+
+    if run.inputs.get("kind") == "series":
+        if texts or file is None:
+            raise GruLabError(f"predict: {run_dir} forecasts a series; pass its data as --file data.csv "
+                              "(the run's columns, at least one window of rows).")
+        predictions = scoring.predict_series(run, file, every_window)
+    else:
+        items = [(f"arg {i}", t) for i, t in enumerate(texts or [], 1)]
+        if file is not None:
+            items += scoring.read_lines(file)
+        if not items:
+            raise GruLabError("predict: no text given; pass texts as arguments or --file texts.txt (one per line).")
+        predictions = scoring.predict_texts(run, items)
+    from gru_lab.report.predictions import render
+
+    shown = render(predictions, kind)
+    if out_file is None:
+        if kind == "table":
+            out.print(shown)
+        else:
+            sys.stdout.write(shown)
+        return
+    from gru_lab.runs.files import atomic_write_text
+
+    if kind == "table":
+        import io
+
+        capture = Console(width=160, record=True, file=io.StringIO())  # plain text, no colour codes
+        capture.print(shown)
+        shown = capture.export_text()
+    try:
+        atomic_write_text(out_file, shown)
+    except OSError as exc:
+        raise GruLabError(f"{out_file}: cannot write --out ({exc.__class__.__name__}: {exc.strerror}).") from None
+    err.print(f"{len(predictions.frame)} prediction(s) written to {out_file}", soft_wrap=True, highlight=False)
+
+
+@app.command()
+@user_errors
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run folder.", show_default=False)],
+    fmt: Annotated[str, typer.Option(
+        "--format", help="keras (a .keras file) or savedmodel (a TensorFlow SavedModel folder, for TF Serving).")
+    ] = "keras",
+    out_path: Annotated[Optional[Path], typer.Option(
+        "--out", "-o", help="Where to write it. Default: <run-id>.keras or <run-id>.savedmodel here.",
+        show_default=False)] = None,
+    text: Annotated[bool, typer.Option(
+        "--text", help="Text runs: bake the vocabulary in (a TextVectorization layer) so the model takes raw strings "
+                       "and scores them as `gru-lab predict` does.")] = False,
+) -> None:
+    """Write the run's model made of stock Keras layers only (same weights): it loads with plain Keras or
+    TensorFlow Serving where gru-lab is not installed."""
+    from gru_lab.inference.export import FORMATS, export_run
+    from gru_lab.inference.run import open_run
+
+    if fmt not in FORMATS:
+        raise GruLabError(f"--format must be one of {list(FORMATS)}. Got {fmt!r}.")
+    run = open_run(run_dir, "export")
+    path = export_run(run, fmt, out_path, text)
+    takes = "raw strings" if text else {"series": "windows of rows, scaled as the run's inputs.json says"}.get(
+        run.inputs.get("kind"), "token ids")
+    out.print(f"exported {run.label} ({fmt}, takes {takes}): {path}", soft_wrap=True, highlight=False)
 
 
 @app.command()

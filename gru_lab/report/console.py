@@ -17,8 +17,13 @@ def run_summary_table(metrics: dict[str, Any], title: str = "Run summary") -> Ta
     table.add_row("status", metrics.get("status", "?"))
     for key, value in (metrics.get("test") or {}).items():
         table.add_row(f"test {key}", fmt(value))
-    if metrics.get("data", {}).get("baseline_mse") is not None:
-        table.add_row("baseline mse (predict the mean)", fmt(metrics["data"]["baseline_mse"]))
+    data = metrics.get("data") or {}
+    if data.get("baseline_mse") is not None:
+        table.add_row("baseline mse (predict the mean)", fmt(data["baseline_mse"]))
+    if data.get("last_value_mse") is not None:
+        table.add_row("baseline mse (repeat the last value)", fmt(data["last_value_mse"]))
+    if data.get("majority_accuracy") is not None:
+        table.add_row(f"baseline accuracy (always '{data.get('majority_class')}')", fmt(data["majority_accuracy"]))
     table.add_row("epochs run", fmt(metrics.get("epochs_run")))
     table.add_row("best epoch", fmt(metrics.get("best_epoch")))
     table.add_row("median s/epoch", fmt(metrics.get("median_epoch_seconds"), 3))
@@ -87,19 +92,6 @@ def kernels_table(plan) -> Table:
     for layer in plan.layers:
         why = list(dict.fromkeys(layer.train_why + layer.inference_why))
         table.add_row(layer.layer, layer.train, layer.inference, "; ".join(why) or "-")
-    return table
-
-
-def predictions_text_table(texts: list[str], probabilities: list[float]) -> Table:
-    """predict: one row per review with P(positive) and the label at the 0.5 threshold."""
-    table = Table(title="Predictions", header_style="bold")
-    table.add_column("#", justify="right")
-    table.add_column("P(positive)", justify="right")
-    table.add_column("label")
-    table.add_column("review")
-    for i, (text, p) in enumerate(zip(texts, probabilities), 1):
-        label = "positive" if p >= 0.5 else "negative"
-        table.add_row(str(i), f"{p:.3f}", label, text if len(text) <= 70 else text[:67] + "...")
     return table
 
 

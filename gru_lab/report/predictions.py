@@ -1,0 +1,69 @@
+"""`gru-lab predict`'s output: a console table, CSV or JSON of a Predictions frame (inference.predict)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from rich.table import Table
+
+from gru_lab.report.format import fmt
+
+FORMATS = ("table", "csv", "json")
+_SPACE = re.compile(r"\s+")
+
+
+def preview(text: str, width: int = 70) -> str:
+    """One line of a text: whitespace folded, cut to width."""
+    text = _SPACE.sub(" ", text).strip()
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def render(pred, kind: str) -> Any:
+    """kind table -> a rich Table; csv -> text; json -> text (meta and one record per row)."""
+    if kind == "csv":
+        return pred.frame.to_csv(index=False)
+    if kind == "json":
+        rows = json.loads(pred.frame.to_json(orient="records", double_precision=15))
+        return json.dumps({**pred.meta, "predictions": rows}, indent=2, default=str) + "\n"
+    return text_table(pred) if pred.kind == "text" else series_table(pred)
+
+
+def text_table(pred) -> Table:
+    """One row per text: where it came from, the label, its probability (binary: of the second class, as
+    P(positive) reads), the out-of-vocabulary share and whether maxlen cut it."""
+    classes = pred.meta["classes"]
+    table = Table(title=f"Predictions ({pred.meta['run']})", header_style="bold")
+    table.add_column("source")
+    score = f"P({classes[1]})" if len(classes) == 2 else "P(label)"
+    table.add_column(score, justify="right")
+    table.add_column("label")
+    table.add_column("OOV", justify="right")
+    table.add_column("cut", justify="center")
+    table.add_column("text")
+    for rec in pred.frame.to_dict(orient="records"):
+        p = rec[score] if len(classes) == 2 else rec[f"P({rec['label']})"]
+        table.add_row(str(rec["source"]), f"{p:.3f}", str(rec["label"]), f"{rec['oov_share']:.0%}",
+                      "yes" if rec["truncated"] else "", preview(rec["text"]))
+    table.caption = (f"OOV: share of the text's tokens the vocabulary lacks; cut: longer than maxlen "
+                     f"({pred.meta['maxlen']}), so the model saw only part of it.")
+    return table
+
+
+def series_table(pred) -> Table:
+    meta = pred.meta
+    title = (f"Forecast after {meta['after']} ({meta['run']})" if meta["mode"] == "next"
+             else f"One forecast per window of {meta['window']} rows ({meta['run']})")
+    table = Table(title=title, header_style="bold")
+    columns = list(pred.frame.columns)
+    for c in columns:
+        table.add_column(str(c), justify="left" if c in ("time", "window_end") else "right")
+    for rec in pred.frame.to_dict(orient="records"):
+        table.add_row(*[fmt(rec[c], 6) if isinstance(rec[c], float) else str(rec[c]) for c in columns])
+    notes = [f"{k.replace('_', ' ')}: {v}" for k, v in meta.items() if k in ("rows_dropped", "cells_filled")]
+    gaps = (meta.get("time") or {}).get("gaps")
+    if gaps:
+        notes.append(f"{gaps} gap(s) in the time column, largest {meta['time']['largest_gap']}")
+    table.caption = "; ".join(notes) or None
+    return table
