@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum 
 IMDB   ?= ../shared/data/aclImdb_v1_labeled.tar.gz
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help install install-peers demo imdb compare compare-imdb sweep report bench bench-quick gpu-check test test-slow lint docs clean-venv
+.PHONY: help install install-peers demo imdb imdb-files compare compare-imdb sweep report bench bench-quick gpu-check test test-slow lint docs clean-venv
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -14,11 +14,11 @@ help:  ## list the targets
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,ray]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,ray,parquet]'
 	$(BIN)/python -m gru_lab.rnn.compiled  # the compiled loops (gru-lab runs the fused TensorFlow loops where no C++ compiler is)
 	rm -f $(VENV)/.installed-* && touch $@
 
-install: $(STAMP)  ## create .venv and install gru-lab (the versions in constraints.txt) with the test and ray extras
+install: $(STAMP)  ## create .venv and install gru-lab (the versions in constraints.txt) with the test, ray and parquet extras
 
 install-peers: $(STAMP)  ## add the peers extra for `make bench`'s PyTorch rows: torch 2.13.0, CPU build (not needed by the tests or CI)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,ray,peers]'
@@ -29,6 +29,10 @@ demo: $(STAMP)  ## train the embedded default (synthetic, no download)
 imdb: $(STAMP)  ## the IMDB tutorial configs (GRU, its literal recipe, stacked GRU, the tips lecture's model); long on CPU
 	for c in imdb_gru imdb_gru_literal imdb_stacked_gru imdb_bigru_tips; do \
 	  GRU_LAB_IMDB=$${GRU_LAB_IMDB:-$(IMDB)} $(BIN)/gru-lab train configs/$$c.yaml || exit $$?; done
+
+imdb-files: $(STAMP)  ## unpack the IMDB archive into data/aclImdb and write data/imdb_{train,test}.tsv (for configs/imdb_text_*.yaml)
+	test -d data/aclImdb || tar xzf $${GRU_LAB_IMDB:-$(IMDB)} -C data
+	$(BIN)/python data/imdb_tables.py data/aclImdb
 
 compare: $(STAMP)  ## compare rnn, lstm and gru on the embedded synthetic default (adding problem; a few minutes on 2 CPU cores)
 	$(BIN)/gru-lab compare rnn lstm gru

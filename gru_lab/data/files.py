@@ -31,6 +31,7 @@ class Table:
     rows: list[list[str]]
     lines: list[int]
     unit: str = "line"
+    separator: str | None = None  # of a delimited file
 
     def where(self, i: int) -> str:
         """'file:line 7' (or 'file: row 7') for row i."""
@@ -46,7 +47,8 @@ class Table:
             return column
         if column not in self.columns:
             shown = ", ".join(repr(c) for c in self.columns[:20]) + (", ..." if len(self.columns) > 20 else "")
-            raise DataError(f"{self.path}:1: no column {column!r} in the header ({shown}); {named_by}.")
+            hint = " A file without a header row needs data.header: false." if "'data." in named_by else ""
+            raise DataError(f"{self.path}:1: no column {column!r} in the header ({shown}); {named_by}.{hint}")
         return self.columns.index(column)
 
 
@@ -120,7 +122,7 @@ def read_delimited(path: str | Path, key: str, separator: str | None, header: bo
         raise DataError(f"{path}:{reader.line_num}: not readable as delimited text ({exc}).") from None
     if columns is None:
         raise DataError(f"{path}: '{key}' is empty; expected {'a header and ' if header else ''}rows of data.")
-    return Table(path, columns, rows, lines)
+    return Table(path, columns, rows, lines, separator=sep)
 
 
 def read_parquet(path: str | Path, key: str) -> Table:

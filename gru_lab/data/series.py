@@ -41,15 +41,18 @@ def read_series(table: Table, inputs: list[str | int], time_column: str | int | 
     """The input columns of a table as numbers in time order, with missing cells handled as `missing` says.
 
     named_by: for each column, who asks for it, to end a message ("'data.targets' names it")."""
-    import pandas as pd
 
     index = [table.column_index(c, named_by[c]) for c in inputs]
     where = [table.where(i) for i in range(len(table.rows))]
     values = np.full((len(table.rows), len(index)), np.nan)
     for j, col in enumerate(index):
         raw = [row[col].strip() for row in table.rows]
-        parsed = pd.to_numeric(pd.Series(raw, dtype=object).replace("", None), errors="coerce").to_numpy(float)
-        bad = np.flatnonzero(np.isnan(parsed) & np.array([r != "" and r.lower() not in _NA for r in raw], bool))
+        parsed, bad = _numbers(raw)
+        if len(bad) and table.separator not in (",", None):
+            # A file separated by ; (or tab) may write decimals with a comma: 7,5. Taken so when every cell reads.
+            comma, comma_bad = _numbers([r.replace(",", ".") for r in raw])
+            if not len(comma_bad):
+                parsed, bad = comma, comma_bad
         if len(bad):
             i = int(bad[0])
             raise DataError(f"{where[i]}: column {table.columns[col]!r} holds {raw[i][:40]!r}, which is not a number.")
@@ -75,6 +78,15 @@ def read_series(table: Table, inputs: list[str | int], time_column: str | int | 
 
 
 _NA = {"na", "nan", "n/a", "null", "none", "-", "?"}  # cells that say "no value" in words
+
+
+def _numbers(raw: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(values with NaN for empty cells, rows whose text is not a number)."""
+    import pandas as pd
+
+    empty = np.array([r == "" or r.lower() in _NA for r in raw], dtype=bool)
+    parsed = pd.to_numeric(pd.Series(raw, dtype=object).where(~empty, None), errors="coerce").to_numpy(float)
+    return parsed, np.flatnonzero(np.isnan(parsed) & ~empty)
 
 
 def _times(table: Table, column: str | int, time_format: str | None, named_by: str, where: list[str]):

@@ -24,6 +24,9 @@ def run_summary_table(metrics: dict[str, Any], title: str = "Run summary") -> Ta
         table.add_row("baseline mse (repeat the last value)", fmt(data["last_value_mse"]))
     if data.get("majority_accuracy") is not None:
         table.add_row(f"baseline accuracy (always '{data.get('majority_class')}')", fmt(data["majority_accuracy"]))
+    notes = data_notes(data)
+    if notes:
+        table.add_row("data notes", notes)
     table.add_row("epochs run", fmt(metrics.get("epochs_run")))
     table.add_row("best epoch", fmt(metrics.get("best_epoch")))
     table.add_row("median s/epoch", fmt(metrics.get("median_epoch_seconds"), 3))
@@ -40,6 +43,20 @@ def run_summary_table(metrics: dict[str, Any], title: str = "Run summary") -> Ta
     table.add_row("device", f"{env.get('device', '?')} (TF {env.get('tensorflow', '?')}, "
                             f"Keras {env.get('keras', '?')})")
     return table
+
+
+def data_notes(data: dict[str, Any]) -> str:
+    """What reading a series file did that a user should know: gaps in time, cells filled, rows dropped."""
+    notes = []
+    gaps = (data.get("time") or {}).get("gaps")
+    if gaps:
+        notes.append(f"{gaps} gap(s) in time, the largest {data['time']['largest_gap']} (usual step "
+                     f"{data['time']['step']})")
+    if data.get("cells_filled"):
+        notes.append(f"{data['cells_filled']} empty cell(s) filled")
+    if data.get("rows_dropped"):
+        notes.append(f"{data['rows_dropped']} row(s) with empty cells dropped")
+    return "; ".join(notes)
 
 
 def predictions_table(predictions: list[dict[str, Any]]) -> Table:

@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.table import Table
 
+from gru_lab.report.console import data_notes
 from gru_lab.report.format import fmt
 
 FORMATS = ("table", "csv", "json")
@@ -34,7 +35,7 @@ def text_table(pred) -> Table:
     """One row per text: where it came from, the label, its probability (binary: of the second class, as
     P(positive) reads), the out-of-vocabulary share and whether maxlen cut it."""
     classes = pred.meta["classes"]
-    table = Table(title=f"Predictions ({pred.meta['run']})", header_style="bold")
+    table = Table(title="Predictions", header_style="bold")
     table.add_column("source")
     score = f"P({classes[1]})" if len(classes) == 2 else "P(label)"
     table.add_column(score, justify="right")
@@ -46,24 +47,20 @@ def text_table(pred) -> Table:
         p = rec[score] if len(classes) == 2 else rec[f"P({rec['label']})"]
         table.add_row(str(rec["source"]), f"{p:.3f}", str(rec["label"]), f"{rec['oov_share']:.0%}",
                       "yes" if rec["truncated"] else "", preview(rec["text"]))
-    table.caption = (f"OOV: share of the text's tokens the vocabulary lacks; cut: longer than maxlen "
-                     f"({pred.meta['maxlen']}), so the model saw only part of it.")
+    table.caption = (f"run: {pred.meta['run']}. OOV: share of the text's tokens the vocabulary lacks; cut: longer "
+                     f"than maxlen ({pred.meta['maxlen']}), so the model saw only part of it.")
     return table
 
 
 def series_table(pred) -> Table:
     meta = pred.meta
-    title = (f"Forecast after {meta['after']} ({meta['run']})" if meta["mode"] == "next"
-             else f"One forecast per window of {meta['window']} rows ({meta['run']})")
+    title = (f"Forecast after {meta['after']}" if meta["mode"] == "next"
+             else f"One forecast per window of {meta['window']} rows")
     table = Table(title=title, header_style="bold")
     columns = list(pred.frame.columns)
     for c in columns:
         table.add_column(str(c), justify="left" if c in ("time", "window_end") else "right")
     for rec in pred.frame.to_dict(orient="records"):
         table.add_row(*[fmt(rec[c], 6) if isinstance(rec[c], float) else str(rec[c]) for c in columns])
-    notes = [f"{k.replace('_', ' ')}: {v}" for k, v in meta.items() if k in ("rows_dropped", "cells_filled")]
-    gaps = (meta.get("time") or {}).get("gaps")
-    if gaps:
-        notes.append(f"{gaps} gap(s) in the time column, largest {meta['time']['largest_gap']}")
-    table.caption = "; ".join(notes) or None
+    table.caption = "; ".join(filter(None, [f"run: {meta['run']}", data_notes(meta)]))
     return table
