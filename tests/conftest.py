@@ -68,3 +68,36 @@ def tiny_config(**model) -> dict:
         "model": {"cell": "gru", "units": 4, **model},
         "train": {"epochs": 2, "batch_size": 16},
     }
+
+
+# A Python process that cannot import gru_lab: -I (no user site, no PYTHONPATH, no script folder), -S (site-packages'
+# .pth files are not run, so gru-lab's editable-install hook never loads), only site-packages itself on sys.path, and
+# a finder that refuses gru_lab. The script first proves `import gru_lab` fails, then runs the caller's code.
+_NO_GRU_LAB = """
+import sys
+sys.path[:0] = {site!r}
+class _Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "gru_lab":
+            raise ImportError("gru_lab is refused in this process")
+sys.meta_path.insert(0, _Refuse())
+try:
+    import gru_lab  # noqa
+    sys.exit("gru_lab imported: the check would prove nothing")
+except ImportError:
+    pass
+"""
+
+
+def run_without_gru_lab(code: str, cwd: Path):
+    """Run code in a fresh interpreter that cannot import gru_lab; returns the CompletedProcess. The code should
+    end by checking that 'gru_lab' is still not in sys.modules."""
+    import subprocess
+    import sys
+    import sysconfig
+
+    site = [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
+    script = _NO_GRU_LAB.format(site=list(dict.fromkeys(site))) + code
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    return subprocess.run([sys.executable, "-I", "-S", "-c", script], capture_output=True, text=True, cwd=cwd,
+                          env=env, timeout=300)

@@ -25,7 +25,10 @@ def test_train_writes_a_complete_run_record(runner, write_config, tmp_path):
     runs = sorted((tmp_path / "results" / "tiny").iterdir())
     assert len(runs) == 1 and not runs[0].name.startswith(".")
     run = runs[0]
-    assert {p.name for p in run.iterdir()} == {"config.yaml", "metrics.json", "history.csv", "model.keras"}
+    assert {p.name for p in run.iterdir()} == {"config.yaml", "metrics.json", "history.csv", "model.keras",
+                                               "inputs.json", "learning_curves.png"}
+    assert (run / "learning_curves.png").read_bytes().startswith(b"\x89PNG")
+    assert json.loads((run / "inputs.json").read_text())["window"] == 8  # what predict reads: windows of 8 values
 
     resolved = load_config(run / "config.yaml")  # the resolved config loads again and holds the override
     assert resolved.model.units == 5 and resolved.train.epochs == 2

@@ -53,18 +53,19 @@ def test_predict_labels_clear_reviews(runner, trained_run, tmp_path):
     result = runner.invoke(app, ["predict", str(trained_run), POSITIVE, NEGATIVE])
     assert result.exit_code == 0, result.output
     rows = [line for line in result.stdout.splitlines() if line.startswith("│ ")]
-    assert "positive" in rows[0] and "negative" in rows[1]
+    assert " pos " in rows[0] and " neg " in rows[1]
     reviews = tmp_path / "reviews.txt"
     reviews.write_text(f"{NEGATIVE}\n\n{POSITIVE}\n")
     result = runner.invoke(app, ["predict", str(trained_run), "--file", str(reviews)])
     rows = [line for line in result.stdout.splitlines() if line.startswith("│ ")]
-    assert len(rows) == 2 and "negative" in rows[0] and "positive" in rows[1]
+    assert len(rows) == 2 and " neg " in rows[0] and " pos " in rows[1]
+    assert "reviews.txt:1" in rows[0] and "reviews.txt:3" in rows[1]  # the blank line 2 keeps the numbering
 
 
 PREDICT_ERRORS = [
     ("no-run-folder", lambda _run, tmp: [str(tmp / "nope"), "x"], "run folder not found"),
     ("no-text", lambda run, _tmp: [str(run)], "no text given"),
-    ("missing-file", lambda run, tmp: [str(run), "--file", str(tmp / "none.txt")], "--file not found"),
+    ("missing-file", lambda run, tmp: [str(run), "--file", str(tmp / "none.txt")], "does not exist"),
 ]
 
 
@@ -76,13 +77,24 @@ def test_predict_errors_are_one_line(runner, trained_run, tmp_path, args, fragme
     assert fragment in result.stderr
 
 
-def test_predict_on_a_non_text_run_says_why(runner, write_config, tmp_path):
+def test_predict_on_a_non_text_run_says_why_and_reads_a_csv_of_values(runner, write_config, tmp_path):
+    import numpy as np
+
     from tests.conftest import tiny_config
 
     assert runner.invoke(app, ["train", str(write_config(tiny_config())), "-q"]).exit_code == 0
     (run,) = (tmp_path / "results" / "tiny").iterdir()
     result = runner.invoke(app, ["predict", str(run), "great film"])
-    assert result.exit_code == 2 and "no text to encode" in result.stderr
+    assert result.exit_code == 2 and "forecasts a series; pass its data as --file" in result.stderr
+    values = tmp_path / "wave.csv"
+    values.write_text("value\n" + "".join(f"{np.sin(i / 3):.4f}\n" for i in range(10)))
+    result = runner.invoke(app, ["predict", str(run), "--file", str(values), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    import keras
+
+    x = np.sin(np.arange(10) / 3).round(4)[-8:].reshape(1, 8, 1).astype("float32")
+    expected = float(keras.saving.load_model(run / "model.keras").predict(x, verbose=0)[0, 0])
+    assert json.loads(result.stdout)["predictions"][0]["prediction"] == pytest.approx(expected, abs=1e-5)
 
 
 def test_missing_imdb_data_is_one_line(runner, write_config, tmp_path):

@@ -9,6 +9,7 @@ answers in the file's own units.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,17 +96,20 @@ def _times(table: Table, column: str | int, time_format: str | None, named_by: s
 
     col = table.column_index(column, named_by)
     raw = pd.Series([row[col].strip() for row in table.rows], dtype=object)
+    with warnings.catch_warnings():  # pandas warns when it parses dates one by one; a failure is reported below
+        warnings.simplefilter("ignore", UserWarning)
+        dates = pd.to_datetime(raw, format=time_format, errors="coerce")
     numeric = pd.to_numeric(raw, errors="coerce")
-    if time_format is None and not numeric.isna().any():
-        times = numeric
-    else:
-        times = pd.to_datetime(raw, format=time_format, errors="coerce")
+    # Numbers (years, seconds) unless a format is given or dates read more of the column than numbers do.
+    use_dates = time_format is not None or dates.isna().sum() < numeric.isna().sum()
+    times = dates if use_dates else numeric
     bad = np.flatnonzero(times.isna().to_numpy())
     if len(bad):
         i = int(bad[0])
-        how = f"time_format {time_format!r}" if time_format else "a number or a date"
-        raise DataError(f"{where[i]}: time column {table.columns[col]!r} holds {raw[i][:40]!r}, which is not {how}"
-                        f"{'' if time_format else '; set data.time_format'}.")
+        how = f"a date in time_format {time_format!r}" if time_format else "a date" if use_dates else "a number"
+        hint = "" if time_format or not use_dates else "; set data.time_format"
+        raise DataError(f"{where[i]}: time column {table.columns[col]!r} holds {raw[i][:40]!r}, which is not "
+                        f"{how}{hint}.")
     order = np.argsort(times.to_numpy(), kind="stable")
     ordered = times.iloc[order].to_numpy()
     repeated = np.flatnonzero(ordered[1:] == ordered[:-1])

@@ -32,7 +32,7 @@ def portable_model(run: Run, text: bool):
     """The run's model in stock Keras layers; with text, a model from raw strings (text runs only)."""
     import keras
 
-    from gru_lab.models.portable import stock_copy
+    from gru_lab.rnn.portable import stock_copy
 
     model = stock_copy(load_model(run))
     if not text:

@@ -15,7 +15,7 @@ FORMATS = ("table", "csv", "json")
 _SPACE = re.compile(r"\s+")
 
 
-def preview(text: str, width: int = 70) -> str:
+def preview(text: str, width: int = 60) -> str:
     """One line of a text: whitespace folded, cut to width."""
     text = _SPACE.sub(" ", text).strip()
     return text if len(text) <= width else text[:width - 3] + "..."
@@ -45,7 +45,8 @@ def text_table(pred) -> Table:
     table.add_column("text")
     for rec in pred.frame.to_dict(orient="records"):
         p = rec[score] if len(classes) == 2 else rec[f"P({rec['label']})"]
-        table.add_row(str(rec["source"]), f"{p:.3f}", str(rec["label"]), f"{rec['oov_share']:.0%}",
+        source = str(rec["source"]).rsplit("/", 1)[-1]  # reviews.txt:3; CSV and JSON keep the whole path
+        table.add_row(source, f"{p:.3f}", str(rec["label"]), f"{rec['oov_share']:.0%}",
                       "yes" if rec["truncated"] else "", preview(rec["text"]))
     table.caption = (f"run: {pred.meta['run']}. OOV: share of the text's tokens the vocabulary lacks; cut: longer "
                      f"than maxlen ({pred.meta['maxlen']}), so the model saw only part of it.")

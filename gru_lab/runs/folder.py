@@ -305,7 +305,7 @@ def save_run(cfg: ExperimentConfig, result, data, run_id: str | None = None,
     for key, obj in data.artifacts.items():
         folder.write_json(f"{key}.json", obj)
     if cfg.output.save_model and result.model is not None:
-        from gru_lab.models.portable import stock_copy
+        from gru_lab.rnn.portable import stock_copy
 
         # Stock Keras layers, same weights: plain Keras loads model.keras where gru-lab is not installed.
         save_model_atomic(stock_copy(result.model), folder.path("model.keras"))

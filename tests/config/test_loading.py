@@ -29,6 +29,8 @@ def with_(path: str, value):
 
 
 DELETE = object()
+SERIES = {"name": "series", "path": "s.csv", "targets": ["y"], "val_fraction": 0.1}
+TEXT = {"name": "text", "path": "t.csv"}
 
 # (id, config content (dict or raw text, or None for a missing file), --set overrides, expected key, message fragment)
 BAD = [
@@ -53,7 +55,7 @@ BAD = [
     ("bad-optimizer", with_("train.optimizer", "adamw"), [], "train.optimizer",
      "must be one of ['adam', 'rmsprop', 'sgd']"),
     ("bad-dataset", with_("data.name", "mnist"), [], "data.name",
-     "must be one of ['adding', 'arithmetic', 'imdb', 'sine']"),
+     "must be one of ['adding', 'arithmetic', 'imdb', 'series', 'sine', 'text']"),
     ("missing-dataset-name", with_("data.name", DELETE), [], "data.name", "'data.name' is required"),
     ("missing-data", with_("data", DELETE), [], "data", "'data' is required"),
     ("bad-run-name", with_("name", "../escape"), [], "name", "'name' must start with a letter or digit"),
@@ -73,6 +75,48 @@ BAD = [
      "go together"),
     ("pool-too-large", with_("model.conv", {"pool_size": 9}), [], "model.conv.pool_size", "leaves no time steps"),
     ("head-none-wrong-units", with_("model.head", "none"), [], "model.head", "needs 1 unit(s)"),
+    ("horizon-on-text", {**GOOD, "data": {**TEXT, "horizon": 2}, "model": {"embedding_dim": 4}}, [], "data.horizon",
+     "unknown key 'data.horizon'. It belongs to data 'series'."),
+    ("series-targets-required", {**GOOD, "data": {"name": "series", "path": "s.csv"}}, [], "data.targets",
+     "'data.targets' is required"),
+    ("series-no-targets", {**GOOD, "data": {**SERIES, "targets": []}}, [], "data.targets", "at least one column"),
+    ("series-window-zero", {**GOOD, "data": {**SERIES, "window": 0}}, [], "data.window", "must be >= 1"),
+    ("series-horizon-zero", {**GOOD, "data": {**SERIES, "horizon": 0}}, [], "data.horizon", "must be >= 1"),
+    ("series-bad-missing", {**GOOD, "data": {**SERIES, "missing": "zero"}}, [], "data.missing",
+     "must be one of ['drop', 'error', 'ffill', 'interpolate']"),
+    ("series-bad-scaling", {**GOOD, "data": {**SERIES, "scaling": "log"}}, [], "data.scaling",
+     "must be one of ['minmax', 'none', 'standard']"),
+    ("series-fractions-leave-nothing", {**GOOD, "data": {**SERIES, "val_fraction": 0.5, "test_fraction": 0.5}}, [],
+     "data.test_fraction", "leaves no rows to train on"),
+    ("series-time-format-alone", {**GOOD, "data": {**SERIES, "time_format": "%Y"}}, [], "data.time_format",
+     "needs 'data.time_column'"),
+    ("series-column-twice", {**GOOD, "data": {**SERIES, "features": ["y"]}}, [], "data.features",
+     "names column 'y', which 'data.targets' already uses"),
+    ("series-name-without-header", {**GOOD, "data": {**SERIES, "header": False}}, [], "data.targets",
+     "a column name, but 'data.header' is false"),
+    ("series-negative-position", {**GOOD, "data": {**SERIES, "targets": [-1]}}, [], "data.targets",
+     "a position >= 0"),
+    ("series-bad-encoding", {**GOOD, "data": {**SERIES, "encoding": "utf-99"}}, [], "data.encoding",
+     "not an encoding Python knows"),
+    ("series-long-separator", {**GOOD, "data": {**SERIES, "separator": "::"}}, [], "data.separator",
+     "must be one character"),
+    ("series-embedding", {**GOOD, "data": SERIES, "model": {"embedding_dim": 4}}, [], "model.embedding_dim",
+     "is real-valued"),
+    ("text-without-embedding", {**GOOD, "data": TEXT}, [], "model.embedding_dim", "is required"),
+    ("text-test-path-and-fraction", {**GOOD, "data": {**TEXT, "test_path": "t2.csv", "test_fraction": 0.2},
+                                     "model": {"embedding_dim": 4}}, [], "data.test_fraction",
+     "both give a test split"),
+    ("text-one-class", {**GOOD, "data": {**TEXT, "classes": ["pos"]}, "model": {"embedding_dim": 4}}, [],
+     "data.classes", "two or more classes"),
+    ("text-same-column", {**GOOD, "data": {**TEXT, "label_column": "text"}, "model": {"embedding_dim": 4}}, [],
+     "data.label_column", "which 'data.text_column' already uses"),
+    ("text-validation-twice", {**GOOD, "data": TEXT, "model": {"embedding_dim": 4}, "train": {"validation_split": 0.2}},
+     [], "train.validation_split", "already has a validation set (data.val_fraction=0.1)"),
+    ("text-bad-standardize", {**GOOD, "data": {**TEXT, "standardize": "upper"}, "model": {"embedding_dim": 4}}, [],
+     "data.standardize", "must be one of ['lower', 'lower_and_strip_punctuation', 'none', 'strip_punctuation']"),
+    ("text-fraction-one", {**GOOD, "data": {**TEXT, "test_fraction": 1.0}, "model": {"embedding_dim": 4}}, [],
+     "data.test_fraction", "must be < 1"),
+    ("tensorboard-not-bool", with_("output.tensorboard", "maybe"), [], "output.tensorboard", "must be true or false"),
     ("set-unknown-key", GOOD, ["model.unitz=3"], "model.unitz", "--set model.unitz=3"),
     ("set-wrong-type", GOOD, ["model.units=lots"], "model.units", "--set model.units=lots"),
     ("set-no-equals", GOOD, ["model.units"], None, "expected KEY=VALUE"),
@@ -178,3 +222,34 @@ def test_config_import_does_not_import_tensorflow():
             "gru_lab.rnn.support, gru_lab.runs.folder, gru_lab.runs.records, gru_lab.experiments.planning; "
             "sys.exit(1 if 'tensorflow' in sys.modules or 'keras' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_data_paths_resolve_against_the_config_files_folder(tmp_path, monkeypatch):
+    import yaml
+
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    (folder / "exp.yaml").write_text(yaml.safe_dump({
+        "data": {"name": "text", "path": "texts/train.csv", "test_path": "../shared/test.csv",
+                 "val_path": "/abs/v.csv"},
+        "model": {"embedding_dim": 4}, "output": {"dir": "out"}}))
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config("experiments/exp.yaml")
+    assert cfg.data.path == str(folder / "texts" / "train.csv")
+    assert cfg.data.test_path == str(tmp_path / "shared" / "test.csv")
+    assert cfg.data.val_path == "/abs/v.csv"
+    assert cfg.output.dir == "out"  # results go where the command runs
+    # A path typed on the command line is relative to where it was typed.
+    assert load_config("experiments/exp.yaml", ["data.path=here.csv"]).data.path == "here.csv"
+    # The resolved config, as a run folder keeps it, loads to the same paths from anywhere.
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "config.yaml").write_text(to_yaml(cfg))
+    assert load_config(tmp_path / "elsewhere" / "config.yaml").data == cfg.data
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_new_keys_leave_existing_run_ids_alone(path):
+    """Run ids hash the resolved config: keys added since (output.tensorboard) are written only when set."""
+    text = to_yaml(load_config(path))
+    assert "tensorboard" not in text
+    assert "tensorboard: true" in to_yaml(load_config(path, ["output.tensorboard=true"]))
