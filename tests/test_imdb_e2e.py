@@ -8,7 +8,7 @@ import pytest
 
 from gru_lab.cli import app
 from gru_lab.config import load_config
-from tests.conftest import CONFIGS, REAL_IMDB, needs_real_imdb
+from tests.conftest import CONFIGS, REAL_IMDB, needs_real_imdb, run_without_gru_lab
 
 POSITIVE = "This movie was wonderful, I loved every minute of it. Brilliant acting and a great story."
 NEGATIVE = "Terrible. Boring and awful, the worst film I have seen, a waste of time."
@@ -124,3 +124,22 @@ def test_stacked_gru_config_is_two_stacked_grus_without_a_head():
     assert model.input_shape == (None, 300, 1) and model.output_shape == (None, 1)
     # GRU(50) on 1 feature + GRU(1) on 50: 3*50*(1+50+2) + 3*1*(50+1+2)
     assert model.count_params() == 7950 + 159
+
+
+@needs_real_imdb
+def test_imdb_savedmodel_takes_raw_reviews_and_scores_as_predict(runner, trained_run, tmp_path):
+    reviews = [POSITIVE, NEGATIVE, "It's a <br />so-so film; the actors' work isn't bad.", "Naïve, but charming"]
+    out = tmp_path / "imdb.savedmodel"
+    result = runner.invoke(app, ["export", str(trained_run), "--format", "savedmodel", "--text", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    code = (f"import json, tensorflow as tf\nserved = tf.saved_model.load({str(out)!r})\n"
+            f"print(json.dumps(served.serve(tf.constant({reviews!r})).numpy().ravel().tolist()))\n"
+            "assert 'gru_lab' not in sys.modules\n")
+    proc = run_without_gru_lab(code, cwd=tmp_path)  # TensorFlow alone serves it
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    scores = json.loads(proc.stdout.strip().splitlines()[-1])
+    result = runner.invoke(app, ["predict", str(trained_run), *reviews, "--format", "json"])
+    predicted = [row["P(pos)"] for row in json.loads(result.stdout)["predictions"]]
+    assert scores == pytest.approx(predicted, abs=1e-5)
+    result = runner.invoke(app, ["export", str(trained_run), "--text", "--out", str(tmp_path / "m.keras")])
+    assert result.exit_code == 2 and "Use --format savedmodel" in result.stderr

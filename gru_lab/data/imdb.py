@@ -99,6 +99,42 @@ def encode_texts(texts: list[str], word_index: dict[str, int], num_words: int, m
     return _pad(split, np.arange(len(seqs)), num_words, maxlen, padding, truncating)
 
 
+def tensorflow_encoder(vocabulary: dict):
+    """encode_texts in TensorFlow ops, for a SavedModel that takes raw reviews: (the StringLookup layer the
+    SavedModel must track, encode(strings) -> int32 (n, maxlen)). tokenize's pattern in RE2: every run of
+    characters that are not letters, digits or apostrophes is a space, then apostrophes not between two such
+    characters go too. The same ids as encode_texts (tested), wherever Python's and TensorFlow's Unicode
+    tables agree on letters and lower case."""
+    import keras
+    import tensorflow as tf
+
+    num_words, maxlen = vocabulary["num_words"], vocabulary["maxlen"]
+    padding, truncating = vocabulary["padding"], vocabulary["truncating"]
+    words = [w for w, i in sorted(vocabulary["word_index"].items(), key=lambda item: item[1]) if i < num_words]
+    # Lookup index 0 is out of vocabulary, index k the k-th word, whose id is k + INDEX_FROM.
+    lookup = keras.layers.StringLookup(vocabulary=words, num_oov_indices=1, mask_token=None, output_mode="int")
+
+    def tokens(strings):
+        t = tf.strings.lower(strings, encoding="utf-8")
+        for pattern in (r"<br\s*/?>", r"[^\pL\pN']+", r"''+", r"(^|\s)'+", r"'+(\s|$)"):
+            t = tf.strings.regex_replace(t, pattern, " ")
+        return tf.strings.split(t)
+
+    def encode(strings):
+        index = tf.cast(lookup(tokens(strings)), tf.int32)
+        ids = tf.ragged.map_flat_values(lambda v: tf.where(v == 0, OOV, v + INDEX_FROM), index)
+        ids = tf.concat([tf.fill([ids.nrows(), 1], START), ids], axis=1)
+        ids = ids[:, -maxlen:] if truncating == "pre" else ids[:, :maxlen]
+        dense = ids.to_tensor(PAD, shape=[None, maxlen])
+        if padding == "pre":  # shift each row right by its padding
+            lengths = tf.cast(ids.row_lengths(), tf.int32)
+            source = tf.range(maxlen)[None, :] - (maxlen - lengths)[:, None]
+            dense = tf.where(source >= 0, tf.gather(dense, tf.maximum(source, 0), batch_dims=1), PAD)
+        return dense
+
+    return lookup, encode
+
+
 def token_counts(texts: list[str], word_index: dict[str, int], num_words: int) -> tuple[np.ndarray, np.ndarray]:
     """(words, out-of-vocabulary words) per review, before truncation; the model sees words + 1 (START) ids."""
     words = [tokenize(t) for t in texts]

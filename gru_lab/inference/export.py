@@ -4,7 +4,8 @@ Serving, in an environment without gru-lab.
 keras: a .keras file that keras.saving.load_model reads. savedmodel: a TensorFlow SavedModel folder (Keras's
 Model.export) with a `serve` / `serving_default` signature. With text=True, a run on `text` data gets its
 keras.layers.TextVectorization (settings and vocabulary from inputs.json) in front, so the model takes raw
-strings and scores them exactly as `gru-lab predict` does.
+strings and scores them exactly as `gru-lab predict` does; an IMDB run's SavedModel gets gru-lab's own
+tokenizer as TensorFlow ops instead (no stock layer reproduces it, so its .keras takes token ids only).
 
 Nothing is half written: the model goes to a temporary name beside the target and is renamed into place, and
 an existing path is never overwritten.
@@ -39,9 +40,9 @@ def portable_model(run: Run, text: bool):
         return model
     kind = run.inputs.get("kind")
     if kind == "imdb-text":
-        raise RunError(f"{run.folder}: --text needs a run on data 'text': IMDB runs use gru-lab's own tokenizer, "
-                       "which no stock Keras layer reproduces. Export without --text (the model takes token ids), or "
-                       "train on the same reviews with data.name: text.")
+        raise RunError(f"{run.folder}: --text with --format keras needs a run on data 'text': IMDB runs use "
+                       "gru-lab's own tokenizer, which no stock Keras layer reproduces. Use --format savedmodel "
+                       "(the tokenizer as TensorFlow ops), or export without --text (the model takes token ids).")
     if kind != "text":
         raise RunError(f"{run.folder}: --text is for text runs; this run trained on {run.cfg.data.name!r} data.")
     from gru_lab.data.text import vectorizer
@@ -66,11 +67,14 @@ def export_run(run: Run, fmt: str, out: Path | None, text: bool) -> Path:
         raise RunError(f"{target}: already exists; export never overwrites: pass --out with a new path.")
     if not target.parent.is_dir():
         raise RunError(f"{target.parent}: folder not found for --out.")
-    model = portable_model(run, text)
+    imdb_strings = text and fmt == "savedmodel" and run.inputs.get("kind") == "imdb-text"
+    model = portable_model(run, text and not imdb_strings)
     tmp = target.with_name(f".{target.stem}.{os.getpid()}.tmp{target.suffix}")
     try:
         if fmt == "keras":
             model.save(tmp)
+        elif imdb_strings:
+            _imdb_strings_archive(run, model).write_out(str(tmp), verbose=False)
         else:
             model.export(str(tmp), format="tf_saved_model", verbose=False)
         os.rename(tmp, target)
@@ -82,3 +86,27 @@ def export_run(run: Run, fmt: str, out: Path | None, text: bool) -> Path:
         elif tmp.exists():
             tmp.unlink()
     return target
+
+
+def _imdb_strings_archive(run: Run, model):
+    """A SavedModel of an IMDB run that takes raw reviews: gru-lab's tokenizer and vocabulary as TensorFlow ops
+    (data.imdb.tensorflow_encoder) in front of the stock model, as its `serve` signature."""
+    import keras
+    import tensorflow as tf
+
+    from gru_lab.data.imdb import tensorflow_encoder
+    from gru_lab.inference.run import imdb_vocabulary
+
+    lookup, encode = tensorflow_encoder(imdb_vocabulary(run))
+    encode(tf.constant([""]))  # builds the lookup layer, which the archive tracks
+    as_real = getattr(run.cfg.data, "as_real", False)
+
+    def serve(strings):
+        ids = encode(strings)
+        return model(tf.cast(ids, tf.float32)[..., None] if as_real else ids, training=False)
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.track(lookup)
+    archive.add_endpoint("serve", serve, input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    return archive

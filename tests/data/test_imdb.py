@@ -532,3 +532,19 @@ def test_real_archive_full_load_hits_cache_and_drops_nothing(real_slice, real_ca
     assert ds.x_train.shape == (25_000, 200) and ds.x_test.shape == (25_000, 200)
     assert ds.extra["truncated_fraction"] > 0.3  # many reviews exceed maxlen, and all are kept
     assert ds.y_train.sum() == 12_500 and ds.y_test.sum() == 12_500
+
+
+@pytest.mark.parametrize("padding,truncating", [("pre", "pre"), ("pre", "post"), ("post", "pre"), ("post", "post")])
+def test_tensorflow_encoder_gives_encode_texts_ids(padding, truncating):
+    """The SavedModel export's tokenizer (TensorFlow ops) against gru-lab's own, on punctuation, apostrophes,
+    <br />, underscores, non-ASCII letters and case, and texts longer and shorter than maxlen."""
+    import tensorflow as tf
+
+    texts = ["Great movie!<br /><br />I LOVED it, don't miss... 'quoted' rock'n'roll a''b _under_score x_y",
+             "Çà et là: naïve café — 10/10, Ünïcödé İstanbul ΣΊΣΥΦΟΣ", "", "x " * 30 + "end"]
+    words = sorted({w for t in texts for w in imdb.tokenize(t)})
+    vocabulary = {"word_index": {w: i + 4 for i, w in enumerate(words)}, "num_words": 20, "maxlen": 12,
+                  "padding": padding, "truncating": truncating}
+    _, encode = imdb.tensorflow_encoder(vocabulary)
+    expected = imdb.encode_texts(texts, vocabulary["word_index"], 20, 12, padding, truncating)
+    assert np.array_equal(encode(tf.constant(texts)).numpy(), expected)
