@@ -285,42 +285,22 @@ def predict(
                    else "table")
     if kind not in FORMATS:
         raise GruLabError(f"--format must be one of {list(FORMATS)}. Got {kind!r}.")
+    from gru_lab.inference.predict import predict_run
     from gru_lab.inference.run import open_run
 
-    run = open_run(run_dir, "predict")
-    from gru_lab.inference import predict as scoring
+    predictions = predict_run(open_run(run_dir, "predict"), texts or [], file, every_window)
+    from gru_lab.report.predictions import as_text, render
 
-    if run.inputs.get("kind") == "series":
-        if texts or file is None:
-            raise GruLabError(f"predict: {run_dir} forecasts a series; pass its data as --file data.csv "
-                              "(the run's columns, at least one window of rows).")
-        predictions = scoring.predict_series(run, file, every_window)
-    else:
-        items = [(f"arg {i}", t) for i, t in enumerate(texts or [], 1)]
-        if file is not None:
-            items += scoring.read_lines(file)
-        if not items:
-            raise GruLabError("predict: no text given; pass texts as arguments or --file texts.txt (one per line).")
-        predictions = scoring.predict_texts(run, items)
-    from gru_lab.report.predictions import render
-
-    shown = render(predictions, kind)
     if out_file is None:
         if kind == "table":
-            out.print(shown)
+            out.print(render(predictions, kind))
         else:
-            sys.stdout.write(shown)
+            sys.stdout.write(render(predictions, kind))
         return
     from gru_lab.runs.files import atomic_write_text
 
-    if kind == "table":
-        import io
-
-        capture = Console(width=160, record=True, file=io.StringIO())  # plain text, no colour codes
-        capture.print(shown)
-        shown = capture.export_text()
     try:
-        atomic_write_text(out_file, shown)
+        atomic_write_text(out_file, as_text(predictions, kind))
     except OSError as exc:
         raise GruLabError(f"{out_file}: cannot write --out ({exc.__class__.__name__}: {exc.strerror}).") from None
     err.print(f"{len(predictions.frame)} prediction(s) written to {out_file}", soft_wrap=True, highlight=False)
@@ -342,16 +322,14 @@ def export(
 ) -> None:
     """Write the run's model made of stock Keras layers only (same weights): it loads with plain Keras or
     TensorFlow Serving where gru-lab is not installed."""
-    from gru_lab.inference.export import FORMATS, export_run
+    from gru_lab.inference.export import FORMATS, export_run, takes
     from gru_lab.inference.run import open_run
 
     if fmt not in FORMATS:
         raise GruLabError(f"--format must be one of {list(FORMATS)}. Got {fmt!r}.")
     run = open_run(run_dir, "export")
     path = export_run(run, fmt, out_path, text)
-    takes = "raw strings" if text else {"series": "windows of rows, scaled as the run's inputs.json says"}.get(
-        run.inputs.get("kind"), "token ids")
-    out.print(f"exported {run.label} ({fmt}, takes {takes}): {path}", soft_wrap=True, highlight=False)
+    out.print(f"exported {run.label} ({fmt}, takes {takes(run, text)}): {path}", soft_wrap=True, highlight=False)
 
 
 @app.command()

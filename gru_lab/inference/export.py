@@ -29,6 +29,14 @@ def default_path(run: Run, fmt: str, text: bool) -> Path:
     return Path(f"{stem}.keras" if fmt == "keras" else f"{stem}.savedmodel")
 
 
+def takes(run: Run, text: bool) -> str:
+    """What the exported model's input is, in words."""
+    if text:
+        return "raw strings"
+    return {"series": "windows of rows, scaled as the run's inputs.json says"}.get(run.inputs.get("kind"),
+                                                                                   "token ids")
+
+
 def portable_model(run: Run, text: bool):
     """The run's model in stock Keras layers; with text, a model from raw strings (text runs only)."""
     import keras

@@ -35,6 +35,21 @@ def read_lines(path: Path, encoding: str = "utf-8") -> list[tuple[str, str]]:
     return [(f"{path}:{n}", line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
 
 
+def predict_run(run: Run, texts: list[str], file: Path | None, every_window: bool) -> Predictions:
+    """What `gru-lab predict` scores: a series run's --file, or a text run's texts and --file lines."""
+    if run.inputs.get("kind") == "series":
+        if texts or file is None:
+            raise RunError(f"predict: {run.folder} forecasts a series; pass its data as --file data.csv (the run's "
+                           "columns, at least one window of rows).")
+        return predict_series(run, file, every_window)
+    items = [(f"arg {i}", t) for i, t in enumerate(texts, 1)]
+    if file is not None:
+        items += read_lines(file)
+    if not items:
+        raise RunError("predict: no text given; pass texts as arguments or --file texts.txt (one per line).")
+    return predict_texts(run, items)
+
+
 def predict_texts(run: Run, items: list[tuple[str, str]]) -> Predictions:
     """items: (source, text) pairs."""
     import pandas as pd

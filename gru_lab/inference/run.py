@@ -51,8 +51,11 @@ def open_run(path: str | Path, command: str) -> Run:
         raise RunError(f"{path / 'metrics.json'}: unreadable ({exc.__class__.__name__}).") from None
     status = metrics.get("status")
     if status != "finished":
-        raise RunError(f"{path}: the run's status is {status!r}, not 'finished'; {command} needs a finished run's "
-                       "model (train again, or resume the run until it finishes).")
+        from gru_lab.runs.records import stopped_reason
+
+        why = stopped_reason(metrics)
+        raise RunError(f"{path}: the run's status is {status!r}, not 'finished'{f' ({why})' if why else ''}; "
+                       f"{command} needs a finished run's model (train again, or resume the run until it finishes).")
     if not (path / MODEL_FILE).is_file():
         raise RunError(f"{path}: {MODEL_FILE} is missing (the run had output.save_model: false); retrain to {command}.")
     cfg = load_config(path / "config.yaml")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from typing import Any
@@ -29,6 +30,18 @@ def render(pred, kind: str) -> Any:
         rows = json.loads(pred.frame.to_json(orient="records", double_precision=15))
         return json.dumps({**pred.meta, "predictions": rows}, indent=2, default=str) + "\n"
     return text_table(pred) if pred.kind == "text" else series_table(pred)
+
+
+def as_text(pred, kind: str) -> str:
+    """render() as text for a file: a table without colour codes."""
+    shown = render(pred, kind)
+    if kind != "table":
+        return shown
+    from rich.console import Console
+
+    capture = Console(width=160, record=True, file=io.StringIO())
+    capture.print(shown)
+    return capture.export_text()
 
 
 def text_table(pred) -> Table:

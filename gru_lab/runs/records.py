@@ -1,13 +1,10 @@
-"""Reading run records: the numbers a table shows, every run under a folder, a run loaded for prediction."""
+"""Reading run records: the numbers a table shows, every run under a folder."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Any
-
-from gru_lab.config import load_config
-from gru_lab.errors import RunError
 
 
 def metric_of(task: str) -> tuple[str, bool]:
@@ -32,46 +29,6 @@ def measured(m: dict[str, Any], task: str) -> dict[str, Any]:
         "params_total": params.get("total"), "params_recurrent": params.get("recurrent"),
         "peak_rss_mib": memory.get("rss_mib"), "peak_gpu_mib": memory.get("gpu_mib"),
     }
-
-
-def load_for_prediction(run_dir: str | Path):
-    """(config, keras model, vocabulary) of a finished token run, or a RunError saying what is missing."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise RunError(f"{run_dir}: run folder not found; expected results/<name>/<run-id>/ from `gru-lab train`.")
-    for name in ("config.yaml", "metrics.json"):
-        if not (run_dir / name).is_file():
-            raise RunError(f"{run_dir}: not a finished run folder ({name} is missing).")
-    cfg = load_config(run_dir / "config.yaml")
-    vocab_path = run_dir / "vocabulary.json"
-    if not vocab_path.is_file():
-        raise RunError(f"{run_dir}: predict needs a text model's vocabulary.json; this run trained on "
-                       f"'{cfg.data.name}', which has no text to encode.")
-    if not (run_dir / "model.keras").is_file():
-        raise RunError(f"{run_dir}: model.keras is missing ({_why_no_model(run_dir)}); retrain to predict.")
-    try:
-        vocabulary = json.loads(vocab_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise RunError(f"{vocab_path}: unreadable vocabulary ({exc}).") from None
-    import keras
-
-    import gru_lab.rnn.layers  # noqa: F401  registers gru_lab>GRU/LSTM/SimpleRNN, which model.keras may name
-
-    model = keras.saving.load_model(run_dir / "model.keras")
-    return cfg, model, vocabulary
-
-
-def _why_no_model(run_dir: Path) -> str:
-    try:
-        m = json.loads((run_dir / "metrics.json").read_text())
-    except (OSError, ValueError):
-        m = {}
-    status = m.get("status")
-    if status == "interrupted" and not m.get("epochs_run"):
-        return "the run was interrupted before its first epoch finished: there is no trained model"
-    if status in ("diverged", "failed"):
-        return f"the run {status}: {stopped_reason(m)}"
-    return "the run had output.save_model: false"
 
 
 def stopped_reason(m: dict[str, Any]) -> str | None:
