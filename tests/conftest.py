@@ -13,7 +13,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 # The real data, where this checkout sits beside shared/ (as in CI); GRU_LAB_IMDB points elsewhere.
-REAL_IMDB = Path(os.environ.get("GRU_LAB_IMDB") or ROOT.parent / "shared/data/aclImdb_v1_labeled.tar.gz")
+# Absolute: a test's config file lives in a temporary folder, and a config's relative data path is relative to it
+# (make test sets GRU_LAB_IMDB relative to the checkout).
+REAL_IMDB = Path(os.environ.get("GRU_LAB_IMDB") or ROOT.parent / "shared/data/aclImdb_v1_labeled.tar.gz").resolve()
 needs_real_imdb = pytest.mark.skipif(
     not REAL_IMDB.exists(), reason=f"real IMDB archive not found at {REAL_IMDB}; set GRU_LAB_IMDB to run these")
 
