@@ -339,10 +339,11 @@ def test_shell_completion_installs(tmp_path):
 
 
 @pytest.mark.parametrize("metrics,reason", [
-    ({"status": "interrupted", "epochs_run": 0}, "the run was interrupted before its first epoch finished"),
+    ({"status": "interrupted", "epochs_run": 0}, "'interrupted', not 'finished' (interrupted before its first epoch "
+                                                 "finished: there is no trained model)"),
     ({"status": "diverged", "epochs_run": 2, "diverged": {"epoch": 3, "batch": 7, "quantity": "loss", "value": "nan"}},
-     "the run diverged: diverged at epoch 3, batch 7: loss became nan"),
-    ({"status": "failed", "epochs_run": 1, "error": "out of memory"}, "the run failed: out of memory"),
+     "'diverged', not 'finished' (diverged at epoch 3, batch 7: loss became nan"),
+    ({"status": "failed", "epochs_run": 1, "error": "out of memory"}, "'failed', not 'finished' (out of memory)"),
 ], ids=["interrupted-at-once", "diverged", "failed"])
 def test_predict_refuses_a_run_without_a_trained_model(runner, tmp_path, metrics, reason):
     """Such runs keep no model.keras (records written before this version kept an untrained one)."""
@@ -358,7 +359,7 @@ def test_predict_refuses_a_run_without_a_trained_model(runner, tmp_path, metrics
     result = runner.invoke(app, ["predict", str(run), "a fine film"])
     assert result.exit_code == 2 and "Traceback" not in result.output
     (line,) = result.stderr.strip().splitlines()
-    assert f"model.keras is missing ({reason}" in line and line.endswith("retrain to predict."), line
+    assert f"the run's status is {reason}" in line and "predict needs a finished run's model" in line, line
 
 
 def test_inspect_prints_the_memory_estimate(runner):

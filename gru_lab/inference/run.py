@@ -53,7 +53,8 @@ def open_run(path: str | Path, command: str) -> Run:
     if status != "finished":
         from gru_lab.runs.records import stopped_reason
 
-        why = stopped_reason(metrics)
+        why = stopped_reason(metrics) or ("interrupted before its first epoch finished: there is no trained model"
+                                          if status == "interrupted" and not metrics.get("epochs_run") else None)
         raise RunError(f"{path}: the run's status is {status!r}, not 'finished'{f' ({why})' if why else ''}; "
                        f"{command} needs a finished run's model (train again, or resume the run until it finishes).")
     if not (path / MODEL_FILE).is_file():
