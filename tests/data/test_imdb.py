@@ -491,6 +491,7 @@ def test_slice_larger_than_split_is_a_data_error(tree, make_cfg):
 
 
 # ----------------------------------------------------------------------------- the real archive
+# Marked slow: the first load tokenizes all 50,000 reviews.
 
 
 @pytest.fixture(scope="session")
@@ -501,6 +502,7 @@ def real_slice(real_cache):
 
 
 @needs_real
+@pytest.mark.slow
 def test_real_archive_vocabulary_matches_keras_ranks(real_slice):
     word_index = real_slice.artifacts["vocabulary"]["word_index"]
     # keras.datasets.imdb.get_word_index() ranks the, and, a, of as 1..4, i.e. ids 4..7.
@@ -514,6 +516,7 @@ def test_real_archive_vocabulary_matches_keras_ranks(real_slice):
 
 
 @needs_real
+@pytest.mark.slow
 def test_real_archive_slice_shapes_and_balance(real_slice):
     ds = real_slice
     assert ds.x_train.shape == (2000, 200) and ds.x_test.shape == (1000, 200)
@@ -525,10 +528,11 @@ def test_real_archive_slice_shapes_and_balance(real_slice):
 
 
 @needs_real
+@pytest.mark.slow
 def test_real_archive_full_load_hits_cache_and_drops_nothing(real_slice, real_cache):
     cfg = ImdbData(name="imdb", path=str(REAL), cache_dir=str(real_cache))
     ds = imdb.load(cfg, seed=0)
-    assert ds.extra["cache_hit"] is True and ds.extra["load_seconds"] < 10
+    assert ds.extra["cache_hit"] is True
     assert ds.x_train.shape == (25_000, 200) and ds.x_test.shape == (25_000, 200)
     assert ds.extra["truncated_fraction"] > 0.3  # many reviews exceed maxlen, and all are kept
     assert ds.y_train.sum() == 12_500 and ds.y_test.sum() == 12_500

@@ -466,6 +466,7 @@ def test_ctrl_c_in_a_pool_stops_every_worker_and_keeps_finished_runs(tmp_path):
 # ----------------------------------------------------------------------------- one run, two devices
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_trains_one_run_on_two_logical_cpus(tmp_path):
     script = f"""
 import json, sys

@@ -39,6 +39,7 @@ def test_record_has_timing_params_and_environment():
     assert [row["epoch"] for row in r.history] == [1, 2] and "val_loss" in r.history[0]
 
 
+@pytest.mark.slow
 def test_the_time_series_tutorial_config_matches_its_plain_keras_script():
     """configs/timeseries_gru.yaml must do what the time-series GRU tutorial's script does: same seed, same
     predictions."""
