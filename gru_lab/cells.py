@@ -63,3 +63,14 @@ def label(name: str) -> str:
     cell = CELLS.get(name)
     return cell.label if cell else name
 
+
+
+def describe(cell: str, units, num_layers: int = 1, bidirectional: bool = False, pooling: str = "last") -> str:
+    """A model as tables name it, telling apart what shares a cell and units: "GRU(32)", "BiGRU(32)",
+    "2-layer GRU(32)", "2-layer GRU(50,1)", "BiGRU(64), max_mean-pooled"."""
+    sizes = [int(u) for u in units] if isinstance(units, (list, tuple)) else [int(units)] * max(1, int(num_layers or 1))
+    text = f"{'Bi' if bidirectional else ''}{label(cell)}"
+    text += f"({sizes[0]})" if len(set(sizes)) == 1 else f"({','.join(str(u) for u in sizes)})"
+    if len(sizes) > 1:
+        text = f"{len(sizes)}-layer {text}"
+    return text if pooling in (None, "last") else f"{text}, {pooling}-pooled"

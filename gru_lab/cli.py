@@ -138,6 +138,11 @@ def train(
         result = _train_with_progress(cfg, data, quiet, folder.workdir)
         if result.status == "interrupted":
             _interrupted(cfg, result, data, again)
+        if result.status == "finished" and cfg.baseline.kind != "none":
+            from gru_lab.experiments.baselines import fit_baselines
+
+            with err.status("fitting the classical baseline...") if not quiet else contextlib.nullcontext():
+                result.metrics["classical_baseline"] = fit_baselines(cfg, data).record()
         with err.status("writing the run record...") if not quiet else contextlib.nullcontext():
             try:
                 run_dir = save_run(cfg, result, data, folder=folder)

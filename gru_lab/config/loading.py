@@ -316,7 +316,8 @@ def to_yaml(cfg: ExperimentConfig) -> str:
     # use them keeps its hash, and its run ids (compare and sweep resume by them), across versions.
     for section, key, unset in (("train", "distribute", "none"), (None, "sweep", None), ("model", "loops", "auto"),
                                 ("train", "device", "auto"), ("train", "xla", "auto"),
-                                ("train", "mixed_precision", False), ("output", "tensorboard", False)):
+                                ("train", "mixed_precision", False), ("output", "tensorboard", False),
+                                ("model", "pooling", "last"), (None, "baseline", {"kind": "auto", "period": None})):
         node = data if section is None else data[section]
         if node.get(key) == unset:
             node.pop(key)

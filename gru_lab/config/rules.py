@@ -7,7 +7,7 @@ import difflib
 import math
 from typing import Any
 
-from gru_lab.config.schema import ArithmeticData, ExperimentConfig, SeriesData, SineData, TextData
+from gru_lab.config.schema import ArithmeticData, ExperimentConfig, ImdbData, SeriesData, SineData, TextData
 from gru_lab.names import logged_quantities
 
 
@@ -78,6 +78,22 @@ def check_combinations(cfg: ExperimentConfig) -> tuple[str, str] | None:
                 f"for data '{d.name}'; it has {last}. Set the last of model.units to {outputs} or use head: dense.")
         if m.head_dropout > 0:
             return "model.head_dropout", "'model.head_dropout' needs the Dense head; 'model.head' is 'none'."
+    if m.pooling != "last" and m.head == "none":
+        return "model.pooling", (
+            f"'model.pooling' is {m.pooling!r}, which feeds the Dense head; 'model.head' is 'none'. "
+            "Use pooling: last or head: dense.")
+    period = cfg.baseline.period
+    if period is not None:
+        if _task(d) != "regression":
+            return "baseline.period", (
+                f"'baseline.period' is for the seasonal-naive baseline of a regression; data '{d.name}' is a "
+                f"{_task(d)} task. Remove it.")
+        if cfg.baseline.kind == "none":
+            return "baseline.period", "'baseline.period' has no baseline to serve: 'baseline.kind' is 'none'."
+        if _timesteps(d) and period > _timesteps(d):
+            return "baseline.period", (
+                f"'baseline.period' is {period} but a window has {_timesteps(d)} steps; the seasonal-naive "
+                "baseline looks one period back, so the period must be <= the window.")
     if m.conv is not None:
         steps_after = _timesteps(d) // m.conv.pool_size if _timesteps(d) else None
         if steps_after is not None and steps_after < 1:
@@ -190,3 +206,8 @@ def _columns(d: SeriesData | TextData) -> list[tuple[str, Any]]:
     named = [("data.time_column", d.time_column)] if d.time_column is not None else []
     named += [("data.targets", c) for c in d.targets]
     return named + [("data.features", c) for c in d.features]
+
+
+def _task(d: Any) -> str:
+    """The task a data section gives: its own `task` where it has one, else IMDB's binary or regression."""
+    return getattr(d, "task", None) or ("binary" if isinstance(d, ImdbData) else "regression")

@@ -202,6 +202,7 @@ class ModelConfig(_Section):
     mask_zero: bool = False  # token inputs only: treat id 0 as padding and mask it
     unroll: bool = False  # unroll the time loop (short sequences only; disables cuDNN)
     head_dropout: float = Field(0.0, ge=0.0, lt=1.0)  # Dropout before the output Dense
+    pooling: Literal["last", "max", "mean", "max_mean"] = "last"  # what the head sees: the last recurrent layer's final output, or its outputs pooled over time (padding excluded); max_mean concatenates both
     head: Literal["dense", "none"] = "dense"  # "none": the last recurrent layer is the output (the stacked-GRU tutorial's GRU(1))
     loops: Literal["auto", "keras"] = "auto"  # auto: gru-lab's loops (compiled or fused) on a CPU where they apply (same weights and outputs as Keras's; `inspect` says which run); keras: Keras's own loop
 
@@ -283,6 +284,13 @@ class SweepConfig(_Section):
     num_gpus: float = Field(0.0, ge=0)  # ray: GPUs each run reserves; a fraction lets runs share a GPU
 
 
+class BaselineConfig(_Section):
+    """The classical baseline compare, sweep and train fit beside the recurrent model, on the same splits."""
+
+    kind: Literal["auto", "none"] = "auto"  # auto: text -> TF-IDF + logistic regression, real-valued classification -> logistic regression on the window, regression -> last value, seasonal naive, ridge; none: no baseline
+    period: int | None = Field(None, ge=1)  # regression only: the season in steps for the seasonal-naive baseline (its value one period back); None = no seasonal baseline
+
+
 class ExperimentConfig(_Section):
     name: str = Field("experiment", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # folder name under output.dir
     seed: int = Field(0, ge=0, le=2**32 - 1)  # seeds data generation, weight init and shuffling (NumPy's range)
@@ -291,6 +299,13 @@ class ExperimentConfig(_Section):
     train: TrainConfig = TrainConfig()  # optimisation
     output: OutputConfig = OutputConfig()  # where the run record goes
     sweep: SweepConfig | None = None  # grid-sweep settings for `gru-lab sweep`; not part of a run's own config
+    baseline: BaselineConfig = BaselineConfig()  # the classical baseline beside the recurrent runs; `baseline: none` turns it off
+
+    @field_validator("baseline", mode="before")
+    @classmethod
+    def _baseline_word(cls, value: Any) -> Any:
+        # `baseline: none` (or auto) is the short form of `baseline: {kind: none}`.
+        return {"kind": value} if isinstance(value, str) else value
 
     @property
     def train_seed(self) -> int:

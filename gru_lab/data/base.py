@@ -24,6 +24,27 @@ class InputSpec:
     padding: Literal["pre", "post"] | None = None
 
 
+@dataclass(frozen=True)
+class Documents:
+    """Whole texts as token ids, for the classical baselines (which see every word, not maxlen of them):
+    text i is ids[starts[i]:ends[i]], in the order of the split's x rows. Views of one flat array, so a
+    loader hands them over without a copy."""
+
+    ids: np.ndarray  # int: every text's token ids, one text after another (the loader's own array)
+    starts: np.ndarray  # int64 (n,)
+    ends: np.ndarray  # int64 (n,)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.ids[self.starts[i]:self.ends[i]]
+
+    def rows(self, index) -> "Documents":
+        """The texts at these rows (a slice or an index array), same order as x[index]."""
+        return Documents(self.ids, self.starts[index], self.ends[index])
+
+
 @dataclass
 class Dataset:
     """Train/validation/test arrays plus what the model builder must know.
@@ -48,6 +69,9 @@ class Dataset:
     padding: Literal["pre", "post"] | None = None  # side on which 0-padding sits, if any
     extra: dict[str, Any] = field(default_factory=dict)  # goes into metrics.json ("data" key)
     artifacts: dict[str, Any] = field(default_factory=dict)  # files saved in the run folder, e.g. vocabulary
+    # Text datasets: {"train": Documents, "test": Documents}, row for row with x_train / x_test; the TF-IDF
+    # baseline reads these (every word of each text) rather than the model's padded, truncated x.
+    documents: dict[str, Documents] | None = None
 
     @property
     def timesteps(self) -> int:

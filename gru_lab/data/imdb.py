@@ -27,7 +27,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from gru_lab.config import ImdbData
-from gru_lab.data.base import Dataset
+from gru_lab.data.base import Dataset, Documents
 from gru_lab.errors import DataError
 
 PAD, START, OOV = 0, 1, 2
@@ -424,4 +424,11 @@ def load(cfg: ImdbData, seed: int) -> Dataset:
         x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
         vocab_size=None if cfg.as_real else cfg.num_words,  # no Embedding for raw ids, as base.Dataset says
         padding=cfg.padding, extra=extra, artifacts={"vocabulary": vocabulary},
+        documents={"train": _documents(splits["train"], train_rows), "test": _documents(splits["test"], test_rows)},
     )
+
+
+def _documents(split: _Split, rows: np.ndarray) -> Documents:
+    """Every word of these reviews as ids (no num_words or maxlen cut, the START marker left out): the
+    text the baselines see, tokenized as the model's input is. Words that occur only in test are OOV (2)."""
+    return Documents(split.ids, split.offsets[rows] + 1, split.offsets[rows + 1])

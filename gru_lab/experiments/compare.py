@@ -17,10 +17,11 @@ from gru_lab import cells as cell_names
 from gru_lab.config import PRESETS, ExperimentConfig, apply_overrides, config_from_raw, load_yaml
 from gru_lab.errors import CompareError
 from gru_lab.experiments import tables
+from gru_lab.experiments.baselines import Baselines, baselines_for, of_run, with_settings
 from gru_lab.experiments.budgets import equal_budget_units, recurrent_count, solve_units
 from gru_lab.experiments.executor import EventHook, Runner, RunOutcome, execute_runs, isolation_of, run_in_subprocess
 from gru_lab.experiments.planning import PlannedRun, plan_runs, results_folder
-from gru_lab.experiments.verdicts import check_claims
+from gru_lab.experiments.verdicts import baseline_verdicts, check_claims
 from gru_lab.runs.records import units_text
 
 EMBEDDED_DEFAULT = PRESETS / "compare_default.yaml"
@@ -143,6 +144,7 @@ class CompareResult:
     interrupted: bool
     isolation: str  # "process" (one worker process a run) or "inline"
     seconds: float
+    baselines: dict[str, Baselines] = field(default_factory=dict)  # by cache key: experiments.baselines
 
 
 def execute(plan: ComparePlan, runner: Runner | None = None, on_event: EventHook | None = None) -> CompareResult:
@@ -153,7 +155,11 @@ def execute(plan: ComparePlan, runner: Runner | None = None, on_event: EventHook
     runner = runner or run_in_subprocess
     started = time.perf_counter()
     outcomes, interrupted = execute_runs(plan.runs, plan.folder, runner, on_event)
-    return CompareResult(plan, outcomes, interrupted, isolation_of(runner), time.perf_counter() - started)
+    # After the runs, so that fitting it never shares the CPU with a timed run; once per length, cached.
+    baselines = baselines_for([with_settings(r.cfg, plan.base) for r in plan.runs], plan.folder,
+                              fit=not interrupted)
+    return CompareResult(plan, outcomes, interrupted, isolation_of(runner), time.perf_counter() - started,
+                         baselines)
 
 
 # ----------------------------------------------------------------------------- the table
@@ -162,12 +168,14 @@ def execute(plan: ComparePlan, runner: Runner | None = None, on_event: EventHook
 def runs_frame(result: CompareResult):
     """One row per planned run: what it measured (or why it has nothing)."""
     return tables.runs_frame(result.outcomes, lambda run: {
-        "cell": run.cell, "length": run.length, "units": units_text(run.cfg.model.units)})
+        "cell": run.cell, "length": run.length, "units": units_text(run.cfg.model.units),
+        "model": tables.model_text(run.cfg.model)})
 
 
-COLUMNS = ("runs", "params_total", "params_recurrent", "recurrent_vs_lstm_pct", "s_per_epoch", "train_samples_per_s",
-           "infer_samples_per_s", "infer_ms_per_sample", "metric", "metric_mean", "metric_std", "best_epoch", "cudnn",
-           "kernel", "peak_rss_mib", "mse_vs_baseline", "peak_gpu_mib", "errors", "diverged")
+COLUMNS = ("runs", "params_total", "params_recurrent", "recurrent_vs_lstm_pct", "s_per_epoch", "fit_seconds",
+           "train_samples_per_s", "infer_samples_per_s", "infer_ms_per_sample", "metric", "metric_mean", "metric_std",
+           "beats_baseline", "best_epoch", "cudnn", "kernel", "peak_rss_mib", "mse_vs_baseline", "peak_gpu_mib",
+           "errors", "diverged")
 
 
 def comparison_frame(result: CompareResult):
@@ -185,6 +193,7 @@ def comparison_frame(result: CompareResult):
     plan = result.plan
     runs = runs_frame(result)
     lstm_reference = _lstm_reference(plan, runs)
+    beats = baseline_verdicts(plan, runs, result.baselines)
     rows = []
     for length in plan.lengths or [None]:
         for cell in plan.cells:
@@ -199,15 +208,18 @@ def comparison_frame(result: CompareResult):
                 stats["cudnn"] = "yes" if not why else "no: " + "; ".join(why)
             reference = lstm_reference.get(length)
             stats["recurrent_vs_lstm_pct"] = 100 * stats["params_recurrent"] / reference if reference else None
-            row = {"cell": cell, **({} if plan.lengths is None else {"length": length}),
-                   "units": units_text(cfg.model.units)}
+            verdict = beats.get((cell, length))
+            stats["beats_baseline"] = verdict.status if verdict else None
+            row = {"cell": cell, **({} if plan.lengths is None else {"length": length}), "kind": "recurrent",
+                   "units": units_text(cfg.model.units), "model": tables.model_text(cfg.model)}
             row.update({c: stats[c] for c in COLUMNS})
-            if stats["metric"] != "test_mse":
-                del row["mse_vs_baseline"]
-            if row["peak_gpu_mib"] is None:
-                del row["peak_gpu_mib"]
             rows.append(row)
-    return pd.DataFrame(rows)
+        found = of_run(cfg, plan.base, result.baselines)
+        rows += [{"cell": "baseline", **({} if plan.lengths is None else {"length": length}),
+                  **tables.baseline_row(b)} for b in (found.items if found else [])]
+    frame = pd.DataFrame(rows)
+    empty = [c for c in ("mse_vs_baseline", "peak_gpu_mib", "beats_baseline") if frame[c].isna().all()]
+    return frame.drop(columns=empty)
 
 
 def _lstm_reference(plan: ComparePlan, runs) -> dict[int | None, int]:
@@ -265,4 +277,6 @@ def summarize(result: CompareResult) -> Comparison:
         notes.append("runs trained inline (one process): peak RSS is the process's high-water mark, not per run.")
     else:
         notes.append("peak RSS: each run's own worker process (ru_maxrss), so it includes TensorFlow's runtime.")
-    return Comparison(comparison_frame(result), runs_frame(result), check_claims(plan, runs_frame(result)), notes)
+    notes += tables.baseline_notes(result.baselines.values())
+    return Comparison(comparison_frame(result), runs_frame(result),
+                      check_claims(plan, runs_frame(result), result.baselines), notes)

@@ -56,6 +56,7 @@ def plan_runs(raw: dict[str, Any], points: list[dict[str, Any]], seeds: list[int
             source, origin = describe(point, seed)
             run_raw = copy.deepcopy(raw)
             run_raw.pop("sweep", None)  # sweep settings are not part of a run: they must not change its id
+            run_raw.pop("baseline", None)  # nor is the classical baseline, which the plan fits once (baselines.py)
             if name is not None:
                 run_raw["name"] = name
             for key, value in point.items():

@@ -25,8 +25,10 @@ import yaml
 from gru_lab.config import ExperimentConfig, SweepConfig, apply_overrides, config_from_raw, load_yaml, split_assignment
 from gru_lab.errors import SweepError
 from gru_lab.experiments import tables
+from gru_lab.experiments.baselines import Baselines, baselines_for, of_run, with_settings
 from gru_lab.experiments.executor import EventHook, Runner, RunOutcome, execute_runs, isolation_of, run_in_subprocess
 from gru_lab.experiments.planning import PlannedRun, plan_runs, results_folder
+from gru_lab.experiments.verdicts import Verdict, baseline_verdict
 from gru_lab.runs.records import metric_of, missing
 
 BACKENDS = ("local", "ray")
@@ -239,6 +241,7 @@ class SweepResult:
     isolation: str  # "process" (one worker process a run, local or on a Ray node) or "inline"
     seconds: float  # wall time of the whole sweep, reused runs included
     backend: dict[str, Any] = field(default_factory=dict)  # what ran it: workers, threads, Ray cluster
+    baselines: dict[str, Baselines] = field(default_factory=dict)  # by cache key: experiments.baselines
 
 
 def execute_sweep(plan: SweepPlan, runner: Runner | None = None, on_event: EventHook | None = None,
@@ -255,12 +258,17 @@ def execute_sweep(plan: SweepPlan, runner: Runner | None = None, on_event: Event
 
         with connect(plan, shared_fs) as (ray_run, info):
             outcomes, interrupted = execute_runs(plan.runs, plan.folder, ray_run, on_event, info["in_flight"])
-        return SweepResult(plan, outcomes, interrupted, isolation_of(ray_run), time.perf_counter() - started, info)
-    runner = runner or functools.partial(run_in_subprocess, threads=plan.threads)
-    workers = plan.workers or 1
-    outcomes, interrupted = execute_runs(plan.runs, plan.folder, runner, on_event, workers)
-    info = {"name": "local", "workers": workers, "threads": plan.threads}
-    return SweepResult(plan, outcomes, interrupted, isolation_of(runner), time.perf_counter() - started, info)
+        isolation = isolation_of(ray_run)
+    else:
+        runner = runner or functools.partial(run_in_subprocess, threads=plan.threads)
+        workers = plan.workers or 1
+        outcomes, interrupted = execute_runs(plan.runs, plan.folder, runner, on_event, workers)
+        info = {"name": "local", "workers": workers, "threads": plan.threads}
+        isolation = isolation_of(runner)
+    # In this process after the runs (never beside a timed run), once per distinct data config, cached.
+    baselines = baselines_for([with_settings(r.cfg, plan.base) for r in plan.runs], plan.folder,
+                              fit=not interrupted)
+    return SweepResult(plan, outcomes, interrupted, isolation, time.perf_counter() - started, info, baselines)
 
 
 # ----------------------------------------------------------------------------- the table
@@ -277,25 +285,60 @@ def runs_frame(result: SweepResult):
 
 
 COLUMNS = ("runs", "params_total", "params_recurrent", "s_per_epoch", "fit_seconds", "metric", "metric_mean",
-           "metric_std", "mse_vs_baseline", "best_epoch", "errors", "diverged")
+           "metric_std", "beats_baseline", "mse_vs_baseline", "best_epoch", "errors", "diverged")
 
 
 def sweep_frame(result: SweepResult):
-    """One row per grid point: its values, parameters, time, and the test metric over seeds (experiments.tables)."""
+    """One row per grid point: its values, the model, parameters, time, the test metric over seeds
+    (experiments.tables) and whether it beats its data's classical baseline; then one row per classical
+    baseline, its axis cells showing the values its grid points share ("-" where they differ)."""
     import pandas as pd
 
     plan = result.plan
     runs = runs_frame(result)
-    rows = []
+    verdicts = point_verdicts(result, runs)
+    rows, by_key = [], {}
     for index, point in enumerate(plan.points):
-        stats = tables.group_stats(runs[runs.point == index], next(r.cfg for r in plan.runs if r.point == index))
-        rows.append({**{k: _axis_cell(v) for k, v in point.items()}, **{c: stats[c] for c in COLUMNS}})
-    return pd.DataFrame(rows)
+        cfg = next(r.cfg for r in plan.runs if r.point == index)
+        stats = tables.group_stats(runs[runs.point == index], cfg)
+        stats["beats_baseline"] = verdicts[index].status if verdicts[index] else None
+        rows.append({**{k: _axis_cell(v) for k, v in point.items()}, "kind": "recurrent",
+                     "model": tables.model_text(cfg.model),
+                     **{c: stats[c] for c in COLUMNS}})
+        found = of_run(cfg, plan.base, result.baselines)
+        if found is not None:
+            by_key.setdefault(found.key, (found, []))[1].append(point)
+    for found, points in by_key.values():
+        shared = {k: _axis_cell(points[0][k]) if all(value_text(p[k]) == value_text(points[0][k]) for p in points)
+                  else "-" for k in plan.axes}
+        rows += [{**shared, **tables.baseline_row(b)} for b in found.items]
+    frame = pd.DataFrame(rows)
+    return frame.drop(columns=[c for c in ("beats_baseline",) if frame[c].isna().all()])
+
+
+def point_verdicts(result: SweepResult, runs=None) -> list[Verdict | None]:
+    """Per grid point: does its model beat the strongest classical baseline of its data (None: baseline none)?"""
+    plan = result.plan
+    runs = runs_frame(result) if runs is None else runs
+    metric, higher = metric_of(tables.task_of(plan.base))
+    found = []
+    for index, point in enumerate(plan.points):
+        cfg = next(r.cfg for r in plan.runs if r.point == index)
+        baselines = of_run(cfg, plan.base, result.baselines)
+        if baselines is None or plan.base.baseline.kind == "none":
+            found.append(None)
+            continue
+        done = runs[(runs.point == index) & runs.status.isin(tables.DONE)]
+        where = ", ".join(f"{k}={value_text(v)}" for k, v in point.items())
+        values = [float(v) for v in done.value.dropna()]
+        found.append(baseline_verdict(f"{tables.model_text(cfg.model)} ({where})", values, baselines.best(), metric,
+                                      higher, baselines.note))
+    return found
 
 
 def best_point(table) -> dict[str, Any] | None:
     """The row with the best mean test metric (accuracy highest, mse lowest), if any finished."""
-    scored = table.dropna(subset=["metric_mean"])
+    scored = table[table.kind == "recurrent"].dropna(subset=["metric_mean"])
     if scored.empty:
         return None
     higher = metric_of("binary" if scored.metric.iloc[0] == "test_accuracy" else "regression")[1]
@@ -310,16 +353,17 @@ def best_point(table) -> dict[str, Any] | None:
 class SweepReport:
     """What `sweep` shows and writes: the tables, notes (and the files, once written)."""
 
-    table: Any  # pandas DataFrame, one row per grid point
+    table: Any  # pandas DataFrame, one row per grid point, then one per classical baseline
     runs: Any  # pandas DataFrame, one row per planned run
     notes: list[str]
     files: dict[str, Path] = field(default_factory=dict)
+    verdicts: list = field(default_factory=list)  # per grid point: does it beat the classical baseline
 
 
 def summarize(result: SweepResult) -> SweepReport:
     plan, info = result.plan, result.backend
     table = sweep_frame(result)
-    notes = list(plan.notes)
+    notes = list(plan.notes) + tables.baseline_notes(result.baselines.values())
     if info.get("name") == "ray":
         notes.append(f"Ray {info['ray']} ({info['address']}): {info['nodes']} node(s), "
                      f"{info['cluster_cpus']:g} CPU(s), {info['cluster_gpus']:g} GPU(s); "
@@ -333,7 +377,7 @@ def summarize(result: SweepResult) -> SweepReport:
         sd = "" if missing(best.get("metric_std")) else f" ± {best['metric_std']:.2g}"
         notes.append(f"best: {where}: {best['metric'].replace('_', ' ')} {best['metric_mean']:.4g}{sd} "
                      f"({best['runs']} runs)")
-    return SweepReport(table, runs_frame(result), notes)
+    return SweepReport(table, runs_frame(result), notes, verdicts=[v for v in point_verdicts(result) if v])
 
 
 def axis_text(value: Any) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from gru_lab import cells
 from gru_lab.data import spec_for
 from gru_lab.models.kernels import kernel_text
 from gru_lab.models.plan import count_params
@@ -82,6 +83,31 @@ def epoch_text(best, evaluated) -> str:
     """A run's best epoch, and the epoch its test metric was taken at when that is another one: "11 (test: 12)"."""
     text = str(int(best))
     return text if missing(evaluated) or int(evaluated) == int(best) else f"{text} (test: {int(evaluated)})"
+
+
+def model_text(m) -> str:
+    """A model config as tables name it: "GRU(32)", "BiGRU(32)", "2-layer GRU(32)" (cells.describe)."""
+    return cells.describe(m.cell, m.units, m.num_layers, m.bidirectional, m.pooling)
+
+
+def baseline_row(b) -> dict[str, Any]:
+    """A classical baseline (experiments.baselines.Baseline) as a row of a compare or sweep table: its test
+    metric, fit time and size (numbers it keeps) where a recurrent row has its runs'."""
+    return {"kind": "baseline", "model": b.label, "runs": "1 fit", "params_total": b.size, "fit_seconds": b.fit_seconds,
+            "metric": b.metric, "metric_mean": b.value}
+
+
+def baseline_notes(found) -> list[str]:
+    """What each classical baseline saw and where it came from, or why there is none (Baselines of a plan)."""
+    notes = []
+    for baselines in found:
+        if baselines.note:
+            notes.append(baselines.note)
+        for b in baselines.items:
+            notes.append(f"classical baseline {b.label}: sees {b.sees}; fitted on the same {b.n_train:,} training "
+                         f"rows as the recurrent runs, scored on the same {b.n_test:,} test rows"
+                         + (" (reused from an earlier run of this command)." if baselines.cached else "."))
+    return list(dict.fromkeys(notes))
 
 
 def cudnn_text(cudnn: list[dict] | None) -> str | None:

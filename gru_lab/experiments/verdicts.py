@@ -11,6 +11,7 @@ from typing import Any
 from gru_lab import cells as cell_names
 from gru_lab.experiments.budgets import recurrent_count
 from gru_lab.experiments.tables import DONE, task_of
+from gru_lab.models.kernels import tier
 from gru_lab.runs.records import metric_of, units_text
 
 TUTORIAL_FEWER_PCT = (25, 40)  # "GRU has 25-40% fewer parameters than LSTM", as the tutorials put it
@@ -46,26 +47,32 @@ def params_verdict(gru: int | None, lstm: int | None, source: str) -> Verdict:
 
 def speed_verdict(pairs: list[tuple[float, float]], kernels: tuple[str | None, str | None] = (None, None)) -> Verdict:
     """pairs: (GRU, LSTM) median seconds per epoch of runs that share seed and length; kernels: the
-    recurrent kernels GRU's and LSTM's runs trained with (models.kernels.kernel_text).
+    recurrent kernels GRU's and LSTM's runs trained with (models.kernels.kernel_text, several joined by ", ").
 
-    Holds when GRU is faster in every pair, does not hold when it is slower in every pair;
-    with fewer than two pairs there is no spread to judge, and a split is inconclusive. When the two
-    cells ran different kernels the detail says so: the ratio then measures the implementations too.
+    Judged only when both cells trained on kernels of one and the same tier (models.kernels.tier): across
+    tiers the ratio measures the implementations, not the cells, so it is inconclusive and says which tiers
+    ran. Then it holds when GRU is faster in every pair and does not hold when it is slower in every pair;
+    with fewer than two pairs there is no spread to judge, and a split is inconclusive.
     """
     pairs = [(gru, lstm) for gru, lstm in pairs if gru and lstm]
     if not pairs:
         return Verdict(CLAIM_SPEED, INCONCLUSIVE, "needs finished GRU and LSTM runs with the same seed.")
     ratios = sorted(gru / lstm for gru, lstm in pairs)
     median = statistics.median(ratios)
-    numbers = {"ratio_median": median, "ratio_min": ratios[0], "ratio_max": ratios[-1], "pairs": len(ratios)}
+    tiers = [_tiers(k) for k in kernels]
+    numbers = {"ratio_median": median, "ratio_min": ratios[0], "ratio_max": ratios[-1], "pairs": len(ratios),
+               "tiers": {"gru": sorted(tiers[0]), "lstm": sorted(tiers[1])}}
     detail = (f"GRU/LSTM seconds per epoch = {median:.2f} (median of {len(ratios)} seed pair(s); "
-              f"spread {ratios[0]:.2f}-{ratios[-1]:.2f}); GRU is {100 * abs(1 - median):.0f}% "
-              f"{'faster' if median < 1 else 'slower'}.")
-    gru_kernel, lstm_kernel = kernels
-    if gru_kernel and lstm_kernel and gru_kernel != lstm_kernel:
-        detail += (f" The cells ran different kernels (GRU {gru_kernel}, LSTM {lstm_kernel}), so the ratio "
-                   "measures the implementations too; for like with like run the compare with GRU_LAB_COMPILED=0 "
-                   "and --set train.xla=off (both cells on gru-lab's fused TensorFlow loop).")
+              f"spread {ratios[0]:.2f}-{ratios[-1]:.2f}): {speed_ratio_text('GRU', median)}.")
+    same_tier = len(tiers[0]) == 1 and tiers[0] == tiers[1] and None not in tiers[0]
+    if not same_tier:
+        ran = ", ".join(f"{cell} {kernel or 'not recorded'} (tier {', '.join(sorted(map(str, t)))})"
+                        for cell, kernel, t in zip(("GRU", "LSTM"), kernels, tiers))
+        return Verdict(CLAIM_SPEED, INCONCLUSIVE, detail + (
+            f" Not judged: the cells trained on kernels of different tiers ({ran}), so the ratio measures the "
+            "implementations, not the cells. For like with like: GRU_LAB_COMPILED=0 and --set train.xla=off "
+            "(every cell on gru-lab's fused TensorFlow loop)."), numbers)
+    detail += f" Both cells trained on the {next(iter(tiers[0]))} tier ({kernels[0]}; {kernels[1]})."
     if len(ratios) < 2:
         return Verdict(CLAIM_SPEED, INCONCLUSIVE, detail + " One pair has no spread: use --seeds 2 or more.", numbers)
     if ratios[-1] < 1:
@@ -73,6 +80,22 @@ def speed_verdict(pairs: list[tuple[float, float]], kernels: tuple[str | None, s
     if ratios[0] >= 1:
         return Verdict(CLAIM_SPEED, FAILS, detail, numbers)
     return Verdict(CLAIM_SPEED, INCONCLUSIVE, detail + " The spread straddles 1.", numbers)
+
+
+def speed_ratio_text(who: str, ratio: float) -> str:
+    """A time ratio (who's seconds / the other's) as a speed: "GRU is 2.4x faster", "GRU is 1.3x slower"."""
+    if ratio <= 0:
+        return f"{who}'s time is not measurable"
+    if abs(ratio - 1) < 0.005:
+        return f"{who} is as fast (1.0x)"
+    return f"{who} is {1 / ratio:.2g}x faster" if ratio < 1 else f"{who} is {ratio:.2g}x slower"
+
+
+def _tiers(kernels: str | None) -> set[str | None]:
+    """The tiers of some runs' kernel texts ("compiled, fused+xla" -> {"compiled", "fused"}); {None} unknown."""
+    if not kernels:
+        return {None}
+    return {tier(k.strip()) for k in kernels.split(",")}
 
 
 def accuracy_verdict(groups: dict[int | None, tuple[list[float], list[float]]], metric: str,
@@ -147,8 +170,37 @@ def long_dependency_verdict(by_length: dict[int, dict[str, list[float]]]) -> Ver
                    detail + f" SimpleRNN trails at T={long_}, but no more than at T={short}.", numbers)
 
 
-def check_claims(plan, runs) -> list[Verdict]:
-    """Each claim judged on a compare plan's finished runs (runs: compare.runs_frame)."""
+def baseline_verdict(model: str, values: list[float], best, metric: str, higher_is_better: bool,
+                     note: str | None = None) -> Verdict:
+    """Does a recurrent model (its test metric over seeds) beat the strongest classical baseline of its data
+    (best: experiments.baselines.Baseline, or None)? Holds when every seed beats it, does not hold when no
+    seed does; one run, or seeds on both sides, is inconclusive."""
+    claim = f"{model} beats the classical baseline"
+    if best is None:
+        return Verdict(claim, INCONCLUSIVE, f"no classical baseline ({note or 'none fitted'}).")
+    if not values:
+        return Verdict(claim, INCONCLUSIVE, f"no finished run to set against {best.label} ({best.value:.4g}).")
+    better = [v > best.value if higher_is_better else v < best.value for v in values]
+    mean = statistics.fmean(values)
+    sd = f" ± {statistics.stdev(values):.2g}" if len(values) > 1 else ""
+    margin = mean - best.value
+    detail = (f"{model} {mean:.4g}{sd} test {metric} over {len(values)} seed(s) vs {best.label} {best.value:.4g} "
+              f"(fit in {best.fit_seconds:.3g} s, {best.size:,} numbers): {sum(better)} of {len(values)} seed(s) "
+              f"better, mean difference {margin:+.3g}.")
+    numbers = {"mean": mean, "baseline": best.value, "baseline_name": best.name, "difference": margin,
+               "seeds_better": sum(better), "seeds": len(values)}
+    if len(values) < 2:
+        return Verdict(claim, INCONCLUSIVE, detail + " One run has no spread: use --seeds 2 or more.", numbers)
+    if all(better):
+        return Verdict(claim, HOLDS, detail, numbers)
+    if not any(better):
+        return Verdict(claim, FAILS, detail, numbers)
+    return Verdict(claim, INCONCLUSIVE, detail + " The seeds fall on both sides of it.", numbers)
+
+
+def check_claims(plan, runs, baselines: dict | None = None) -> list[Verdict]:
+    """Each claim judged on a compare plan's finished runs (runs: compare.runs_frame); baselines: the compare's
+    classical baselines by cache key (CompareResult.baselines), each cell judged against its data's."""
     done = runs[runs.status.isin(DONE)]
     metric, higher = metric_of(task_of(plan.base))
 
@@ -180,7 +232,30 @@ def check_claims(plan, runs) -> list[Verdict]:
             length = int(row.length) if row.length is not None and not _isnan(row.length) else plan.base.data.length
             by_length.setdefault(length, {}).setdefault(row.cell, []).append(float(row.value) / float(row.baseline_mse))
         verdicts.append(long_dependency_verdict(by_length))
+    if baselines is not None:
+        verdicts += baseline_verdicts(plan, runs, baselines).values()
     return verdicts
+
+
+def baseline_verdicts(plan, runs, baselines: dict) -> dict[tuple[str, int | None], Verdict]:
+    """(cell, length) -> whether that cell beats its data's strongest classical baseline; none when the
+    compare has baseline: none."""
+    from gru_lab.experiments.baselines import of_run
+
+    done = runs[runs.status.isin(DONE)]
+    metric, higher = metric_of(task_of(plan.base))
+    found = {}
+    for length in plan.lengths or [None]:
+        for cell in plan.cells:
+            cfg = next(r.cfg for r in plan.runs if r.cell == cell and r.length == length)
+            base = of_run(cfg, plan.base, baselines)
+            if base is None or plan.base.baseline.kind == "none":
+                continue
+            model = cell_names.describe(cell, cfg.model.units, cfg.model.num_layers, cfg.model.bidirectional,
+                                        cfg.model.pooling) + ("" if length is None else f" at T={length}")
+            found[(cell, length)] = baseline_verdict(model, _values_at(done[done.cell == cell], length), base.best(),
+                                                     metric.removeprefix("test_"), higher, base.note)
+    return found
 
 
 def _isnan(value: Any) -> bool:

@@ -52,6 +52,10 @@ def build_model(m: ModelConfig, spec: InputSpec):
                 layer = layers.Bidirectional(cell_layer(**kwargs), merge_mode=m.merge_mode, name=plan.name)
             else:
                 layer = cell_layer(name=plan.name, **kwargs)
+        elif plan.kind == "TimePooling":
+            from gru_lab.models.pooling import TimePooling
+
+            layer = TimePooling(o["mode"], name=plan.name)
         elif plan.kind == "LayerNormalization":
             layer = layers.LayerNormalization(name=plan.name)
         elif plan.kind == "Dropout":

@@ -17,7 +17,7 @@ from gru_lab.data.base import InputSpec
 @dataclass
 class LayerPlan:
     name: str
-    kind: str  # Embedding, Conv1D, MaxPooling1D, GRU, LSTM, SimpleRNN, LayerNormalization, Dropout, Dense
+    kind: str  # Embedding, Conv1D, MaxPooling1D, GRU, LSTM, SimpleRNN, LayerNormalization, TimePooling, Dropout, Dense
     params: int
     formula: str
     output_dim: int
@@ -50,7 +50,8 @@ def plan_layers(m: ModelConfig, spec: InputSpec) -> list[LayerPlan]:
         out = 2 * u if (m.bidirectional and m.merge_mode == "concat") else u
         name = f"{'bi' if m.bidirectional else ''}{m.cell}_{i}"
         plans.append(LayerPlan(name, cell.keras_class, p, formula, out, recurrent=True,
-                               options={"units": u, "input_dim": dim, "return_sequences": i < len(units)}))
+                               options={"units": u, "input_dim": dim,
+                                        "return_sequences": i < len(units) or m.pooling != "last"}))
         dim = out
         if m.layer_norm:
             plans.append(LayerPlan(f"layer_norm_{i}", "LayerNormalization", 2 * dim, f"2*dim = 2*{dim}", dim))
@@ -58,6 +59,11 @@ def plan_layers(m: ModelConfig, spec: InputSpec) -> list[LayerPlan]:
         # The stacked-GRU tutorial: GRU(50) -> GRU(1) fed straight to the loss. Its tanh output is not a probability;
         # Keras clips it into (0, 1) for binary cross-entropy, which is why that model trains poorly.
         return plans
+    if m.pooling != "last":
+        # Over the last recurrent layer's outputs at every step; padding steps are left out under a mask.
+        out = 2 * dim if m.pooling == "max_mean" else dim
+        plans.append(LayerPlan("pooling", "TimePooling", 0, "0", out, options={"mode": m.pooling}))
+        dim = out
     if m.head_dropout > 0:
         plans.append(LayerPlan("head_dropout", "Dropout", 0, "0", dim, options={"rate": m.head_dropout}))
     o = spec.outputs

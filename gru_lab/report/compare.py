@@ -13,23 +13,27 @@ from gru_lab.report.format import format_cell, markdown_table, missing, record_h
 from gru_lab.report.plots import PLOTS, write_plots
 
 VERDICT_STYLE = {"holds": "green", "does not hold": "red", "inconclusive": "yellow"}
+# Eligibility for Keras's cuDNN kernel is a fact about a GPU run, whatever machine these runs had.
+CUDNN_HEADER = "cuDNN eligible\n(on a GPU)"
+MSE_HEADER = "mse / mse of\npredicting the mean"
 
 HEADERS = {
-    "cell": "cell", "length": "T", "units": "units", "runs": "runs", "params_total": "params",
+    "model": "model", "length": "T", "runs": "runs", "params_total": "params",
     "params_recurrent": "recurrent", "recurrent_vs_lstm_pct": "rec. vs\nLSTM", "s_per_epoch": "s/epoch",
-    "train_samples_per_s": "train\nsamples/s", "infer_samples_per_s": "infer\nsamples/s",
-    "infer_ms_per_sample": "infer\nms/sample", "metric_mean": "test {metric}\n(mean ± sd)",
-    "mse_vs_baseline": "mse /\nbaseline", "best_epoch": "best\nepoch", "cudnn": "cuDNN",
+    "fit_seconds": "train s\n(mean)", "train_samples_per_s": "train\nsamples/s",
+    "infer_samples_per_s": "infer\nsamples/s", "infer_ms_per_sample": "infer\nms/sample",
+    "metric_mean": "test {metric}\n(mean ± sd)", "beats_baseline": "beats\nbaseline",
+    "mse_vs_baseline": MSE_HEADER, "best_epoch": "best\nepoch", "cudnn": CUDNN_HEADER,
     "peak_rss_mib": "peak RSS\nMiB", "peak_gpu_mib": "peak GPU\nMiB", "errors": "errors",
 }
 # The console shows the comparison as two tables that fit 120 columns; comparison.md has one.
 
 CONSOLE_GROUPS = {
-    "size and speed": ("cell", "length", "units", "params_total", "params_recurrent", "recurrent_vs_lstm_pct",
-                       "s_per_epoch", "train_samples_per_s", "infer_samples_per_s", "infer_ms_per_sample",
-                       "peak_rss_mib", "peak_gpu_mib"),
-    "test metric over seeds": ("cell", "length", "units", "runs", "metric_mean", "mse_vs_baseline", "best_epoch",
-                               "cudnn", "errors"),
+    "size and speed": ("model", "length", "params_total", "params_recurrent", "recurrent_vs_lstm_pct",
+                       "s_per_epoch", "fit_seconds", "train_samples_per_s", "infer_samples_per_s",
+                       "infer_ms_per_sample", "peak_rss_mib", "peak_gpu_mib"),
+    "test metric over seeds": ("model", "length", "runs", "metric_mean", "beats_baseline", "mse_vs_baseline",
+                               "best_epoch", "cudnn", "errors"),
 }
 
 
@@ -41,8 +45,7 @@ def _comparison_cells(df, only: tuple[str, ...] | None = None) -> tuple[list[str
     headers = [HEADERS[c].format(metric=metric) for c in columns]
     rows = []
     for rec in df.to_dict(orient="records"):
-        rows.append([cell_names.label(rec[c]) if c == "cell" else format_cell(c, rec.get(c), rec)
-                     for c in columns])
+        rows.append([format_cell(c, rec.get(c), rec) for c in columns])
     return headers, rows
 
 
@@ -52,8 +55,8 @@ def comparison_tables(df, title: str) -> list[Table]:
         headers, rows = _comparison_cells(df, columns)
         table = Table(title=f"{title}: {group}", header_style="bold")
         for h in headers:
-            wide = h in ("cuDNN", "errors")
-            table.add_column(h, justify="left" if h in ("cell", "units", "runs") or wide else "right",
+            wide = h in (CUDNN_HEADER, "errors")
+            table.add_column(h, justify="left" if h in ("model", "runs", "beats\nbaseline") or wide else "right",
                              overflow="fold", no_wrap=not wide)
         for row in rows:
             table.add_row(*(escape(c) for c in row))
@@ -114,11 +117,11 @@ def comparison_markdown(result, comp: Comparison) -> str:
         lines += ["## Plots", ""]
         lines += [f"![{PLOTS[k]}]({p.name})" + "\n" for k, p in comp.files.items() if k in PLOTS]
     lines += ["## Runs", ""]
-    run_rows = [[r["run_id"], cell_names.label(r["cell"]), "-" if missing(r["length"]) else str(int(r["length"])),
+    run_rows = [[r["run_id"], r["model"], "-" if missing(r["length"]) else str(int(r["length"])),
                  str(r["seed"]), r["status"], "-" if missing(r["value"]) else f"{r['value']:.4g}",
                  r["error"] or ("-" if missing(r["s_per_epoch"]) else f"{r['s_per_epoch']:.3g} s/epoch")]
                 for r in comp.runs.to_dict(orient="records")]
-    lines.append(markdown_table(["run id", "cell", "T", "seed", "status", str(comp.runs.metric.iloc[0]),
+    lines.append(markdown_table(["run id", "model", "T", "seed", "status", str(comp.runs.metric.iloc[0]),
                                  "s/epoch or error"], run_rows))
     failed = [o for o in result.outcomes if o.status == "failed"]
     if failed:

@@ -27,6 +27,13 @@ def run_summary_table(metrics: dict[str, Any], title: str = "Run summary") -> Ta
     notes = data_notes(data)
     if notes:
         table.add_row("data notes", notes)
+    classical = metrics.get("classical_baseline") or {}
+    for b in classical.get("items", []):
+        table.add_row(f"classical baseline: {b['label']}",
+                      f"{b['metric'].removeprefix('test_')} {fmt(b['value'])} (fit {b['fit_seconds']:.3g} s, "
+                      f"{b['size']:,} numbers)")
+    if classical.get("note"):
+        table.add_row("classical baseline", classical["note"])
     table.add_row("epochs run", fmt(metrics.get("epochs_run")))
     table.add_row("best epoch", fmt(metrics.get("best_epoch")))
     table.add_row("median s/epoch", fmt(metrics.get("median_epoch_seconds"), 3))
@@ -37,7 +44,7 @@ def run_summary_table(metrics: dict[str, Any], title: str = "Run summary") -> Ta
     table.add_row("parameters (recurrent)", fmt(params.get("recurrent")))
     cudnn = metrics.get("cudnn") or []
     if cudnn:
-        table.add_row("cuDNN eligible", ", ".join(
+        table.add_row("cuDNN eligible (on a GPU)", ", ".join(
             f"{c['layer']}: {'yes' if c['eligible'] else 'no (' + '; '.join(c['reasons']) + ')'}" for c in cudnn))
     env = metrics.get("environment") or {}
     table.add_row("device", f"{env.get('device', '?')} (TF {env.get('tensorflow', '?')}, "

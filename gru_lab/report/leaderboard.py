@@ -8,20 +8,19 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
-from gru_lab import cells as cell_names
 from gru_lab.report.format import markdown_table, missing
 from gru_lab.runs.files import atomic_write_text
 
 
 def _leaderboard_cells(df) -> tuple[list[str], list[list[str]]]:
-    headers = ["dataset", "#", "name", "run id", "cell(units)", "test metric", "params", "s/epoch"]
+    headers = ["dataset", "#", "name", "run id", "model", "test metric", "params", "s/epoch"]
     rows = []
     for r in df.to_dict(orient="records"):
         value = "-" if missing(r["value"]) else f"{r['metric']} {r['value']:.4g}"
         if r["status"] != "finished":
             value += f" ({r['status']})"
         rows.append([r["dataset"], str(r["rank"]), r["name"], r["run_id"],
-                     f"{cell_names.label(r['cell'])}({r['units']})", value,
+                     r["model"], value,
                      "-" if missing(r["params"]) else f"{int(r['params']):,}",
                      "-" if missing(r["s_per_epoch"]) else f"{r['s_per_epoch']:.3g}"])
     return headers, rows

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 
 CELL_COLOR = {"simple_rnn": "tab:gray", "lstm": "tab:blue", "gru": "tab:orange"}
+BASELINE_STYLE = {"color": "black", "linestyle": "--", "linewidth": 1}  # classical baselines: one look everywhere
 
 PLOTS = {"learning_curves": "Learning curves (validation metric per epoch, mean and min-max over seeds)",
          "metric_vs_time": "Test metric against training time (one point per run)",
@@ -79,9 +80,11 @@ def _plot_learning_curves(result, comp: Comparison):
         ax.set_ylabel(name)
         if not classification:
             ax.set_yscale("log")
+        for b in _baselines_at(comp, length):
+            ax.axhline(b["metric_mean"], **BASELINE_STYLE, label=f"{b['model']} (test, fit once)")
         ax.set_title(plan.base.data.name + ("" if length is None else f", T={length}"))
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize="small")
     fig.tight_layout()
     return fig
 
@@ -97,7 +100,11 @@ def _plot_metric_vs_time(result, comp: Comparison):
     for (cell, length), group in runs.groupby(["cell", "length"], dropna=False, sort=False):
         length = None if missing(length) else int(length)
         ax.scatter(group.fit_seconds, group.value, color=CELL_COLOR[cell], marker=markers.get(length, "o"),
-                   label=cell_names.label(cell) + ("" if length is None else f" T={length}"))
+                   label=group.model.iloc[0] + ("" if length is None else f" T={length}"))
+    for length in result.plan.lengths or [None]:
+        for b in _baselines_at(comp, length):
+            ax.scatter([b["fit_seconds"]], [b["metric_mean"]], color="black", marker="*", s=90,
+                       label=f"{b['model']}" + ("" if length is None else f" T={length}"))
     ax.set_xlabel("training time (s, all epochs)")
     ax.set_ylabel(metric.replace("_", " "))
     if metric == "test_mse":
@@ -111,8 +118,10 @@ def _plot_metric_vs_time(result, comp: Comparison):
 def _plot_params(_result, comp: Comparison):
     from matplotlib.figure import Figure
 
-    table = comp.table.drop_duplicates("cell")  # parameter counts do not depend on the sequence length
-    fig = Figure(figsize=(6, 4))
+    # Parameter counts do not depend on the sequence length: one bar group a model.
+    table = comp.table[comp.table.cell != "baseline"].drop_duplicates("cell")
+    baselines = comp.table[comp.table.cell == "baseline"].drop_duplicates("model")
+    fig = Figure(figsize=(6 + 1.2 * len(baselines), 4))
     ax = fig.subplots()
     x = range(len(table))
     width = 0.4
@@ -121,11 +130,30 @@ def _plot_params(_result, comp: Comparison):
         bars = ax.bar([i + offset for i in x], table[column], width, label=name,
                       color=[CELL_COLOR[c] for c in table.cell], alpha=1.0 if column == "params_recurrent" else 0.5)
         ax.bar_label(bars, labels=[f"{int(v):,}" for v in table[column]], fontsize="small")
-    ax.set_xticks(list(x), [f"{cell_names.label(c)}\n(units {u})" for c, u in zip(table.cell, table.units)])
-    ax.set_ylabel("parameters")
-    ax.set_title("Parameters by cell (light: total, dark: recurrent)")
+    ticks = [m.replace(", ", ",\n") for m in table.model]
+    for i, b in enumerate(baselines.to_dict(orient="records"), start=len(table)):
+        bars = ax.bar([i], [b["params_total"]], width, color="white", edgecolor="black", hatch="//")
+        ax.bar_label(bars, labels=[f"{int(b['params_total']):,}"], fontsize="small")
+        ticks.append(_wrapped(b["model"]))
+    ax.set_xticks(list(range(len(ticks))), ticks, fontsize="small")
+    ax.set_ylabel("parameters (a baseline: numbers it keeps)")
+    ax.set_title("Parameters by model (light: total, dark: recurrent; hatched: classical baseline)")
     fig.tight_layout()
     return fig
+
+
+def _baselines_at(comp: Comparison, length) -> list[dict]:
+    """The classical-baseline rows of a comparison table at one length (None: a compare without lengths)."""
+    rows = comp.table[comp.table.cell == "baseline"]
+    if "length" in rows.columns and length is not None:
+        rows = rows[rows.length == length]
+    return rows.to_dict(orient="records")
+
+
+def _wrapped(text: str, width: int = 16) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width))
 
 
 def plot_sweep(result, rep: SweepReport):
@@ -133,7 +161,9 @@ def plot_sweep(result, rep: SweepReport):
     values, one line per combination of the other axes (their mean when there are too many to tell apart)."""
     from matplotlib.figure import Figure
 
-    plan, table = result.plan, rep.table
+    plan = result.plan
+    table = rep.table[rep.table.kind == "recurrent"]
+    classical = rep.table[rep.table.kind == "baseline"].to_dict(orient="records")
     axes = list(plan.axes)
     fig = Figure(figsize=(4.8 * len(axes), 3.8))
     panels = fig.subplots(1, len(axes), squeeze=False)[0]
@@ -170,13 +200,18 @@ def plot_sweep(result, rep: SweepReport):
         baselines = rep.runs.baseline_mse.dropna() if metric == "test_mse" else []
         baseline = float(baselines.mean()) if len(baselines) else None
         if baseline:
-            ax.axhline(baseline, color="gray", linestyle="--", linewidth=1,
+            ax.axhline(baseline, color="gray", linestyle=":", linewidth=1,
                        label=f"predicting the mean ({baseline:.3g})")
             shown.append(baseline)
+        for b in classical:
+            where = ", ".join(f"{k.rsplit('.', 1)[-1]}={b[k]}" for k in axes if b[k] != "-")
+            ax.axhline(b["metric_mean"], **BASELINE_STYLE,
+                       label=f"{b['model']}{f' ({where})' if where else ''}: {b['metric_mean']:.4g}")
+            shown.append(b["metric_mean"])
         if metric == "test_mse" and shown and min(shown) > 0 and max(shown) / min(shown) > 5:
             ax.set_yscale("log")  # mse across a grid often spans decades; a narrow range reads better linear
         ax.grid(alpha=0.3)
-        if others or baseline:
+        if others or baseline or classical:
             ax.legend(fontsize="small")
     fig.suptitle(f"{plan.name}: {metric.replace('_', ' ')} against each swept axis")
     fig.tight_layout()

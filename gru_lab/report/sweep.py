@@ -8,6 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from gru_lab.experiments.sweep import SweepReport, axis_text, summarize, value_text
+from gru_lab.report.compare import MSE_HEADER, VERDICT_STYLE
 from gru_lab.report.format import (
     format_cell,
     markdown_table,
@@ -20,9 +21,10 @@ from gru_lab.report.plots import plot_sweep
 from gru_lab.runs.files import save_figure
 
 SWEEP_HEADERS = {
-    "runs": "runs", "params_total": "params", "params_recurrent": "recurrent", "s_per_epoch": "s/epoch",
-    "fit_seconds": "fit s\n(mean)", "metric_mean": "test {metric}\n(mean ± sd)", "mse_vs_baseline": "mse /\nbaseline",
-    "best_epoch": "best\nepoch", "errors": "errors",
+    "model": "model", "runs": "runs", "params_total": "params", "params_recurrent": "recurrent",
+    "s_per_epoch": "s/epoch", "fit_seconds": "train s\n(mean)", "metric_mean": "test {metric}\n(mean ± sd)",
+    "beats_baseline": "beats\nbaseline",
+    "mse_vs_baseline": MSE_HEADER, "best_epoch": "best\nepoch", "errors": "errors",
 }
 
 
@@ -41,7 +43,7 @@ def sweep_table(df, axes: list[str], title: str) -> Table:
     headers, rows = _sweep_cells(df, axes)
     table = Table(title=title, header_style="bold")
     for h in headers:
-        left = h in axes or h in ("runs", "errors")
+        left = h in axes or h in ("model", "runs", "errors", "beats\nbaseline")
         table.add_column(h, justify="left" if left else "right", overflow="fold", no_wrap=h != "errors")
     for row in rows:
         table.add_row(*(escape(c) for c in row))
@@ -53,7 +55,7 @@ def write_sweep(result) -> SweepReport:
     rep = summarize(result)
     folder = result.plan.folder
     folder.mkdir(parents=True, exist_ok=True)
-    if rep.table.metric_mean.notna().any():
+    if rep.table[rep.table.kind == "recurrent"].metric_mean.notna().any():
         save_figure(plot_sweep(result, rep), folder / "sweep.png")
         rep.files["plot"] = folder / "sweep.png"
     rep.files.update(write_table_files(folder / "sweep", rep.table, sweep_markdown(result, rep),
@@ -67,6 +69,9 @@ def sweep_record(result, rep: SweepReport) -> dict[str, Any]:
         **record_header(result, {"axes": {k: [value_text(v) for v in values] for k, values in plan.axes.items()},
                                  "seeds": plan.seeds, "backend": result.backend, "sweep_seconds": result.seconds}),
         "table": records(rep.table), "runs": records(rep.runs), "notes": rep.notes,
+        "baselines": [b.record() for b in result.baselines.values()],
+        "verdicts": [{"claim": v.claim, "status": v.status, "detail": v.detail, "numbers": v.numbers}
+                     for v in rep.verdicts],
         "plot": rep.files["plot"].name if "plot" in rep.files else None,
     }
 
@@ -85,6 +90,9 @@ def sweep_markdown(result, rep: SweepReport) -> str:
              f"(model.fit) {rep.runs.fit_seconds.sum():.0f} s in all.", "",
              "## Table", "", markdown_table(*_sweep_cells(rep.table, list(plan.axes)))]
     lines += [f"- {n}" for n in rep.notes] + [""]
+    if rep.verdicts:
+        lines += ["## Against the classical baseline", ""]
+        lines += [f"- **{v.claim}**: {v.status}. {v.detail}" for v in rep.verdicts] + [""]
     if "plot" in rep.files:
         lines += ["## Plot", "", f"![test metric against each swept axis]({rep.files['plot'].name})", ""]
     lines += ["## Runs", ""]
@@ -105,6 +113,9 @@ def print_sweep(console, result, rep: SweepReport) -> None:
     console.print(sweep_table(rep.table, list(plan.axes), title))
     for note in rep.notes:
         console.print(f"[dim]- {escape(note)}[/]", soft_wrap=True)
+    for v in rep.verdicts:
+        console.print(f"[{VERDICT_STYLE[v.status]}]{v.status}[/]: {escape(v.claim)}. {escape(v.detail)}",
+                      soft_wrap=True)
     for key in ("md", "csv", "json", "plot"):
         if key in rep.files:
             console.print(f"{key}: {rep.files[key]}", soft_wrap=True, highlight=False)

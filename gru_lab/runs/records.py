@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from gru_lab import cells
+
 
 def metric_of(task: str) -> tuple[str, bool]:
     """(test metric shown in tables, higher is better) for a task."""
@@ -77,7 +79,8 @@ def leaderboard_frame(root: Path):
         rows.append({
             "dataset": f"{data.get('name', '?')} {size}".strip(), "name": m.get("name", folder.parent.name),
             "run_id": m.get("run_id", folder.name), "cell": model.get("cell", "?"),
-            "units": units_text(model.get("units")), "status": m.get("status"), "metric": metric,
+            "units": units_text(model.get("units")), "model": _model_text(model), "status": m.get("status"),
+            "metric": metric,
             "value": (m.get("test") or {}).get(metric), "higher_is_better": higher,
             "params": (m.get("params") or {}).get("total"), "s_per_epoch": m.get("median_epoch_seconds"),
             "folder": str(folder.relative_to(root)),
@@ -90,6 +93,15 @@ def leaderboard_frame(root: Path):
     df = df.sort_values(["dataset", "_key", "name", "run_id"]).drop(columns=["_key", "higher_is_better"])
     df.insert(1, "rank", df.groupby("dataset").cumcount() + 1)
     return df.reset_index(drop=True)
+
+
+def _model_text(model: dict) -> str:
+    """A run's model as tables name it (cells.describe), from its config.yaml's model section."""
+    try:
+        return cells.describe(model.get("cell", "?"), model.get("units", "?"), model.get("num_layers", 1),
+                              bool(model.get("bidirectional")), model.get("pooling", "last"))
+    except (TypeError, ValueError):  # a hand-edited config.yaml: show what is there
+        return f"{model.get('cell', '?')}({units_text(model.get('units'))})"
 
 
 def units_text(units: Any) -> str:

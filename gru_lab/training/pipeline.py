@@ -17,10 +17,15 @@ PREFETCH_BATCHES = 2  # one batch in the model, one ready: the gather of a batch
 TRIM_MULTIPLE = 16  # trimmed lengths are rounded up to this, so XLA compiles a few shapes, not one per length
 
 
+def fit_rows(n: int, fraction: float) -> int:
+    """How many of n training rows are fitted on when the last `fraction` is held out for validation, as
+    Keras 3's validation_split does (floor(n * (1 - fraction))); the classical baselines fit on the same rows."""
+    return int(math.floor(n * (1.0 - fraction)))
+
+
 def split_validation(x: np.ndarray, y: np.ndarray, fraction: float):
-    """(x_fit, y_fit, x_val, y_val): the last `fraction` held out, before any shuffling, as Keras 3's
-    validation_split does (split at floor(n * (1 - fraction)))."""
-    split_at = int(math.floor(len(x) * (1.0 - fraction)))
+    """(x_fit, y_fit, x_val, y_val): the last `fraction` held out, before any shuffling (fit_rows)."""
+    split_at = fit_rows(len(x), fraction)
     return x[:split_at], y[:split_at], x[split_at:], y[split_at:]
 
 

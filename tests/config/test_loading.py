@@ -117,6 +117,21 @@ BAD = [
     ("text-fraction-one", {**GOOD, "data": {**TEXT, "test_fraction": 1.0}, "model": {"embedding_dim": 4}}, [],
      "data.test_fraction", "must be < 1"),
     ("tensorboard-not-bool", with_("output.tensorboard", "maybe"), [], "output.tensorboard", "must be true or false"),
+    ("bad-pooling", with_("model.pooling", "attention"), [], "model.pooling",
+     "must be one of ['last', 'max', 'max_mean', 'mean']"),
+    ("pooling-without-head", with_("model.pooling", "max") | {}, ["model.head=none", "model.units=1"],
+     "model.pooling", "feeds the Dense head"),
+    ("bad-baseline-word", {**GOOD, "baseline": "tfidf"}, [], "baseline.kind", "must be one of ['auto', 'none']"),
+    ("unknown-baseline-key", {**GOOD, "baseline": {"perod": 3}}, [], "baseline.perod",
+     "Did you mean 'baseline.period'"),
+    ("baseline-not-mapping", {**GOOD, "baseline": 3}, [], "baseline", "must be a mapping"),
+    ("baseline-period-zero", {**GOOD, "baseline": {"period": 0}}, [], "baseline.period", "must be >= 1"),
+    ("baseline-period-longer-than-window", {**GOOD, "baseline": {"period": 9}}, [], "baseline.period",
+     "a window has 8 steps"),
+    ("baseline-period-on-classification", {**GOOD, "data": {"name": "imdb"}, "model": {"embedding_dim": 8},
+                                           "baseline": {"period": 3}}, [], "baseline.period", "is a binary task"),
+    ("baseline-period-without-baseline", {**GOOD, "baseline": {"kind": "none", "period": 3}}, [], "baseline.period",
+     "'baseline.kind' is 'none'"),
     ("set-unknown-key", GOOD, ["model.unitz=3"], "model.unitz", "--set model.unitz=3"),
     ("set-wrong-type", GOOD, ["model.units=lots"], "model.units", "--set model.units=lots"),
     ("set-no-equals", GOOD, ["model.units"], None, "expected KEY=VALUE"),
@@ -207,6 +222,16 @@ def test_config_error_carries_the_key():
     with pytest.raises(ConfigError) as info:
         config_from_raw(with_("model.units", -1), "x.yaml")
     assert info.value.key == "model.units"
+
+
+def test_new_keys_at_their_defaults_keep_every_run_id():
+    """model.pooling and baseline are written to config.yaml only when set, so no config's hash changes."""
+    for path in CONFIGS.glob("*.yaml"):
+        text = to_yaml(load_config(path))
+        assert "pooling" not in text and "baseline" not in text, path.name
+    cfg = config_from_raw({**GOOD, "baseline": "none"}, "x")
+    assert cfg.baseline.kind == "none" and "baseline: {kind: none, period: null}" in to_yaml(cfg)
+    assert config_from_raw({**GOOD, "baseline": "auto"}, "x") == config_from_raw(GOOD, "x")
 
 
 def test_defaults_fill_in():

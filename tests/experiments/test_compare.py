@@ -91,8 +91,10 @@ def finished(tmp_path_factory):
 
 
 def test_table_parameter_counts_equal_the_formulas(finished):
-    table = comparison_frame(finished).set_index("cell")
+    frame = comparison_frame(finished)
+    table = frame[frame.kind == "recurrent"].set_index("cell")
     assert list(table.index) == ["simple_rnn", "lstm", "gru"]
+    assert list(table.model) == ["SimpleRNN(3)", "LSTM(3)", "GRU(3)"]
     for cell in table.index:
         recurrent = formula(cell, 1, 3)
         assert table.loc[cell, "params_recurrent"] == recurrent
@@ -368,20 +370,25 @@ def test_params_verdict():
     ([], INCONCLUSIVE),
 ], ids=["faster", "slower", "straddles", "one-pair", "none"])
 def test_speed_verdict(pairs, status):
-    v = speed_verdict(pairs)
+    v = speed_verdict(pairs, ("fused+xla", "fused"))  # one tier: fused with and without XLA
     assert v.status == status
     if pairs:
         assert v.numbers["ratio_median"] == pytest.approx(statistics.median(gru / lstm for gru, lstm in pairs))
 
 
-def test_speed_verdict_says_when_the_cells_ran_different_kernels():
-    pairs = [(1.0, 2.0), (1.1, 2.0)]
-    same = speed_verdict(pairs, ("fused+xla", "fused+xla"))
-    assert same.status == HOLDS and "different kernels" not in same.detail
-    differ = speed_verdict(pairs, ("compiled", "fused"))
-    assert differ.status == HOLDS and "different kernels (GRU compiled, LSTM fused)" in differ.detail
-    assert "GRU_LAB_COMPILED=0" in differ.detail
-    assert "different kernels" not in speed_verdict(pairs, (None, "fused")).detail  # an old record: unknown
+def test_speed_verdict_judges_only_kernels_of_one_tier_and_states_a_ratio():
+    pairs = [(1.0, 2.4), (1.0, 2.4)]
+    same = speed_verdict(pairs, ("compiled", "compiled"))
+    assert same.status == HOLDS and "GRU is 2.4x faster" in same.detail and "compiled tier" in same.detail
+    assert "%" not in same.detail
+    differ = speed_verdict(pairs, ("compiled", "fused+xla"))
+    assert differ.status == INCONCLUSIVE and "GRU_LAB_COMPILED=0" in differ.detail
+    assert "GRU compiled (tier compiled), LSTM fused+xla (tier fused)" in differ.detail
+    mixed = speed_verdict(pairs, ("compiled, fused", "fused"))  # GRU's seeds ran two tiers
+    assert mixed.status == INCONCLUSIVE and "tier compiled, fused" in mixed.detail
+    unknown = speed_verdict(pairs, (None, "fused"))  # a record from before kernels were recorded
+    assert unknown.status == INCONCLUSIVE and "GRU not recorded" in unknown.detail
+    assert "GRU is 1.3x slower" in speed_verdict([(1.3, 1.0), (1.3, 1.0)], ("fused", "fused")).detail
 
 
 @pytest.mark.parametrize("groups,higher,status", [
@@ -430,11 +437,16 @@ def test_cli_compare_end_to_end_then_resume(runner, tmp_path):
         assert (folder / name).stat().st_size > 0, name
     assert (folder / "params.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     record = json.loads((folder / "comparison.json").read_text())
-    assert [r["cell"] for r in record["table"]] == ["gru", "simple_rnn"] and record["isolation"] == "process"
+    assert [r["cell"] for r in record["table"]] == ["gru", "simple_rnn", "baseline", "baseline"]
+    assert [r["model"] for r in record["table"]][:3] == ["GRU(3)", "SimpleRNN(3)", "last value"]
+    assert record["isolation"] == "process"
     assert {r["status"] for r in record["runs"]} == {"finished"}
     assert [v["claim"] for v in record["verdicts"]] == [claims.CLAIM_PARAMS, claims.CLAIM_SPEED,
-                                                       claims.CLAIM_ACCURACY, claims.CLAIM_LONG]
+                                                       claims.CLAIM_ACCURACY, claims.CLAIM_LONG,
+                                                       "GRU(3) beats the classical baseline",
+                                                       "SimpleRNN(3) beats the classical baseline"]
     md = (folder / "comparison.md").read_text()
+    assert len(list((folder / "baselines").glob("*.json"))) == 1 and "classical baseline ridge" in md
     assert "](learning_curves.png)" in md and "## Verdicts" in md
     assert "Claims checked" in result.stdout and "holds" in result.stdout
     runs = [p for p in folder.iterdir() if p.is_dir()]

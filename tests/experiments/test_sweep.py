@@ -164,8 +164,12 @@ def test_sweep_table_and_files_come_from_the_run_records(tmp_path):
     result = execute_sweep(plan, runner=executor.run_inline)
     rep = write_sweep(result)
     assert [o.status for o in result.outcomes] == ["finished"] * 4
-    table = rep.table.to_dict(orient="records")
-    assert [row["model.cell"] for row in table] == ["gru", "lstm"]
+    table = rep.table[rep.table.kind == "recurrent"].to_dict(orient="records")
+    assert [row["model.cell"] for row in table] == ["gru", "lstm"] and table[0]["model"] == "GRU(3)"
+    classical = rep.table[rep.table.kind == "baseline"].to_dict(orient="records")  # one data config: fitted once
+    assert [row["model.cell"] for row in classical] == ["-", "-"] and classical[0]["model"] == "last value"
+    assert [v.claim for v in rep.verdicts] == ["GRU(3) (model.cell=gru) beats the classical baseline",
+                                               "LSTM(3) (model.cell=lstm) beats the classical baseline"]
     for row in table:
         records = [o.metrics for o in result.outcomes if o.run.values["model.cell"] == row["model.cell"]]
         assert row["runs"] == "2/2" and row["metric_mean"] == pytest.approx(sum(m["test"]["mse"] for m in records) / 2)
@@ -316,7 +320,7 @@ def test_a_killed_worker_is_recorded_loses_nothing_and_is_retried(local_sweep):
 @pytest.mark.slow
 def test_local_sweep_table_files_and_threads(local_sweep):
     folder, record = local_sweep["folder"], local_sweep["retry"]["record"]
-    table = record["table"]
+    table = [r for r in record["table"] if r["kind"] == "recurrent"]
     assert [(r["model.cell"], r["model.units"]) for r in table] == [("gru", 2), ("gru", 3), ("lstm", 2), ("lstm", 3)]
     assert all(r["runs"] == "2/2" and r["metric"] == "test_mse" and r["metric_std"] is not None for r in table)
     assert all(r["mse_vs_baseline"] > 0 for r in table)  # regression: against predicting the mean
@@ -332,9 +336,9 @@ def test_local_sweep_table_files_and_threads(local_sweep):
     assert record["backend"] == {"name": "local", "workers": 2, "threads": threads}
     assert (folder / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (folder / "sweep.md").read_text()
-    assert "| model.cell | model.units | runs |" in md and "](sweep.png)" in md and "best: " in md
+    assert "| model.cell | model.units | model | runs |" in md and "](sweep.png)" in md and "best: " in md
     assert "model.cell" in local_sweep["retry"]["result"].stdout  # the rich table
-    assert (folder / "sweep.csv").read_text().count("\n") == 5
+    assert (folder / "sweep.csv").read_text().count("\n") == 5 + 2  # + last value and ridge, fitted once
 
 
 # ----------------------------------------------------------------------------- Ray
