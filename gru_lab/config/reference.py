@@ -32,6 +32,7 @@ SECTIONS = [
     ("`train.early_stopping`", "train.early_stopping.", schema.EarlyStoppingConfig),
     ("`output`", "output.", schema.OutputConfig),
     ("`sweep`", "sweep.", schema.SweepConfig),
+    ("`baseline` (or the one word `baseline: none`)", "baseline.", schema.BaselineConfig),
 ]
 _BOUNDS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<", "min_length": "length >=", "max_length": "length <=",
            "pattern": "matches"}

@@ -39,6 +39,10 @@ CASES = [
     ("tokens-bilstm-conv-ln", dict(cell="lstm", units=6, embedding_dim=12, bidirectional=True, layer_norm=True,
                                    conv={"filters": 8, "kernel_size": 5, "pool_size": 1}, head_dropout=0.2), TOKENS),
     ("multiclass-gru", dict(cell="gru", units=7), MULTI),
+    ("bigru-max-mean-pooled", dict(cell="gru", units=5, embedding_dim=6, bidirectional=True, mask_zero=True,
+                                   pooling="max_mean", head_dropout=0.1), TOKENS),
+    ("lstm-stacked-max-pooled", dict(cell="lstm", units=[6, 4], pooling="max", layer_norm=True), REAL),
+    ("rnn-mean-pooled", dict(cell="simple_rnn", units=3, pooling="mean"), MULTI),
 ]
 
 
@@ -88,3 +92,29 @@ def test_left_padded_mask_builds_without_cudnn():
     model = build_model(ModelConfig(cell="gru", units=4, embedding_dim=4, mask_zero=True),
                         InputSpec("binary", "tokens", 20, 1, 1, vocab_size=50, padding="post"))
     assert model.get_layer("gru_1").use_cudnn == "auto"
+
+
+@pytest.mark.parametrize("padding", ["pre", "post"])
+def test_pooling_leaves_the_padding_out_and_loads_back(padding, tmp_path):
+    """max and mean over the real steps only, whichever side the padding is on; model.keras loads again."""
+    import keras
+    import numpy as np
+
+    spec = InputSpec("binary", "tokens", timesteps=9, features=1, outputs=1, vocab_size=30, padding=padding)
+    m = ModelConfig(cell="gru", units=3, embedding_dim=4, bidirectional=True, mask_zero=True, pooling="max_mean")
+    model = build_model(m, spec)
+    x = np.zeros((3, 9), "int32")
+    lengths = [4, 9, 1]
+    for row, n in enumerate(lengths):
+        ids = np.arange(1, n + 1) + row
+        x[row, :n] = ids if padding == "post" else 0
+        if padding == "pre":
+            x[row, 9 - n:] = ids
+    outputs = keras.Model(model.input, [model.get_layer("bigru_1").output, model.get_layer("pooling").output])
+    sequence, pooled = (np.asarray(a) for a in outputs(x))
+    for row, n in enumerate(lengths):
+        real = sequence[row, :n] if padding == "post" else sequence[row, 9 - n:]
+        np.testing.assert_allclose(pooled[row], np.concatenate([real.max(axis=0), real.mean(axis=0)]), rtol=1e-6)
+    path = tmp_path / "pooled.keras"
+    model.save(path)
+    np.testing.assert_allclose(keras.saving.load_model(path)(x), model(x), rtol=1e-6)
