@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 CELL_COLOR = {"simple_rnn": "tab:gray", "lstm": "tab:blue", "gru": "tab:orange"}
-BASELINE_STYLE = {"color": "black", "linestyle": "--", "linewidth": 1}  # classical baselines: one look everywhere
+BASELINE_STYLE = {"color": "black", "linewidth": 1}  # classical baselines: black, one dash pattern each
 
 PLOTS = {"learning_curves": "Learning curves (validation metric per epoch, mean and min-max over seeds)",
          "metric_vs_time": "Test metric against training time (one point per run)",
@@ -80,8 +80,8 @@ def _plot_learning_curves(result, comp: Comparison):
         ax.set_ylabel(name)
         if not classification:
             ax.set_yscale("log")
-        for b in _baselines_at(comp, length):
-            ax.axhline(b["metric_mean"], **BASELINE_STYLE, label=f"{b['model']} (test, fit once)")
+        for b, dashes in zip(_baselines_at(comp, length), ("--", "-.", (0, (5, 5)), (0, (1, 3)))):
+            ax.axhline(b["metric_mean"], **{**BASELINE_STYLE, "linestyle": dashes}, label=f"{b['model']} (test)")
         ax.set_title(plan.base.data.name + ("" if length is None else f", T={length}"))
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
@@ -101,9 +101,10 @@ def _plot_metric_vs_time(result, comp: Comparison):
         length = None if missing(length) else int(length)
         ax.scatter(group.fit_seconds, group.value, color=CELL_COLOR[cell], marker=markers.get(length, "o"),
                    label=group.model.iloc[0] + ("" if length is None else f" T={length}"))
+    shapes = iter("*XPd^v" * 8)  # one marker a classical baseline (several for regression, one a length)
     for length in result.plan.lengths or [None]:
         for b in _baselines_at(comp, length):
-            ax.scatter([b["fit_seconds"]], [b["metric_mean"]], color="black", marker="*", s=90,
+            ax.scatter([b["fit_seconds"]], [b["metric_mean"]], color="black", marker=next(shapes), s=80,
                        label=f"{b['model']}" + ("" if length is None else f" T={length}"))
     ax.set_xlabel("training time (s, all epochs)")
     ax.set_ylabel(metric.replace("_", " "))
@@ -203,9 +204,9 @@ def plot_sweep(result, rep: SweepReport):
             ax.axhline(baseline, color="gray", linestyle=":", linewidth=1,
                        label=f"predicting the mean ({baseline:.3g})")
             shown.append(baseline)
-        for b in classical:
+        for b, dashes in zip(classical, ("--", "-.", (0, (5, 5)), (0, (1, 3))) * 8):
             where = ", ".join(f"{k.rsplit('.', 1)[-1]}={b[k]}" for k in axes if b[k] != "-")
-            ax.axhline(b["metric_mean"], **BASELINE_STYLE,
+            ax.axhline(b["metric_mean"], **{**BASELINE_STYLE, "linestyle": dashes},
                        label=f"{b['model']}{f' ({where})' if where else ''}: {b['metric_mean']:.4g}")
             shown.append(b["metric_mean"])
         if metric == "test_mse" and shown and min(shown) > 0 and max(shown) / min(shown) > 5:
