@@ -26,7 +26,7 @@ name: imdb_small
 seed: 0
 data: {{name: imdb, path: "{REAL_IMDB}", n_train: 4000, n_test: 1000, num_words: 5000, maxlen: 100,
         padding: post, truncating: post, cache_dir: "{real_cache}"}}
-model: {{cell: gru, units: 16, embedding_dim: 32, mask_zero: true}}
+model: {{cell: gru, units: 16, embedding_dim: 32, mask_zero: true, pooling: max}}
 train: {{epochs: 3, batch_size: 32, learning_rate: 0.005}}
 output: {{dir: "{tmp / 'results'}"}}
 """)
@@ -44,6 +44,10 @@ def test_imdb_run_folder_carries_what_predict_needs(trained_run):
     assert metrics["data"]["n_train"] == 4000 and metrics["n_test"] == 1000
     # 1,000 balanced test reviews: chance is 0.5 +- 0.016; a model that learned anything is far above.
     assert metrics["test"]["accuracy"] > 0.62
+    # The TF-IDF baseline on the same 4,000 training and 1,000 test reviews, every word of each (not 100 ids).
+    (tfidf,) = metrics["classical_baseline"]["items"]
+    assert tfidf["name"] == "tfidf_logreg" and (tfidf["n_train"], tfidf["n_test"]) == (4000, 1000)
+    assert tfidf["value"] > 0.75 and "every word of each text" in tfidf["sees"]
     vocab = json.loads((trained_run / "vocabulary.json").read_text())
     assert vocab["word_index"]["the"] == 4 and vocab["maxlen"] == 100
 
