@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gru_lab import cells as cell_names
+from gru_lab.experiments.baselines import of_run
 from gru_lab.experiments.budgets import recurrent_count
 from gru_lab.experiments.tables import DONE, task_of
 from gru_lab.models.kernels import tier
@@ -240,8 +241,6 @@ def check_claims(plan, runs, baselines: dict | None = None) -> list[Verdict]:
 def baseline_verdicts(plan, runs, baselines: dict) -> dict[tuple[str, int | None], Verdict]:
     """(cell, length) -> whether that cell beats its data's strongest classical baseline; none when the
     compare has baseline: none."""
-    from gru_lab.experiments.baselines import of_run
-
     done = runs[runs.status.isin(DONE)]
     metric, higher = metric_of(task_of(plan.base))
     found = {}
