@@ -38,6 +38,7 @@ FIXED_KEYS = {
     "output": "every run of a sweep goes to one folder",
     "sweep": "it holds the sweep's own settings",
     "train.seed": "--seeds sets it (seed, seed+1, ...); sweep the data seed with 'seed'",
+    "baseline": "the classical baseline is fitted once per data config, not per run; set it in the config",
 }
 RAY_HINT = "pip install 'gru-lab[ray]' (or pip install 'ray>=2.9')"
 

@@ -114,6 +114,7 @@ BAD = [
     ("axis-twice", ["--grid", "model.units=2", "--grid", "model.units=4"], "'model.units' is already an axis"),
     ("output-axis", ["--grid", "output.dir=a,b"], "'output.dir' cannot be swept"),
     ("seed-axis", ["--grid", "train.seed=1,2"], "--seeds sets it"),
+    ("baseline-axis", ["--grid", "baseline.kind=auto,none"], "'baseline.kind' cannot be swept: the classical baseline"),
     ("not-a-section", ["--grid", "model.units.x=1"], "'model.units' is not a section"),
     ("zero-seeds", ["--grid", "model.units=2", "--seeds", "0"], "--seeds must be >= 1. Got 0."),
     ("zero-workers", ["--grid", "model.units=2", "--workers", "0"], "--workers must be >= 1. Got 0."),
