@@ -263,6 +263,9 @@ def baselines_for(configs: list[ExperimentConfig], folder: Path, load=None, fit=
         except GruLabError as exc:  # the data could not be loaded: the runs say the same
             found[key] = Baselines(key, [], f"classical baseline not fitted: {exc}")
             continue
+        except MemoryError:  # a machine limit costs the baseline row, not the runs' table
+            found[key] = Baselines(key, [], "classical baseline not fitted: out of memory loading the data")
+            continue
         if result.items:
             try:
                 atomic_write_json(path, result.record())
