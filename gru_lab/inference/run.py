@@ -91,6 +91,7 @@ def load_model(run: Run):
     them (importing gru_lab.rnn.layers) lets those load too."""
     import keras
 
+    import gru_lab.models.pooling  # noqa: F401  model.pooling's layer, which has no stock Keras twin
     import gru_lab.rnn.layers  # noqa: F401
 
     try:

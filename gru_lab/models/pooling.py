@@ -13,7 +13,8 @@ from keras import ops
 MODES = ("max", "mean", "max_mean")
 
 
-@keras.saving.register_keras_serializable(package="gru_lab")
+# Not "gru_lab": rnn.portable swaps layers of that package for their stock twins, and Keras has none for this one.
+@keras.saving.register_keras_serializable(package="gru_lab.models")
 class TimePooling(keras.layers.Layer):
     """(batch, steps, features) -> (batch, features), or (batch, 2 * features) for max_mean (max first)."""
 

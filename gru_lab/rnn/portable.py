@@ -13,10 +13,11 @@ from gru_lab.rnn.layers import PACKAGE
 
 
 def stock_config(config: Any) -> Any:
-    """A serialized Keras object with every gru-lab layer swapped for the Keras layer it subclasses."""
+    """A serialized Keras object with every gru-lab layer swapped for the Keras layer it subclasses. Layers with
+    no stock twin (models.pooling.TimePooling, registered as gru_lab.models>) stay: such a model needs gru-lab."""
     if isinstance(config, dict):
-        if str(config.get("module", "")).startswith(PACKAGE) or str(config.get("registered_name", "")).startswith(
-                f"{PACKAGE}>"):
+        if str(config.get("module", "")).startswith(f"{PACKAGE}.rnn") or str(
+                config.get("registered_name", "")).startswith(f"{PACKAGE}>"):
             config = {**config, "module": "keras.layers", "registered_name": None}
         return {k: stock_config(v) for k, v in config.items()}
     if isinstance(config, list):
