@@ -10,9 +10,10 @@ exactly the rows a recurrent run of the same config trains on and scored on the 
   leave-one-out on the training rows).
 
 What a dataset must provide: task, input_kind, x_train/y_train/x_test/y_test (x_val/y_val when it has its
-own validation set), and for text, documents (or token ids in x). Forecasting may set extra["horizon"]
-(steps after the window's last step that the first output predicts; default 1) and
-extra["target_feature"] (the input feature the target continues; default 0).
+own validation set), and for text, documents (or token ids in x). Forecasting outputs follow the series
+loader's layout (artifacts["inputs"]: "targets", "horizon"): the horizon's steps after the window,
+horizon-major, each target continuing one of the first input features; without that record, one target,
+the first feature.
 
 compare and sweep fit a baseline once per distinct data (not per run), in their own process, after the
 runs, and cache it atomically under <results>/<name>/baselines/ so that a re-run reuses it.
@@ -180,26 +181,26 @@ def _regression(cfg: ExperimentConfig, data: Dataset, rows: slice) -> list[Basel
     from sklearn.linear_model import RidgeCV
     from sklearn.preprocessing import StandardScaler
 
-    feature = int(data.extra.get("target_feature", 0))
-    horizon = int(data.extra.get("horizon", 1))
+    targets, horizon = _layout(data)
     y_test = _targets(data.y_test)
-    outputs = y_test.shape[1]
     steps = data.x_test.shape[1]
     n_train, n_test = len(data.x_train[rows]), len(data.x_test)
 
     def scored(name: str, label: str, predicted: np.ndarray, seconds: float, size: int, sees: str) -> Baseline:
-        mse = float(np.mean((predicted.reshape(n_test, outputs) - y_test) ** 2))
+        mse = float(np.mean((predicted.reshape(y_test.shape) - y_test) ** 2))
         return Baseline(name, label, "test_mse", mse, seconds, size, sees, n_train, n_test)
 
-    series = np.asarray(data.x_test, dtype=np.float64)[:, :, feature]
-    found = [scored("last_value", "last value", np.repeat(series[:, -1:], outputs, axis=1), 0.0, 0,
-                    "the window's last value" + (f" (feature {feature})" if data.features > 1 else ""))]
+    series = np.asarray(data.x_test, dtype=np.float64)[:, :, :targets]  # (n, steps, targets)
+    which = "each target's" if targets > 1 else "the window's"
+    found = [scored("last_value", "last value", np.tile(series[:, -1, :], (1, horizon)), 0.0, 0,
+                    f"{which} last value")]
     period = cfg.baseline.period
     if period is not None:
-        ahead = horizon + np.arange(outputs)  # steps after the window's last step that each output predicts
+        ahead = np.arange(1, horizon + 1)  # steps after the window's last step, one per horizon step
         back = steps - 1 + ahead - period * np.ceil(ahead / period).astype(int)
-        found.append(scored("seasonal_naive", f"seasonal naive (period {period})", series[:, back], 0.0, 0,
-                            f"the value one period ({period} steps) back"))
+        found.append(scored("seasonal_naive", f"seasonal naive (period {period})",
+                            series[:, back, :].reshape(n_test, horizon * targets), 0.0, 0,
+                            f"{which} value one period ({period} steps) back"))
     started = time.perf_counter()
     x = _flat(data.x_train[rows])
     scaler = StandardScaler().fit(x)
@@ -210,6 +211,15 @@ def _regression(cfg: ExperimentConfig, data: Dataset, rows: slice) -> list[Basel
                         np.asarray(model.predict(scaler.transform(_flat(data.x_test)))), seconds, size,
                         _window_words(data)))
     return found
+
+
+def _layout(data: Dataset) -> tuple[int, int]:
+    """(targets, horizon) of a regression's outputs: y holds `horizon` steps after the window, horizon-major,
+    each with one value per target, and the targets are the first input features (the series loader's layout,
+    from its inputs record); any other regression: one target, the first feature, as many steps as y has."""
+    inputs = data.artifacts.get("inputs") or {}
+    targets = len(inputs.get("targets") or []) or 1
+    return targets, int(inputs.get("horizon") or max(1, data.outputs // targets))
 
 
 def _targets(y: np.ndarray) -> np.ndarray:

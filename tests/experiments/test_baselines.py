@@ -36,9 +36,9 @@ def imdb_config(tmp_path, **train) -> dict:
             "train": {"epochs": 1, "batch_size": 8, **train}, "output": {"dir": str(tmp_path / "results")}}
 
 
-def regression(x: np.ndarray, y: np.ndarray, **extra) -> Dataset:
+def regression(x: np.ndarray, y: np.ndarray, **inputs) -> Dataset:
     """A regression Dataset from arrays: train and test the same rows (the formulas below do not fit)."""
-    return Dataset("toy", "regression", "real", x, y, x, y, extra=extra)
+    return Dataset("toy", "regression", "real", x, y, x, y, artifacts={"inputs": inputs} if inputs else {})
 
 
 SINE = {"name": "sine", "window": 12, "n_train": 40, "n_val": 8, "n_test": 16}
@@ -92,20 +92,25 @@ def test_window_logistic_regression_on_real_valued_classification():
 
 
 def test_regression_baselines_equal_their_formulas():
-    """Last value, seasonal naive (period 4, horizon 2 with two outputs) and ridge, on a series of period 4."""
+    """Last value, seasonal naive and ridge on two series of period 4 (the second shifted), forecast 3 steps
+    ahead in the series loader's layout (horizon-major, targets first), with one more input feature."""
     season = np.array([0.0, 1.0, 3.0, -1.0])
-    starts = np.arange(10)
-    series = season[(starts[:, None] + np.arange(8 + 3)[None, :]) % 4]  # 8 inputs, then the 3 next values
-    x = series[:, :8, None]
-    y = series[:, 9:11]  # horizon 2: the 2nd and 3rd values after the window
-    data = regression(x, y, horizon=2)
+    t = np.arange(10)[:, None] + np.arange(8 + 3)[None, :]
+    both = np.stack([season[t % 4], season[(t + 1) % 4]], axis=-1)  # (10, 11, 2)
+    x = np.concatenate([both[:, :8], np.ones((10, 8, 1))], axis=-1)  # 8 steps: two targets and a constant
+    y = both[:, 8:].reshape(10, 3 * 2)  # step 1 of both targets, then step 2, then step 3
+    data = regression(x, y, targets=["a", "b"], horizon=3)
     cfg = config_from_raw({"data": {"name": "sine", "window": 8}, "baseline": {"period": 4}}, "x")
     found = {b.name: b for b in fit_baselines(cfg, data).items}
-    assert found["last_value"].value == pytest.approx(np.mean((y - x[:, -1, :]) ** 2))
+    last = np.tile(x[:, -1, :2], (1, 3))
+    assert found["last_value"].value == pytest.approx(np.mean((y - last) ** 2))
     assert found["last_value"].value > 0.5
     assert found["seasonal_naive"].value == 0.0  # a period of 4 repeats exactly
-    assert found["ridge"].value < 1e-3 and found["ridge"].size == 2 * 8 + 2 + 2 * 8
+    assert found["ridge"].value < 1e-3 and found["ridge"].size == 6 * 24 + 6 + 2 * 24
     assert fit_baselines(cfg, data).best().name == "seasonal_naive"
+    one = regression(x[:, :, :1], y[:, :1])  # no inputs record: one target, the first feature, one step
+    assert {b.name: b for b in fit_baselines(cfg, one).items}["last_value"].value == \
+        pytest.approx(np.mean((y[:, 0] - x[:, -1, 0]) ** 2))
 
 
 def test_one_class_in_the_training_rows_is_a_note_not_a_crash():
