@@ -259,3 +259,19 @@ def test_baseline_verdict(values, higher, status):
 def test_baseline_verdict_without_a_baseline_says_why():
     v = baseline_verdict("GRU(8)", [0.9, 0.91], None, "accuracy", True, "classical baseline not fitted: no data")
     assert v.status == INCONCLUSIVE and "no data" in v.detail
+
+
+def test_series_file_baselines_match_the_loaders_own_last_value(tmp_path):
+    """A series of the user's (data.name: series, two targets, 3 steps ahead): the last value equals the loader's
+    own naive forecast, and the seasonal naive of the series' period is exact."""
+    t = np.arange(150)
+    rows = ["a,b,c"] + [f"{np.sin(2 * np.pi * i / 6):.6f},{(i % 6) ** 2},{i % 2}" for i in t]
+    (tmp_path / "s.csv").write_text("\n".join(rows) + "\n")
+    cfg = config_from_raw({"data": {"name": "series", "path": str(tmp_path / "s.csv"), "targets": ["a", "b"],
+                                    "features": ["c"], "window": 12, "horizon": 3},
+                           "baseline": {"period": 6}}, "x")
+    data = load_dataset(cfg.data, cfg.seed)
+    found = {b.name: b for b in fit_baselines(cfg, data).items}
+    assert found["last_value"].value == pytest.approx(data.extra["last_value_mse"])
+    assert found["seasonal_naive"].value == pytest.approx(0.0, abs=1e-10)
+    assert found["ridge"].n_train == len(data.x_train) and found["ridge"].n_test == len(data.x_test)
