@@ -144,7 +144,8 @@ def _spy(monkeypatch):
     return seen
 
 
-@pytest.mark.parametrize("case", ["imdb-validation-split", "adding-validation-split",
+@pytest.mark.parametrize("case", ["imdb-validation-split",
+                                  pytest.param("adding-validation-split", marks=pytest.mark.slow),
                                   pytest.param("sine-own-validation", marks=pytest.mark.slow)])
 def test_baselines_fit_the_rows_a_recurrent_run_fits_and_score_its_test_rows(case, tmp_path, monkeypatch):
     from gru_lab.training.fit import train
@@ -220,15 +221,17 @@ def test_interrupted_plan_only_reads_the_cache_and_none_fits_nothing(tmp_path):
 
 
 def test_baseline_none_turns_off_rows_and_verdicts_and_keeps_run_ids(tmp_path):
-    from gru_lab.experiments import executor
-    from gru_lab.experiments.compare import execute, plan_compare, summarize
+    from gru_lab.experiments.baselines import with_settings
+    from gru_lab.experiments.compare import CompareResult, plan_compare, summarize
+    from gru_lab.experiments.executor import RunOutcome
     from tests.experiments.test_compare import tiny, write
 
     raw = tiny(tmp_path / "results")
     on = plan_compare(write(tmp_path / "on.yaml", raw), cells=["gru"], seeds=1)
     off = plan_compare(write(tmp_path / "off.yaml", {**raw, "baseline": "none"}), cells=["gru"], seeds=1)
     assert [r.run_id for r in on.runs] == [r.run_id for r in off.runs]  # the baseline is not part of a run
-    comp = summarize(execute(off, runner=executor.run_inline))
+    found = baselines_for([with_settings(r.cfg, off.base) for r in off.runs], off.folder)
+    comp = summarize(CompareResult(off, [RunOutcome(r, "not run") for r in off.runs], False, "inline", 0.0, found))
     assert list(comp.table.kind) == ["recurrent"] and "beats_baseline" not in comp.table
     assert not any("classical baseline" in v.claim for v in comp.verdicts)
     assert not (tmp_path / "results" / "cmp" / "baselines").exists()
