@@ -278,6 +278,7 @@ def local_sweep(tmp_path_factory):
     watcher.start()
     result = CliRunner().invoke(app, args)
     stop.set()
+    assert (folder / "sweep.json").exists(), (result.exit_code, result.output, repr(result.exception))
     steps["rerun"] = {"result": result, "killed": killed, "record": json.loads((folder / "sweep.json").read_text()),
                       "failures": sorted(p.name for p in (folder / "failures").glob("*.log")),
                       "stamps": {r: stamps(folder / r) for r in steps["killed"]["finished"]}}
@@ -377,16 +378,22 @@ def test_ray_sweep_gives_the_same_table_as_local_workers(local_sweep, ray_instan
 
 
 @pytest.mark.slow
-def test_ray_runs_from_a_node_without_the_results_folder_come_back_through_the_driver(ray_instance, tmp_path):
+def test_ray_runs_from_a_node_without_the_results_folder_come_back_through_the_driver(local_sweep, ray_instance,
+                                                                                      tmp_path):
     """shared_fs=False: the task trains into a scratch folder and returns the files; the driver writes them."""
     plan = plan_sweep(write(tmp_path / "b.yaml", tiny(tmp_path / "results")), grid=["model.units=2,3"], backend="ray")
     result = execute_sweep(plan, shared_fs=False)
     assert [o.status for o in result.outcomes] == ["finished", "finished"]
+    # Every file a run written in place has (the same tiny config, trained by the local workers) comes back.
+    local_run = local_sweep["folder"] / local_sweep["retry"]["record"]["runs"][0]["run_id"]
+    expected = {p.name for p in local_run.iterdir()}
+    assert {"config.yaml", "metrics.json", "history.csv"} <= expected
     for o in result.outcomes:
         assert o.folder == plan.folder / o.run.run_id
-        assert {p.name for p in o.folder.iterdir()} == {"config.yaml", "metrics.json", "history.csv"}
+        assert {p.name for p in o.folder.iterdir()} == expected
         assert json.loads((o.folder / "metrics.json").read_text())["run_id"] == o.run.run_id
-    assert sorted(p.name for p in plan.folder.iterdir()) == sorted(r.run_id for r in plan.runs)  # nothing partial
+    # Nothing partial: the runs and the classical baseline's cache, nothing else.
+    assert sorted(p.name for p in plan.folder.iterdir()) == sorted([r.run_id for r in plan.runs] + ["baselines"])
 
 
 @pytest.mark.slow
