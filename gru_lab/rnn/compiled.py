@@ -2,13 +2,16 @@
 headers, loaded as TensorFlow ops, and called from here with the same results and gradients as Keras's loop.
 
 `python -m gru_lab.rnn.compiled` builds them (make install does); otherwise the first run that wants them
-builds them. The library file is keyed by the source, TensorFlow's version and this CPU, so an upgrade
-rebuilds it. GRU_LAB_COMPILED=0 turns them off. Without a compiler, or where the build fails, the fused
-TensorFlow loops run and status() says why. How the loops work: docs/design.md.
+builds them (the command line says so first). The library file is keyed by the sources, TensorFlow's
+version and this CPU, so an upgrade rebuilds it; a failed build is remembered beside it, keyed the same way
+and by the compiler, so that later runs and workers do not each try again. GRU_LAB_COMPILED=0 turns them
+off. Without a compiler, or where the build fails, the fused TensorFlow loops run and status() says why.
+How the loops work: docs/design.md.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import platform
@@ -16,17 +19,30 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from gru_lab.rnn.fused import flat_matmul
 
-SOURCE = Path(__file__).parent / "kernels" / "gru_op.cc"
+KERNELS = Path(__file__).parent / "kernels"
+SOURCES = tuple(sorted(KERNELS.glob("*.cc")))
+HEADERS = tuple(sorted(KERNELS.glob("*.h")))
 ENV_VAR = "GRU_LAB_COMPILED"  # 0 turns the compiled loops off
 LEGACY_ENV_VAR = "GRU_LAB_NATIVE"  # its earlier name, still honoured
+BUILD_DIR_VAR = "GRU_LAB_BUILD_DIR"  # where the library is built and looked for, instead of the default
+COMPILERS = ("g++", "c++", "clang++")  # tried in this order where $CXX is not set
+# The whole build (all sources and the link). Measured ~1 min of CPU for the three sources, 80-160 s of wall
+# time on a busy 2-core machine (docs/benchmarks.md); a compiler that hangs must not hold a run forever.
+BUILD_TIMEOUT_S = 900
 # The first set that compiles wins: the native instruction set (Eigen's AVX-512 FP16 code does not compile
 # with every g++, so that extension is left out), then the native set, then the compiler's default.
 ARCH_FLAGS = (["-march=native", "-mno-avx512fp16"], ["-march=native"], [])
+# TensorFlow's and Eigen's headers are included as system headers (-isystem), so their own hundreds of
+# warnings stay out and the build log shows this code's. -Wno-maybe-uninitialized: g++ 12 reports it from
+# inside its own AVX-512 intrinsics as Eigen inlines them (about 500 lines, none in this code).
+WARNINGS = ["-Wall", "-Wextra", "-Wno-maybe-uninitialized"]
 
 _state: dict[str, Any] = {"lib": None, "error": None, "tried": False}
 
@@ -54,8 +70,13 @@ def _cpu_signature() -> str:
 
 
 def build_dir() -> Path:
-    """Next to the source when that is writable (an editable install, a checkout), else the user's cache."""
-    here = SOURCE.parent / "build"
+    """$GRU_LAB_BUILD_DIR; else next to the sources when that is writable (an editable install, a checkout),
+    else the user's cache."""
+    if os.environ.get(BUILD_DIR_VAR):
+        chosen = Path(os.environ[BUILD_DIR_VAR]).expanduser()
+        chosen.mkdir(parents=True, exist_ok=True)
+        return chosen
+    here = KERNELS / "build"
     try:
         here.mkdir(exist_ok=True)
         if os.access(here, os.W_OK):
@@ -72,41 +93,171 @@ def library_path() -> Path:
 
     compile_flags, link_flags = _tf_flags()
     key = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), tf.__version__.encode(), " ".join(compile_flags + link_flags).encode(),
-                 _cpu_signature().encode()):
+    for part in (*(f.read_bytes() for f in SOURCES + HEADERS), tf.__version__.encode(),
+                 " ".join(compile_flags + link_flags + WARNINGS).encode(), _cpu_signature().encode()):
         key.update(part)
         key.update(b"\0")
-    return build_dir() / f"gru_op-{key.hexdigest()[:16]}.so"
+    return build_dir() / f"loops-{key.hexdigest()[:16]}.so"
+
+
+def log_path(path: Path | None = None) -> Path:
+    """The build log beside the library: each compiler command, its exit status and everything it printed."""
+    return (path or library_path()).with_suffix(".log")
+
+
+def compiler() -> str | None:
+    """The C++ compiler a build would run: $CXX, else the first of COMPILERS on PATH; None where there is none."""
+    wanted = os.environ.get("CXX")
+    if wanted:
+        return shutil.which(wanted)
+    return next((found for name in COMPILERS if (found := shutil.which(name))), None)
+
+
+def _no_compiler() -> str:
+    wanted = os.environ.get("CXX")
+    if wanted:
+        return f"no C++ compiler found ($CXX is {wanted!r}, which is not an executable on PATH)"
+    return f"no C++ compiler found (none of {', '.join(COMPILERS)} is on PATH; set CXX to use another)"
+
+
+def _failure_marker(path: Path, cxx: str) -> Path:
+    """Where a failed build of this library with this compiler is remembered (the reason, one line)."""
+    try:
+        stamp = f"{cxx}\0{os.stat(cxx).st_mtime_ns}"
+    except OSError:
+        stamp = cxx
+    return path.with_name(f"{path.stem}.{hashlib.sha256(stamp.encode()).hexdigest()[:8]}.failed")
+
+
+def _remembered_failure(path: Path, cxx: str) -> str | None:
+    try:
+        return _failure_marker(path, cxx).read_text().strip() or "an earlier build failed"
+    except OSError:
+        return None
+
+
+def _write_atomic(target: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, target)
+
+
+def _commands(cxx: str, arch: list[str], objects: dict[Path, Path], out: str) -> tuple[list[list[str]], list[str]]:
+    """(one compile command a source, the link command)."""
+    compile_flags, link_flags = _tf_flags()
+    includes = []
+    for flag in compile_flags:
+        includes += ["-isystem", flag[2:]] if flag.startswith("-I") else [flag]
+    compiles = [[cxx, "-c", "-fPIC", "-O3", *arch, *WARNINGS, *includes, "-o", str(obj), str(src)]
+                for src, obj in objects.items()]
+    # macOS links a shared library only when every symbol resolves now, unless told that TensorFlow's
+    # process will provide them when it loads the library.
+    macos = ["-undefined", "dynamic_lookup"] if platform.system() == "Darwin" else []
+    link = [cxx, "-shared", "-fPIC", *arch, "-o", out, *map(str, objects.values()), *link_flags, *macos]
+    return compiles, link
+
+
+def _run(cmd: list[str], log: list[str], deadline: float) -> tuple[int, str]:
+    """(exit status, output) of cmd, whose output also goes to the log; raises TimeoutError past the deadline
+    (the process is killed)."""
+    with tempfile.TemporaryFile(mode="w+") as output:
+        try:
+            code = subprocess.run(cmd, stdout=output, stderr=subprocess.STDOUT, text=True,
+                                  timeout=max(0.1, deadline - time.monotonic())).returncode
+        except subprocess.TimeoutExpired:
+            code = None
+        output.seek(0)
+        text = output.read()
+    log.append(f"$ {' '.join(cmd)}\n{text}[exit status {'timed out' if code is None else code}]\n\n")
+    if code is None:
+        raise TimeoutError
+    return code, text
+
+
+def _reason(output: str) -> str:
+    """The line of a failed compiler run that says why: its first error, else its last line."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    return next((line for line in lines if "error" in line.lower()), lines[-1] if lines else "(no output)")
 
 
 def build(path: Path | None = None) -> Path:
-    """Compile the ops into path (default library_path()); atomic, so concurrent builds are harmless.
-    Raises RuntimeError with the compiler's last lines when no flag set compiles."""
+    """Compile the ops into path (default library_path()), the sources side by side on the cores, and write
+    the build log beside it; atomic, so concurrent builds are harmless. Raises RuntimeError with the reason
+    (the compiler's first error, a timeout, no compiler) when no flag set builds."""
     path = path or library_path()
-    compile_flags, link_flags = _tf_flags()
-    compiler = os.environ.get("CXX", "g++")
-    errors = []
-    for arch in ARCH_FLAGS:
-        fd, tmp = tempfile.mkstemp(suffix=".so", dir=path.parent)
-        os.close(fd)
-        cmd = [compiler, "-shared", "-fPIC", "-O3", *arch, "-w", "-o", tmp, str(SOURCE), *compile_flags, *link_flags]
+    cxx = compiler()
+    if cxx is None:
+        raise RuntimeError(_no_compiler())
+    log: list[str] = []
+    deadline = time.monotonic() + BUILD_TIMEOUT_S
+    tried, why = [], "(no output)"
+    try:
+        with tempfile.TemporaryDirectory(dir=path.parent, prefix=".build-") as work:
+            for arch in ARCH_FLAGS:
+                objects = {src: Path(work) / f"{src.stem}.o" for src in SOURCES}
+                out = Path(work) / path.name
+                compiles, link = _commands(cxx, arch, objects, str(out))
+                with ThreadPoolExecutor(max_workers=max(1, min(len(compiles), os.cpu_count() or 1))) as pool:
+                    results = list(pool.map(lambda cmd: _run(cmd, log, deadline), compiles))
+                failed = [text for code, text in results if code]
+                if not failed:
+                    code, text = _run(link, log, deadline)
+                    if code == 0:
+                        os.replace(out, path)
+                        return path
+                    failed = [text]
+                tried.append(" ".join(arch) or "default flags")
+                why = _reason(failed[0])
+    except TimeoutError:
+        raise RuntimeError(f"{Path(cxx).name} did not finish building within {BUILD_TIMEOUT_S} s "
+                           f"(log: {log_path(path)})") from None
+    finally:
+        with contextlib.suppress(OSError):
+            _write_atomic(log_path(path), "".join(log))
+    raise RuntimeError(f"{Path(cxx).name} could not build the compiled loops (tried {'; '.join(tried)}): {why} "
+                       f"(log: {log_path(path)})")
+
+
+@contextlib.contextmanager
+def _build_lock(path: Path):
+    """One build at a time per library across processes (compare and sweep workers start together)."""
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): concurrent builds stay harmless, only wasteful
+        yield
+        return
+    with open(path.with_suffix(".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            done = subprocess.run(cmd, capture_output=True, text=True)
-        except OSError as e:  # no compiler at all
-            os.unlink(tmp)
-            raise RuntimeError(f"cannot run the C++ compiler {compiler!r}: {e}") from None
-        if done.returncode == 0:
-            os.replace(tmp, path)
-            return path
-        os.unlink(tmp)
-        errors.append(" ".join(arch) or "default flags")
-        last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
-    raise RuntimeError(f"{compiler} could not build {SOURCE.name} (tried {'; '.join(errors)}): {last}")
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def load():
-    """The loaded op module, built first if missing; None where GRU_LAB_COMPILED=0, or where the build or the
-    load failed (status() says why). Tried once per process."""
+def _build_once(path: Path, notify: Callable[[str], None] | None) -> None:
+    """Build path unless another process did, or a build with this compiler failed before (raises its reason)."""
+    cxx = compiler()
+    if cxx is None:
+        raise RuntimeError(_no_compiler())
+    with _build_lock(path):
+        if path.exists():
+            return
+        remembered = _remembered_failure(path, cxx)
+        if remembered:
+            raise RuntimeError(remembered)
+        if notify:
+            notify(f"compiling gru-lab's C++ loops for this CPU, once (about a minute; log: {log_path(path)})")
+        try:
+            build(path)
+        except RuntimeError as e:
+            _write_atomic(_failure_marker(path, cxx), f"{e}; `python -m gru_lab.rnn.compiled` tries again\n")
+            raise
+
+
+def load(notify: Callable[[str], None] | None = None):
+    """The loaded op module, built first if missing (notify gets one line before a build starts); None where
+    GRU_LAB_COMPILED=0, or where the build or the load failed (status() says why). Tried once per process."""
     if _state["tried"]:
         return _state["lib"]
     _state["tried"] = True
@@ -118,7 +269,7 @@ def load():
 
         path = library_path()
         if not path.exists():
-            build(path)
+            _build_once(path, notify)
         _state["lib"] = tf.load_op_library(str(path))
     except Exception as e:  # any failure here only costs speed: the fused TensorFlow loops run instead
         _state["error"] = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -136,123 +287,218 @@ def _reset_for_tests() -> None:
 
 
 def unavailable_without_building() -> str | None:
-    """Why the compiled loops cannot run here, found without building or loading them; None = they can (built,
-    or buildable by the first run that wants them). For `inspect` and the kernel plan."""
+    """Why the compiled loops cannot run here, found without building or loading them: no compiler, a build
+    that failed before, GRU_LAB_COMPILED=0; None = they can (built, or buildable by the first run that
+    wants them). For `inspect` and the kernel plan."""
     if _state["tried"]:
         return _state["error"]
     if not enabled_by_env():
         return f"{ENV_VAR}=0"
     try:
-        if library_path().exists():
-            return None
+        path = library_path()
     except Exception as e:  # TensorFlow's build flags unreadable: the build would fail the same way
         return f"cannot read TensorFlow's build flags ({type(e).__name__})"
-    compiler = os.environ.get("CXX", "g++")
-    if shutil.which(compiler) is None:
-        return f"no C++ compiler found ({compiler!r} is not on PATH)"
-    return None
+    if path.exists():
+        return None
+    cxx = compiler()
+    if cxx is None:
+        return _no_compiler()
+    return _remembered_failure(path, cxx)
+
+
+def pending_build() -> bool:
+    """True where the compiled loops are not built yet but can be: the first run that wants them builds them."""
+    if _state["tried"] or unavailable_without_building() is not None:
+        return False
+    return not library_path().exists()
 
 
 # ----------------------------------------------------------------------------- the ops, as Keras's loop returns
 
 
-def run(x, states, cell, go_backwards: bool, return_sequences: bool, mask=None, zero_output_for_mask: bool = False,
-        training: bool = True, token_ids=None, embeddings=None):
-    """fused.run for a float32 GRU with the compiled loops: same results, same gradients.
+def run(cell_kind: str, sequences, states, cell, go_backwards: bool, return_sequences: bool, mask=None,
+        zero_output_for_mask: bool = False, training: bool = True, token_ids=None, embeddings=None):
+    """fused.run for a float32 GRU, LSTM or SimpleRNN with the compiled loops: same results, same gradients.
 
-    The input projection is one (T*B, d) @ (d, 3u) product; at inference from a token table the op reads
-    each step's rows of E @ W + b itself, so no (T, B, 3u) array is made. The ops take the three gates
-    side by side, since the compiled step multiplies h by the whole recurrent kernel at once. Gradients:
-    the backward op returns each step's gate gradients, and dU, the recurrent bias's gradient and (through
-    TensorFlow's own gradient of the projection) dW, the input bias's and the inputs' are large products
-    over all steps."""
+    The input projection (with the input bias) is one (T*B, d) @ (d, gates*u) product; at inference from a
+    token table the op reads each step's rows of E @ W + b itself, so no (T, B, gates*u) array is made. The
+    ops take the gates side by side, since the compiled step multiplies h by the whole recurrent kernel at
+    once. Gradients: the backward op returns each step's gate gradients, and dU, the recurrent bias's
+    gradient and (through TensorFlow's own gradient of the projection) dW, the input bias's and the inputs'
+    are large products over all steps."""
     import tensorflow as tf
 
     lib = load()
+    ops = _CELLS[cell_kind]
     kernel = tf.cast(cell.kernel, tf.float32)
-    recurrent_kernel = tf.cast(cell.recurrent_kernel, tf.float32)
     bias = tf.cast(cell.bias, tf.float32)
+    input_bias, weights = ops.split(tf.cast(cell.recurrent_kernel, tf.float32), bias)
     steps_mask = None if mask is None else tf.cast(tf.transpose(mask, [1, 0]), tf.float32)  # (T, B)
     if steps_mask is not None and go_backwards:
         steps_mask = tf.reverse(steps_mask, [0])
     m = tf.zeros([0]) if steps_mask is None else steps_mask  # the ops take an empty tensor for "no mask"
-    h0 = tf.cast(states[0], tf.float32)
+    state = tuple(tf.cast(s, tf.float32) for s in states[:ops.states])
     if token_ids is not None:  # inference from the token table: the op gathers each step's rows itself
         ids = tf.transpose(tf.cast(token_ids, tf.int32), [1, 0])  # (T, B)
         if go_backwards:
             ids = tf.reverse(ids, [0])
-        table = tf.matmul(tf.cast(embeddings, tf.float32), kernel) + bias[0]
-        states_out = _table_loop(lib, table, ids, h0, recurrent_kernel, bias[1], m, return_sequences)
-        hs, last = (states_out, states_out[-1]) if return_sequences else (None, states_out)
-        return _outputs(hs, last, steps_mask, zero_output_for_mask, return_sequences)
-    x = tf.transpose(x, [1, 0, 2])  # time-major: (T, B, d)
+        table = tf.matmul(tf.cast(embeddings, tf.float32), kernel) + input_bias
+        out, c_last = _table_loop(ops, lib, table, ids, state, weights, m, return_sequences)
+        hs, last = (out, out[-1]) if return_sequences else (None, out)
+        return _outputs(hs, last, c_last, steps_mask, zero_output_for_mask, return_sequences)
+    x = tf.transpose(sequences, [1, 0, 2])  # time-major: (T, B, d)
     if go_backwards:
         x = tf.reverse(x, [0])
     steps, batch, d = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
-    projected = tf.reshape(tf.matmul(tf.reshape(x, [-1, d]), kernel) + bias[0], [steps, batch, -1])
-    hs = _loop(lib, projected, h0, recurrent_kernel, bias[1], m, save=training)
-    return _outputs(hs, hs[-1], steps_mask, zero_output_for_mask, return_sequences)
+    projected = tf.reshape(tf.matmul(tf.reshape(x, [-1, d]), kernel) + input_bias, [steps, batch, -1])
+    hs, c_last = _loop(ops, lib, projected, state, weights, m, save=training)
+    return _outputs(hs, hs[-1], c_last, steps_mask, zero_output_for_mask, return_sequences)
 
 
-def _loop(lib, projected, h0, recurrent_kernel, recurrent_bias, m, save: bool):
-    """The states (T, B, u), differentiable. save=True (training) keeps each step's gates for the backward
-    op; save=False (inference) does not, and a gradient asked for anyway runs the forward again with them."""
+class _Gru:
+    """GRU (reset_after=True): bias (2, 3u) = input and recurrent rows; the ops keep z, r, n and h U_n + b_n."""
+
+    states = 1
+
+    @staticmethod
+    def split(recurrent_kernel, bias):
+        return bias[0], (recurrent_kernel, bias[1])
+
+    @staticmethod
+    def forward(lib, projected, state, weights, m, save: bool):
+        hs, saved = lib.gru_lab_gru_forward(projected, state[0], *weights, m, save=save)
+        return hs, None, saved
+
+    @staticmethod
+    def table(lib, table, ids, state, weights, m, keep: bool):
+        return lib.gru_lab_gru_table_forward(table, ids, state[0], *weights, m, keep_sequence=keep), None
+
+    @staticmethod
+    def backward(lib, d_hs, _d_c_last, hs, state, saved, weights, m):
+        """(d projected, d h0, d recurrent kernel, d recurrent bias)."""
+        import tensorflow as tf
+
+        d_projected, d_recurrent, d_h0 = lib.gru_lab_gru_backward(d_hs, hs, state[0], saved, weights[0], m)
+        return d_projected, d_h0, _d_recurrent_kernel(state[0], hs, d_recurrent), tf.reduce_sum(d_recurrent, [0, 1])
+
+
+class _Lstm:
+    """LSTM: one bias (4u), added to the projection; states h and c; the ops keep i, f, g, o, tanh c and c."""
+
+    states = 2
+
+    @staticmethod
+    def split(recurrent_kernel, bias):
+        return bias, (recurrent_kernel,)
+
+    @staticmethod
+    def forward(lib, projected, state, weights, m, save: bool):
+        return lib.gru_lab_lstm_forward(projected, *state, weights[0], m, save=save)
+
+    @staticmethod
+    def table(lib, table, ids, state, weights, m, keep: bool):
+        return lib.gru_lab_lstm_table_forward(table, ids, *state, weights[0], m, keep_sequence=keep)
+
+    @staticmethod
+    def backward(lib, d_hs, d_c_last, hs, state, saved, weights, m):
+        """(d projected, d h0, d c0, d recurrent kernel)."""
+        import tensorflow as tf
+
+        d_c_last = tf.zeros_like(state[1]) if d_c_last is None else d_c_last
+        d_projected, d_h0, d_c0 = lib.gru_lab_lstm_backward(d_hs, d_c_last, state[1], saved, weights[0], m)
+        return d_projected, d_h0, d_c0, _d_recurrent_kernel(state[0], hs, d_projected)
+
+
+class _SimpleRnn:
+    """SimpleRNN: one bias (u), added to the projection; the backward op needs only the states."""
+
+    states = 1
+
+    @staticmethod
+    def split(recurrent_kernel, bias):
+        return bias, (recurrent_kernel,)
+
+    @staticmethod
+    def forward(lib, projected, state, weights, m, _save: bool):
+        return lib.gru_lab_rnn_forward(projected, state[0], weights[0], m), None, None
+
+    @staticmethod
+    def table(lib, table, ids, state, weights, m, keep: bool):
+        return lib.gru_lab_rnn_table_forward(table, ids, state[0], weights[0], m, keep_sequence=keep), None
+
+    @staticmethod
+    def backward(lib, d_hs, _d_c_last, hs, state, _saved, weights, m):
+        """(d projected, d h0, d recurrent kernel)."""
+        d_projected, d_h0 = lib.gru_lab_rnn_backward(d_hs, hs, weights[0], m)
+        return d_projected, d_h0, _d_recurrent_kernel(state[0], hs, d_projected)
+
+
+_CELLS = {"gru": _Gru, "lstm": _Lstm, "simple_rnn": _SimpleRnn}
+
+
+def _d_recurrent_kernel(h0, hs, d_gates):
+    """dU = sum_t h_{t-1}^T d_t, with h_{-1} = h0: split so that no (T, B, u) concatenation is copied
+    (slices along the first axis share the tensor's memory)."""
     import tensorflow as tf
+
+    return tf.matmul(h0, d_gates[0], transpose_a=True) + flat_matmul(hs[:-1], d_gates[1:], transpose_a=True)
+
+
+def _loop(ops, lib, projected, state, weights, m, save: bool):
+    """(states (T, B, u), last c or None), differentiable. save=True (training) keeps each step's gates for the
+    backward op; save=False (inference) does not, and a gradient asked for anyway runs the forward again."""
+    import tensorflow as tf
+
+    n = len(state)
 
     @tf.custom_gradient
-    def loop(projected, h0, recurrent_kernel, recurrent_bias):
-        hs, saved = lib.gru_lab_gru_forward(projected, h0, recurrent_kernel, recurrent_bias, m, save=save)
+    def loop(projected, *tensors):
+        state, weights = tensors[:n], tensors[n:]
+        hs, c_last, saved = ops.forward(lib, projected, state, weights, m, save)
 
-        def grad(d_hs):
-            kept = saved if save else lib.gru_lab_gru_forward(projected, h0, recurrent_kernel, recurrent_bias, m,
-                                                              save=True)[1]
-            return _backward(lib, d_hs, hs, h0, kept, recurrent_kernel, m)
+        def grad(d_hs, d_c_last=None):
+            kept = saved if save else ops.forward(lib, projected, state, weights, m, True)[2]
+            return ops.backward(lib, d_hs, d_c_last, hs, state, kept, weights, m)
 
-        return hs, grad
+        return ((hs, c_last) if c_last is not None else hs), grad
 
-    return loop(projected, h0, recurrent_kernel, recurrent_bias)
+    out = loop(projected, *state, *weights)
+    return out if isinstance(out, (list, tuple)) else (out, None)
 
 
-def _backward(lib, d_hs, hs, h0, saved, recurrent_kernel, m):
-    """(d projected, d h0, d recurrent kernel, d recurrent bias) from the backward op and two large reductions."""
+def _table_loop(ops, lib, table, ids, state, weights, m, keep_sequence: bool):
+    """(states (T, B, u) (keep_sequence) or the last state (B, u), last c or None), read from the token table;
+    differentiable (a gradient, rare at inference, projects the sequence and runs the training ops)."""
     import tensorflow as tf
 
-    d_projected, d_recurrent, d_h0 = lib.gru_lab_gru_backward(d_hs, hs, h0, saved, recurrent_kernel, m)
-    # dU = sum_t h_{t-1}^T d_t, with h_{-1} = h0: split so that no (T, B, u) concatenation is copied
-    # (slices along the first axis share the tensor's memory).
-    d_u = tf.matmul(h0, d_recurrent[0], transpose_a=True) + flat_matmul(hs[:-1], d_recurrent[1:], transpose_a=True)
-    return d_projected, d_h0, d_u, tf.reduce_sum(d_recurrent, axis=[0, 1])
-
-
-def _table_loop(lib, table, ids, h0, recurrent_kernel, recurrent_bias, m, keep_sequence: bool):
-    """States (T, B, u) (keep_sequence) or the last state (B, u), read from the token table; differentiable
-    (a gradient, rare at inference, projects the sequence and runs the training ops)."""
-    import tensorflow as tf
+    n = len(state)
 
     @tf.custom_gradient
-    def loop(table, h0, recurrent_kernel, recurrent_bias):
-        out = lib.gru_lab_gru_table_forward(table, ids, h0, recurrent_kernel, recurrent_bias, m,
-                                            keep_sequence=keep_sequence)
+    def loop(table, *tensors):
+        state, weights = tensors[:n], tensors[n:]
+        out, c_last = ops.table(lib, table, ids, state, weights, m, keep_sequence)
 
-        def grad(d_out):
+        def grad(d_out, d_c_last=None):
             projected = tf.gather(table, ids)
-            hs, saved = lib.gru_lab_gru_forward(projected, h0, recurrent_kernel, recurrent_bias, m, save=True)
+            hs, _, saved = ops.forward(lib, projected, state, weights, m, True)
             d_hs = d_out if keep_sequence else tf.concat([tf.zeros_like(hs[:-1]), d_out[None]], axis=0)
-            d_projected, *rest = _backward(lib, d_hs, hs, h0, saved, recurrent_kernel, m)
+            d_projected, *rest = ops.backward(lib, d_hs, d_c_last, hs, state, saved, weights, m)
             d_table = tf.math.unsorted_segment_sum(tf.reshape(d_projected, [-1, tf.shape(table)[1]]),
                                                    tf.reshape(ids, [-1]), tf.shape(table)[0])
             return (d_table, *rest)
 
-        return out, grad
+        return ((out, c_last) if c_last is not None else out), grad
 
-    return loop(table, h0, recurrent_kernel, recurrent_bias)
+    out = loop(table, *state, *weights)
+    return out if isinstance(out, (list, tuple)) else (out, None)
 
 
-def _outputs(hs, last, m, zero_output_for_mask: bool, return_sequences: bool):
-    """(last_output, outputs, new_states) as fused.run returns them, from the states (T, B, u) or None and the last."""
+def _outputs(hs, last, c_last, m, zero_output_for_mask: bool, return_sequences: bool):
+    """(last_output, outputs, new_states) as fused.run returns them, from the states (T, B, u) or None, the
+    last h and the last c (LSTM; else None)."""
     import tensorflow as tf
 
-    new_states = [last]
+    new_states = [last] if c_last is None else [last, c_last]
     if m is not None and zero_output_for_mask:
         last = last * m[-1][:, None]
         hs = None if hs is None else hs * m[:, :, None]
@@ -260,18 +506,22 @@ def _outputs(hs, last, m, zero_output_for_mask: bool, return_sequences: bool):
     return last, outputs, new_states
 
 
-
 def main() -> int:
+    """Build the compiled loops now (make install runs this); a build that failed before is tried again."""
     path = library_path()
     if path.exists():
         print(f"gru-lab: compiled loops already built: {path}")
         return 0
+    cxx = compiler()
+    if cxx is not None:
+        _failure_marker(path, cxx).unlink(missing_ok=True)
     try:
-        build(path)
+        _build_once(path, notify=None)
     except RuntimeError as e:
         print(f"gru-lab: compiled loops not built: {e}; the fused TensorFlow loops will be used", file=sys.stderr)
         return 0  # not an error for the installation: everything works without it, only slower
-    print(f"gru-lab: built {path}")
+    warnings = log_path(path).read_text().count("warning:")
+    print(f"gru-lab: built {path}" + (f" ({warnings} compiler warnings, see {log_path(path)})" if warnings else ""))
     return 0
 
 

@@ -109,11 +109,11 @@ class _LoopsMixin:
                 self.inferred_with = f"{kernel}-table"
                 extra = dict(training=False, token_ids=ids, embeddings=embedding.embeddings)
                 if kernel == "compiled":
-                    return compiled.run(sequences, **args, **extra)
+                    return compiled.run(self._cell, sequences, **args, **extra)
                 return fused.run(self._cell, sequences, **args, **extra)
             self.inferred_with = "compiled" if kernel == "compiled" else None
             if kernel == "compiled":
-                return compiled.run(sequences, **args, training=False)
+                return compiled.run(self._cell, sequences, **args, training=False)
             return super().inner_loop(sequences, initial_state, mask=mask, training=training)
         self.trained_with = kernel
         if kernel is None:
@@ -124,7 +124,7 @@ class _LoopsMixin:
             dropout_mask = self.cell.get_dropout_mask(sequences[:, 0, :])
             sequences = sequences * keras.ops.expand_dims(dropout_mask, 1)
         if kernel == "compiled":
-            return compiled.run(sequences, **args)
+            return compiled.run(self._cell, sequences, **args)
         return fused.run(self._cell, sequences, **args)
 
 

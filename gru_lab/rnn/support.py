@@ -9,7 +9,7 @@ from __future__ import annotations
 # The token table costs vocabulary x d x gates*u multiply-adds per inference call; projecting the batch
 # costs batch x T x d x gates*u. The table is used where it pays from this batch size up.
 TABLE_BREAK_EVEN_BATCH = 256
-COMPILED_CELLS = ("gru",)  # cells with compiled (C++) loops; the others run the fused TensorFlow loops
+COMPILED_CELLS = ("gru", "lstm", "simple_rnn")  # cells with compiled (C++) loops; others run the fused TensorFlow loops
 
 
 def loop_blockers(cell: str, activation: str, recurrent_activation: str, recurrent_dropout: float, unroll: bool,

@@ -7,22 +7,12 @@
 //   GruLabGruBackward      d states -> d projected, per-step gate gradients for dU and the bias, d h0
 //
 // Per step: one (rows, u) @ (u, 3u) product (Eigen) and vectorised gate math. The batch rows are split
-// into blocks, one per intra-op thread, each running the whole sequence (rows never interact).
-#include <vector>
-#include <cmath>
-#include "tensorflow/core/framework/op.h"
-#include "tensorflow/core/framework/op_kernel.h"
-#include "tensorflow/core/framework/shape_inference.h"
-#include "tensorflow/core/platform/blocking_counter.h"
-#include "Eigen/Core"
+// into blocks, one per intra-op thread, each running the whole sequence (rows never interact); a block
+// skips the steps in which all of its rows are padding (loops.h, active_steps).
+#include "loops.h"
 
 using namespace tensorflow;
-using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using MapRM = Eigen::Map<RowMat>;
-using CMapRM = Eigen::Map<const RowMat>;
-using RowArr = Eigen::Array<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using MapRA = Eigen::Map<RowArr>;
-using CMapRA = Eigen::Map<const RowArr>;
+using namespace gru_lab;
 
 REGISTER_OP("GruLabGruForward")
     .Input("projected: float")   // (T, B, 3u): x @ W + input bias, gates z, r, n
@@ -45,7 +35,7 @@ REGISTER_OP("GruLabGruForward")
       shape_inference::DimensionHandle four_u;
       TF_RETURN_IF_ERROR(c->Multiply(u, 4, &four_u));
       c->set_output(1, save ? c->MakeShape({c->Dim(p, 0), c->Dim(p, 1), four_u}) : c->MakeShape({0}));
-      return OkStatus();
+      return absl::OkStatus();
     });
 
 // Inference straight from token ids: step t of row b reads row ids[t, b] of table = E @ W + input bias,
@@ -68,7 +58,7 @@ REGISTER_OP("GruLabGruTableForward")
       bool keep;
       TF_RETURN_IF_ERROR(c->GetAttr("keep_sequence", &keep));
       c->set_output(0, keep ? c->MakeShape({c->Dim(ids, 0), c->Dim(ids, 1), c->Dim(h0, 1)}) : h0);
-      return OkStatus();
+      return absl::OkStatus();
     });
 
 REGISTER_OP("GruLabGruBackward")
@@ -91,48 +81,35 @@ REGISTER_OP("GruLabGruBackward")
       c->set_output(0, g);
       c->set_output(1, g);
       c->set_output(2, c->input(2));
-      return OkStatus();
+      return absl::OkStatus();
     });
 
-// Splits the batch rows into one block per intra-op thread (at least 8 rows a block) and runs the whole
-// sequence of each block on its own thread: rows never interact, so the threads meet once per call.
-// The blocks go to TensorFlow's own intra-op pool, whose threads are the ones the cores are kept for.
-template <typename F>
-static void run_blocks(OpKernelContext* ctx, int batch, int want, F fn) {
-  auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
-  int threads = want > 0 ? want : workers->num_threads;
-  int blocks = std::max(1, std::min(threads, batch / 8));
-  if (blocks == 1) { fn(0, batch); return; }
-  int per = (batch + blocks - 1) / blocks;
-  blocks = (batch + per - 1) / per;
-  // Every block goes to the pool and this (inter-op) thread sleeps: measured faster than running block 0
-  // here (9.7-11.4 vs 11.4-11.7 ms for 200 steps at batch 64 forward), since the cores then run exactly the
-  // pool's threads. Called from a pool thread itself, block 0 runs inline so the pool can never deadlock.
-  const int first = workers->workers->CurrentThreadId() >= 0 ? 1 : 0;
-  BlockingCounter done(blocks - first);
-  for (int k = first; k < blocks; ++k) {
-    int b0 = k * per, b1 = std::min(batch, b0 + per);
-    workers->workers->Schedule([=, &done] { fn(b0, b1); done.DecrementCount(); });
-  }
-  if (first) fn(0, per);
-  done.Wait();
-}
+namespace {
 
 // The forward recurrence for batch rows [b0, b1). rows(t, b0, nb) gives the (nb, 3u) input projections
-// of step t (contiguous); states go to hs (T, B, u) when keep, else only the last one to last (B, u).
+// of step t (contiguous); states go to hs (T, B, u) when given, else only the last one to last (B, u).
 // Keras GRU, reset_after=True: z, r = sigmoid(x_zr + h U_zr + b_zr); rn = h U_n + b_n;
 // n = tanh(x_n + r * rn); h' = z * h + (1 - z) * n; a masked step keeps h.
 template <typename Rows>
-static void forward_block(int b0, int b1, int T, int B, int u, Rows rows, const float* h0, const float* uk,
-                          const float* br, const float* m, float* hs, float* last, float* s) {
+void forward_block(int b0, int b1, int T, int B, int u, Rows& rows, const float* h0, const float* uk,
+                   const float* br, const float* m, float* hs, float* last, float* s) {
   const int nb = b1 - b0, G = 3 * u;
+  const Steps active = active_steps(m, T, B, b0, nb);
   CMapRM Uk(uk, u, G);
   RowMat g(nb, G), ping(hs ? 0 : nb, u), pong(hs ? 0 : nb, u);
   RowArr zr(nb, 2 * u), n(nb, u), hc(nb, u);
-  Eigen::Map<const Eigen::Array<float, 1, Eigen::Dynamic>> brv(br, G);
-  const float* hp = h0 + (size_t)b0 * u;
+  RowBias brv(br, G);
+  const float* hp = h0 + static_cast<size_t>(b0) * u;
   for (int t = 0; t < T; ++t) {
-    float* hn_ptr = hs ? hs + ((size_t)t * B + b0) * u : (t % 2 ? pong.data() : ping.data());
+    float* hn_ptr = hs ? hs + (static_cast<size_t>(t) * B + b0) * u : (hp == ping.data() ? pong.data() : ping.data());
+    if (t < active.first || t >= active.end) {  // every row of the block is padding here: the state stays
+      if (hs) {
+        std::copy(hp, hp + static_cast<size_t>(nb) * u, hn_ptr);
+        hp = hn_ptr;
+      }
+      if (s) MapRA(s + (static_cast<size_t>(t) * B + b0) * 4 * u, nb, 4 * u).setZero();
+      continue;
+    }
     CMapRM H(hp, nb, u);
     g.noalias() = H * Uk;
     auto ga = g.array();
@@ -143,20 +120,20 @@ static void forward_block(int b0, int b1, int T, int B, int u, Rows rows, const 
     MapRA Hn(hn_ptr, nb, u);
     hc = n + zr.leftCols(u) * (H.array() - n);
     if (m) {
-      Eigen::Map<const Eigen::Array<float, Eigen::Dynamic, 1>> mt(m + (size_t)t * B + b0, nb);
+      ColMask mt(m + static_cast<size_t>(t) * B + b0, nb);
       Hn = H.array() + (hc - H.array()).colwise() * mt;
     } else {
       Hn = hc;
     }
     if (s) {
-      MapRA St(s + ((size_t)t * B + b0) * 4 * u, nb, 4 * u);
+      MapRA St(s + (static_cast<size_t>(t) * B + b0) * 4 * u, nb, 4 * u);
       St.leftCols(2 * u) = zr;
       St.middleCols(2 * u, u) = n;
       St.rightCols(u) = ga.rightCols(u);
     }
     hp = hn_ptr;
   }
-  if (last) std::copy(hp, hp + (size_t)nb * u, last + (size_t)b0 * u);
+  if (last) std::copy(hp, hp + static_cast<size_t>(nb) * u, last + static_cast<size_t>(b0) * u);
 }
 
 class GruForwardOp : public OpKernel {
@@ -169,23 +146,24 @@ class GruForwardOp : public OpKernel {
     const Tensor& P = ctx->input(0); const Tensor& H0 = ctx->input(1);
     const Tensor& U = ctx->input(2); const Tensor& BR = ctx->input(3); const Tensor& M = ctx->input(4);
     OP_REQUIRES(ctx, P.dims() == 3 && H0.dims() == 2 && U.dims() == 2 && BR.dims() == 1,
-                errors::InvalidArgument("GruLabGruForward: wrong ranks"));
+                absl::InvalidArgumentError("GruLabGruForward: wrong ranks"));
     const int T = P.dim_size(0), B = P.dim_size(1), G = P.dim_size(2), u = G / 3;
     OP_REQUIRES(ctx, G == 3 * u && H0.dim_size(0) == B && H0.dim_size(1) == u && U.dim_size(0) == u &&
-                U.dim_size(1) == G && BR.dim_size(0) == G && (M.NumElements() == 0 || M.NumElements() == (int64_t)T * B),
-                errors::InvalidArgument("GruLabGruForward: shapes do not agree"));
+                U.dim_size(1) == G && BR.dim_size(0) == G && mask_fits(M, T, B),
+                absl::InvalidArgumentError("GruLabGruForward: shapes do not agree"));
     Tensor* HS; OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({T, B, u}), &HS));
     Tensor* S; OP_REQUIRES_OK(ctx, ctx->allocate_output(1, save_ ? TensorShape({T, B, 4 * u}) : TensorShape({0}), &S));
     if (T == 0 || B == 0) return;
     const float* p = P.flat<float>().data(); const float* h0 = H0.flat<float>().data();
     const float* uk = U.flat<float>().data(); const float* br = BR.flat<float>().data();
-    const float* m = M.NumElements() ? M.flat<float>().data() : nullptr;
+    const float* m = mask_or_null(M);
     float* hs = HS->flat<float>().data(); float* s = save_ ? S->flat<float>().data() : nullptr;
-    auto rows = [=](int t, int b0, int) { return p + ((size_t)t * B + b0) * G; };
     run_blocks(ctx, B, threads_, [=](int b0, int b1) {
+      auto rows = [=](int t, int r0, int) { return p + (static_cast<size_t>(t) * B + r0) * G; };
       forward_block(b0, b1, T, B, u, rows, h0, uk, br, m, hs, nullptr, s);
     });
   }
+
  private:
   bool save_; int threads_;
 };
@@ -200,40 +178,27 @@ class GruTableForwardOp : public OpKernel {
     const Tensor& TB = ctx->input(0); const Tensor& IDS = ctx->input(1); const Tensor& H0 = ctx->input(2);
     const Tensor& U = ctx->input(3); const Tensor& BR = ctx->input(4); const Tensor& M = ctx->input(5);
     OP_REQUIRES(ctx, TB.dims() == 2 && IDS.dims() == 2 && H0.dims() == 2 && U.dims() == 2 && BR.dims() == 1,
-                errors::InvalidArgument("GruLabGruTableForward: wrong ranks"));
+                absl::InvalidArgumentError("GruLabGruTableForward: wrong ranks"));
     const int V = TB.dim_size(0), G = TB.dim_size(1), u = G / 3, T = IDS.dim_size(0), B = IDS.dim_size(1);
     OP_REQUIRES(ctx, G == 3 * u && H0.dim_size(0) == B && H0.dim_size(1) == u && U.dim_size(0) == u &&
-                U.dim_size(1) == G && BR.dim_size(0) == G && (M.NumElements() == 0 || M.NumElements() == (int64_t)T * B),
-                errors::InvalidArgument("GruLabGruTableForward: shapes do not agree"));
+                U.dim_size(1) == G && BR.dim_size(0) == G && mask_fits(M, T, B),
+                absl::InvalidArgumentError("GruLabGruTableForward: shapes do not agree"));
     const int32_t* ids = IDS.flat<int32_t>().data();
-    for (int64_t i = 0, n = (int64_t)T * B; i < n; ++i) {
-      OP_REQUIRES(ctx, ids[i] >= 0 && ids[i] < V,
-                  errors::InvalidArgument("token id ", ids[i], " is outside the vocabulary [0, ", V, ")"));
-    }
+    OP_REQUIRES_OK(ctx, check_ids(ids, static_cast<int64_t>(T) * B, V));
     Tensor* OUT;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, keep_ ? TensorShape({T, B, u}) : TensorShape({B, u}), &OUT));
     if (B == 0) return;
     const float* tb = TB.flat<float>().data(); const float* h0 = H0.flat<float>().data();
     const float* uk = U.flat<float>().data(); const float* br = BR.flat<float>().data();
-    const float* m = M.NumElements() ? M.flat<float>().data() : nullptr;
+    const float* m = mask_or_null(M);
     float* out = OUT->flat<float>().data();
-    if (T == 0) {  // no step: the state stays h0
-      if (!keep_) std::copy(h0, h0 + (size_t)B * u, out);
-      return;
-    }
     const bool keep = keep_;
     run_blocks(ctx, B, threads_, [=](int b0, int b1) {
-      RowMat buffer(b1 - b0, G);  // this block's rows of the step, gathered from the table
-      auto rows = [&](int t, int r0, int nb) {
-        for (int i = 0; i < nb; ++i) {
-          const float* src = tb + (size_t)ids[(size_t)t * B + r0 + i] * G;
-          std::copy(src, src + G, buffer.data() + (size_t)i * G);
-        }
-        return (const float*)buffer.data();
-      };
+      TableRows rows(tb, ids, B, G, b1 - b0);
       forward_block(b0, b1, T, B, u, rows, h0, uk, br, m, keep ? out : nullptr, keep ? nullptr : out, nullptr);
     });
   }
+
  private:
   bool keep_; int threads_;
 };
@@ -247,36 +212,41 @@ class GruBackwardOp : public OpKernel {
     const Tensor& DH = ctx->input(0); const Tensor& HS = ctx->input(1); const Tensor& H0 = ctx->input(2);
     const Tensor& S = ctx->input(3); const Tensor& U = ctx->input(4); const Tensor& M = ctx->input(5);
     OP_REQUIRES(ctx, HS.dims() == 3 && DH.shape() == HS.shape() && H0.dims() == 2 && S.dims() == 3 && U.dims() == 2,
-                errors::InvalidArgument("GruLabGruBackward: wrong ranks"));
+                absl::InvalidArgumentError("GruLabGruBackward: wrong ranks"));
     const int T = HS.dim_size(0), B = HS.dim_size(1), u = HS.dim_size(2), G = 3 * u;
     OP_REQUIRES(ctx, H0.dim_size(0) == B && H0.dim_size(1) == u && S.dim_size(0) == T && S.dim_size(1) == B &&
-                S.dim_size(2) == 4 * u && U.dim_size(0) == u && U.dim_size(1) == G &&
-                (M.NumElements() == 0 || M.NumElements() == (int64_t)T * B),
-                errors::InvalidArgument("GruLabGruBackward: shapes do not agree"));
-    const bool has_mask = M.NumElements() > 0;
+                S.dim_size(2) == 4 * u && U.dim_size(0) == u && U.dim_size(1) == G && mask_fits(M, T, B),
+                absl::InvalidArgumentError("GruLabGruBackward: shapes do not agree"));
     Tensor* DP; OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({T, B, G}), &DP));
     Tensor* DR; OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({T, B, G}), &DR));
     Tensor* DH0; OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({B, u}), &DH0));
     const float* dhs = DH.flat<float>().data(); const float* hs = HS.flat<float>().data();
     const float* h0 = H0.flat<float>().data(); const float* s = S.flat<float>().data();
-    const float* uk = U.flat<float>().data(); const float* m = has_mask ? M.flat<float>().data() : nullptr;
+    const float* uk = U.flat<float>().data(); const float* m = mask_or_null(M);
     float* dp = DP->flat<float>().data(); float* dr = DR->flat<float>().data(); float* dh0 = DH0->flat<float>().data();
     run_blocks(ctx, B, threads_, [=](int b0, int b1) {
       const int nb = b1 - b0;
+      const Steps active = active_steps(m, T, B, b0, nb);
       CMapRM Uk(uk, u, G);
       RowMat carry = RowMat::Zero(nb, u), next(nb, u);
       RowArr dh(nb, u), dn(nb, u);
       for (int t = T - 1; t >= 0; --t) {
-        const size_t row = (size_t)t * B + b0;
-        CMapRA Hp(t == 0 ? h0 + (size_t)b0 * u : hs + (row - B) * u, nb, u);
-        CMapRA St(s + row * 4 * u, nb, 4 * u);
+        const size_t row = static_cast<size_t>(t) * B + b0;
         CMapRA Dho(dhs + row * u, nb, u);
         MapRA Dp(dp + row * G, nb, G);
         MapRM Dr(dr + row * G, nb, G);
+        if (t < active.first || t >= active.end) {  // all padding: the gradient passes straight through
+          carry.array() += Dho;
+          Dp.setZero();
+          Dr.setZero();
+          continue;
+        }
+        CMapRA Hp(t == 0 ? h0 + static_cast<size_t>(b0) * u : hs + (row - B) * u, nb, u);
+        CMapRA St(s + row * 4 * u, nb, 4 * u);
         auto z = St.leftCols(u); auto r = St.middleCols(u, u); auto n = St.middleCols(2 * u, u); auto rn = St.rightCols(u);
         dh = Dho + carry.array();
         if (m) {
-          Eigen::Map<const Eigen::Array<float, Eigen::Dynamic, 1>> mt(m + row, nb);
+          ColMask mt(m + row, nb);
           next.array() = dh.colwise() * (1.0f - mt);
           dh.colwise() *= mt;
           next.array() += dh * z;
@@ -293,12 +263,15 @@ class GruBackwardOp : public OpKernel {
         next.noalias() += Dr * Uk.transpose();
         carry.swap(next);
       }
-      std::copy(carry.data(), carry.data() + (size_t)nb * u, dh0 + (size_t)b0 * u);
+      std::copy(carry.data(), carry.data() + static_cast<size_t>(nb) * u, dh0 + static_cast<size_t>(b0) * u);
     });
   }
+
  private:
   int threads_;
 };
+
+}  // namespace
 
 REGISTER_KERNEL_BUILDER(Name("GruLabGruForward").Device(DEVICE_CPU), GruForwardOp);
 REGISTER_KERNEL_BUILDER(Name("GruLabGruBackward").Device(DEVICE_CPU), GruBackwardOp);

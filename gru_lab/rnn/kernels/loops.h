@@ -1,0 +1,121 @@
+// What gru-lab's compiled loops (gru_op.cc, lstm_op.cc, simple_rnn_op.cc) share: Eigen types over raw
+// float buffers, the split of the batch rows between the intra-op threads, the token-id check and the
+// gather of a step's rows from a token table. Built with them by gru_lab/rnn/compiled.py.
+#ifndef GRU_LAB_LOOPS_H_
+#define GRU_LAB_LOOPS_H_
+
+#include <algorithm>
+#include <cstdint>
+
+#include "Eigen/Core"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/shape_inference.h"
+#include "tensorflow/core/platform/blocking_counter.h"
+
+namespace gru_lab {
+
+using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using MapRM = Eigen::Map<RowMat>;
+using CMapRM = Eigen::Map<const RowMat>;
+using RowArr = Eigen::Array<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using MapRA = Eigen::Map<RowArr>;
+using CMapRA = Eigen::Map<const RowArr>;
+using ColMask = Eigen::Map<const Eigen::Array<float, Eigen::Dynamic, 1>>;  // one step's mask, one entry a row
+using RowBias = Eigen::Map<const Eigen::Array<float, 1, Eigen::Dynamic>>;
+
+// Splits the batch rows into one block per intra-op thread (at least 8 rows a block) and runs the whole
+// sequence of each block on its own thread: rows never interact, so the threads meet once per call.
+// The blocks go to TensorFlow's own intra-op pool, whose threads are the ones the cores are kept for.
+template <typename F>
+void run_blocks(tensorflow::OpKernelContext* ctx, int batch, int want, F fn) {
+  auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
+  int threads = want > 0 ? want : workers->num_threads;
+  int blocks = std::max(1, std::min(threads, batch / 8));
+  if (blocks == 1) {
+    fn(0, batch);
+    return;
+  }
+  int per = (batch + blocks - 1) / blocks;
+  blocks = (batch + per - 1) / per;
+  // Every block goes to the pool and this (inter-op) thread sleeps: measured faster than running block 0
+  // here (docs/benchmarks.md, third round), since the cores then run exactly the pool's threads. Called
+  // from a pool thread itself, block 0 runs inline so the pool can never deadlock.
+  const int first = workers->workers->CurrentThreadId() >= 0 ? 1 : 0;
+  tensorflow::BlockingCounter done(blocks - first);
+  for (int k = first; k < blocks; ++k) {
+    int b0 = k * per, b1 = std::min(batch, b0 + per);
+    workers->workers->Schedule([=, &done] {
+      fn(b0, b1);
+      done.DecrementCount();
+    });
+  }
+  if (first) fn(0, per);
+  done.Wait();
+}
+
+// A token id outside [0, V) is an error, never a read past the table.
+inline absl::Status check_ids(const int32_t* ids, int64_t n, int vocabulary) {
+  for (int64_t i = 0; i < n; ++i) {
+    if (ids[i] < 0 || ids[i] >= vocabulary) {
+      return absl::InvalidArgumentError(absl::StrCat("token id ", ids[i], " is outside the vocabulary [0, ",
+                                                     vocabulary, ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Step t's input rows of batch rows [r0, r0 + nb), gathered from a token table (V, G) into a block's own
+// buffer: the table op never materialises the (T, B, G) projection.
+class TableRows {
+ public:
+  TableRows(const float* table, const int32_t* ids, int batch, int width, int rows)
+      : table_(table), ids_(ids), batch_(batch), width_(width), buffer_(rows, width) {}
+  const float* operator()(int t, int r0, int nb) {
+    for (int i = 0; i < nb; ++i) {
+      const float* src = table_ + static_cast<size_t>(ids_[static_cast<size_t>(t) * batch_ + r0 + i]) * width_;
+      std::copy(src, src + width_, buffer_.data() + static_cast<size_t>(i) * width_);
+    }
+    return buffer_.data();
+  }
+
+ private:
+  const float* table_;
+  const int32_t* ids_;
+  int batch_, width_;
+  RowMat buffer_;
+};
+
+// The "mask" input of every op: (T, B), or an empty tensor for none.
+inline const float* mask_or_null(const tensorflow::Tensor& m) {
+  return m.NumElements() ? m.flat<float>().data() : nullptr;
+}
+
+// The steps [first, end) in which at least one of rows [b0, b0 + nb) is real: outside them every row of the
+// block keeps its state, so the loops skip them (a block of right-padded rows stops at its longest
+// sequence, one of left-padded rows starts at it). Without a mask: every step.
+struct Steps {
+  int first, end;
+};
+
+inline Steps active_steps(const float* m, int steps, int batch, int b0, int nb) {
+  if (!m) return {0, steps};
+  auto any = [&](int t) {
+    const float* row = m + static_cast<size_t>(t) * batch + b0;
+    return std::any_of(row, row + nb, [](float v) { return v != 0.0f; });
+  };
+  int first = 0, end = steps;
+  while (first < steps && !any(first)) ++first;
+  while (end > first && !any(end - 1)) --end;
+  return {first, end};
+}
+
+inline bool mask_fits(const tensorflow::Tensor& m, int steps, int batch) {
+  return m.NumElements() == 0 || m.NumElements() == static_cast<int64_t>(steps) * batch;
+}
+
+}  // namespace gru_lab
+
+#endif  // GRU_LAB_LOOPS_H_

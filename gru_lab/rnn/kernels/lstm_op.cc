@@ -1,0 +1,302 @@
+// gru-lab's compiled LSTM loops: the recurrence of keras.layers.LSTM (tanh, sigmoid) as TensorFlow CPU ops,
+// float32. Built and loaded by gru_lab/rnn/compiled.py, which calls them and keeps the large products
+// (input projections with the bias, dW, dU, the input gradient) in TensorFlow.
+//
+//   GruLabLstmForward       projected (T, B, 4u) -> states h (T, B, u), last c [+ i, f, g, o, tanh c, c per step]
+//   GruLabLstmTableForward  inference from token ids: step rows read from table = E @ W + b (V, 4u)
+//   GruLabLstmBackward      d states, d last c -> d projected (the gates' pre-activations), d h0, d c0
+//
+// Keras LSTM, gate order i, f, g (Keras's "c"), o in the weights: a = x W + b + h U;
+// i, f, o = sigmoid(a_i, a_f, a_o); g = tanh(a_g); c' = f c + i g; h' = o tanh(c'); a masked step keeps
+// h and c. Per step: one (rows, u) @ (u, 4u) product (Eigen) and vectorised gate math; the batch rows are
+// split into blocks as for the GRU ops (loops.h), and a block skips the steps in which all its rows are padding.
+#include "loops.h"
+
+using namespace tensorflow;
+using namespace gru_lab;
+
+REGISTER_OP("GruLabLstmForward")
+    .Input("projected: float")   // (T, B, 4u): x @ W + b, gates i, f, g, o
+    .Input("h0: float")          // (B, u)
+    .Input("c0: float")          // (B, u)
+    .Input("recurrent_kernel: float")  // (u, 4u)
+    .Input("mask: float")        // (T, B) or (0): 1 = a real step, 0 = padding (h and c are kept)
+    .Attr("save: bool")          // keep each step's gates, tanh c and c for GruLabLstmBackward
+    .Attr("threads: int = 0")    // 0: TensorFlow's intra-op thread count
+    .Output("states: float")     // (T, B, u): h
+    .Output("last_c: float")     // (B, u)
+    .Output("saved: float")      // (T, B, 6u): i, f, g, o, tanh(c candidate), c  (or (0) without save)
+    .SetShapeFn([](shape_inference::InferenceContext* c) {
+      shape_inference::ShapeHandle p, h0;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &p));
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 2, &h0));
+      auto u = c->Dim(h0, 1);
+      c->set_output(0, c->MakeShape({c->Dim(p, 0), c->Dim(p, 1), u}));
+      c->set_output(1, h0);
+      bool save;
+      TF_RETURN_IF_ERROR(c->GetAttr("save", &save));
+      shape_inference::DimensionHandle six_u;
+      TF_RETURN_IF_ERROR(c->Multiply(u, 6, &six_u));
+      c->set_output(2, save ? c->MakeShape({c->Dim(p, 0), c->Dim(p, 1), six_u}) : c->MakeShape({0}));
+      return absl::OkStatus();
+    });
+
+// Inference straight from token ids, as GruLabGruTableForward: no (T, B, 4u) projection is materialised.
+REGISTER_OP("GruLabLstmTableForward")
+    .Input("table: float")       // (V, 4u)
+    .Input("ids: int32")         // (T, B)
+    .Input("h0: float")
+    .Input("c0: float")
+    .Input("recurrent_kernel: float")
+    .Input("mask: float")
+    .Attr("keep_sequence: bool")  // states (T, B, u), or only the last h (B, u)
+    .Attr("threads: int = 0")
+    .Output("states: float")
+    .Output("last_c: float")
+    .SetShapeFn([](shape_inference::InferenceContext* c) {
+      shape_inference::ShapeHandle ids, h0;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 2, &ids));
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(2), 2, &h0));
+      bool keep;
+      TF_RETURN_IF_ERROR(c->GetAttr("keep_sequence", &keep));
+      c->set_output(0, keep ? c->MakeShape({c->Dim(ids, 0), c->Dim(ids, 1), c->Dim(h0, 1)}) : h0);
+      c->set_output(1, h0);
+      return absl::OkStatus();
+    });
+
+REGISTER_OP("GruLabLstmBackward")
+    .Input("d_states: float")    // (T, B, u)
+    .Input("d_last_c: float")    // (B, u)
+    .Input("c0: float")          // (B, u)
+    .Input("saved: float")       // (T, B, 6u) from GruLabLstmForward
+    .Input("recurrent_kernel: float")
+    .Input("mask: float")
+    .Attr("threads: int = 0")
+    .Output("d_projected: float")  // (T, B, 4u): the gradient of each gate's pre-activation
+    .Output("d_h0: float")
+    .Output("d_c0: float")
+    .SetShapeFn([](shape_inference::InferenceContext* c) {
+      shape_inference::ShapeHandle hs;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &hs));
+      shape_inference::DimensionHandle four_u;
+      TF_RETURN_IF_ERROR(c->Multiply(c->Dim(hs, 2), 4, &four_u));
+      c->set_output(0, c->MakeShape({c->Dim(hs, 0), c->Dim(hs, 1), four_u}));
+      c->set_output(1, c->input(1));
+      c->set_output(2, c->input(1));
+      return absl::OkStatus();
+    });
+
+namespace {
+
+// The forward recurrence for batch rows [b0, b1). rows(t, b0, nb) gives the (nb, 4u) input projections of
+// step t (contiguous); states go to hs (T, B, u) when given, else only the last h to last_h (B, u); the
+// last c always goes to last_c (B, u); s (T, B, 6u), when given, keeps what the backward op needs.
+template <typename Rows>
+void forward_block(int b0, int b1, int T, int B, int u, Rows& rows, const float* h0, const float* c0,
+                   const float* uk, const float* m, float* hs, float* last_h, float* last_c, float* s) {
+  const int nb = b1 - b0, G = 4 * u;
+  const Steps active = active_steps(m, T, B, b0, nb);
+  CMapRM Uk(uk, u, G);
+  RowMat a(nb, G), ping(hs ? 0 : nb, u), pong(hs ? 0 : nb, u);
+  RowArr gates(nb, G), c = CMapRA(c0 + static_cast<size_t>(b0) * u, nb, u), cc(nb, u), tc(nb, u), hc(nb, u);
+  const float* hp = h0 + static_cast<size_t>(b0) * u;
+  for (int t = 0; t < T; ++t) {
+    float* hn_ptr = hs ? hs + (static_cast<size_t>(t) * B + b0) * u : (hp == ping.data() ? pong.data() : ping.data());
+    float* st = s ? s + (static_cast<size_t>(t) * B + b0) * 6 * u : nullptr;
+    if (t < active.first || t >= active.end) {  // every row of the block is padding here: h and c stay
+      if (hs) {
+        std::copy(hp, hp + static_cast<size_t>(nb) * u, hn_ptr);
+        hp = hn_ptr;
+      }
+      if (st) {
+        MapRA St(st, nb, 6 * u);
+        St.leftCols(5 * u).setZero();
+        St.rightCols(u) = c;  // the backward op reads the previous step's c from here
+      }
+      continue;
+    }
+    CMapRM H(hp, nb, u);
+    a.noalias() = H * Uk;
+    CMapRA Pt(rows(t, b0, nb), nb, G);
+    gates = a.array() + Pt;
+    gates.leftCols(2 * u) = gates.leftCols(2 * u).logistic();
+    gates.middleCols(2 * u, u) = gates.middleCols(2 * u, u).tanh();
+    gates.rightCols(u) = gates.rightCols(u).logistic();
+    auto i = gates.leftCols(u);
+    auto f = gates.middleCols(u, u);
+    auto g = gates.middleCols(2 * u, u);
+    auto o = gates.rightCols(u);
+    cc = f * c + i * g;
+    tc = cc.tanh();
+    hc = o * tc;
+    MapRA Hn(hn_ptr, nb, u);
+    if (m) {
+      ColMask mt(m + static_cast<size_t>(t) * B + b0, nb);
+      Hn = H.array() + (hc - H.array()).colwise() * mt;
+      c += (cc - c).colwise() * mt;
+    } else {
+      Hn = hc;
+      c = cc;
+    }
+    if (st) {
+      MapRA St(st, nb, 6 * u);
+      St.leftCols(G) = gates;
+      St.middleCols(G, u) = tc;
+      St.rightCols(u) = c;
+    }
+    hp = hn_ptr;
+  }
+  if (last_h) std::copy(hp, hp + static_cast<size_t>(nb) * u, last_h + static_cast<size_t>(b0) * u);
+  std::copy(c.data(), c.data() + static_cast<size_t>(nb) * u, last_c + static_cast<size_t>(b0) * u);
+}
+
+class LstmForwardOp : public OpKernel {
+ public:
+  explicit LstmForwardOp(OpKernelConstruction* c) : OpKernel(c) {
+    OP_REQUIRES_OK(c, c->GetAttr("save", &save_));
+    OP_REQUIRES_OK(c, c->GetAttr("threads", &threads_));
+  }
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& P = ctx->input(0); const Tensor& H0 = ctx->input(1); const Tensor& C0 = ctx->input(2);
+    const Tensor& U = ctx->input(3); const Tensor& M = ctx->input(4);
+    OP_REQUIRES(ctx, P.dims() == 3 && H0.dims() == 2 && C0.dims() == 2 && U.dims() == 2,
+                absl::InvalidArgumentError("GruLabLstmForward: wrong ranks"));
+    const int T = P.dim_size(0), B = P.dim_size(1), G = P.dim_size(2), u = G / 4;
+    OP_REQUIRES(ctx, G == 4 * u && H0.dim_size(0) == B && H0.dim_size(1) == u && C0.shape() == H0.shape() &&
+                U.dim_size(0) == u && U.dim_size(1) == G && mask_fits(M, T, B),
+                absl::InvalidArgumentError("GruLabLstmForward: shapes do not agree"));
+    Tensor* HS; OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({T, B, u}), &HS));
+    Tensor* LC; OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({B, u}), &LC));
+    Tensor* S; OP_REQUIRES_OK(ctx, ctx->allocate_output(2, save_ ? TensorShape({T, B, 6 * u}) : TensorShape({0}), &S));
+    if (B == 0) return;
+    const float* p = P.flat<float>().data(); const float* h0 = H0.flat<float>().data();
+    const float* c0 = C0.flat<float>().data(); const float* uk = U.flat<float>().data();
+    const float* m = mask_or_null(M);
+    float* hs = HS->flat<float>().data(); float* lc = LC->flat<float>().data();
+    float* s = save_ ? S->flat<float>().data() : nullptr;
+    run_blocks(ctx, B, threads_, [=](int b0, int b1) {
+      auto rows = [=](int t, int r0, int) { return p + (static_cast<size_t>(t) * B + r0) * G; };
+      forward_block(b0, b1, T, B, u, rows, h0, c0, uk, m, hs, nullptr, lc, s);
+    });
+  }
+
+ private:
+  bool save_; int threads_;
+};
+
+class LstmTableForwardOp : public OpKernel {
+ public:
+  explicit LstmTableForwardOp(OpKernelConstruction* c) : OpKernel(c) {
+    OP_REQUIRES_OK(c, c->GetAttr("keep_sequence", &keep_));
+    OP_REQUIRES_OK(c, c->GetAttr("threads", &threads_));
+  }
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& TB = ctx->input(0); const Tensor& IDS = ctx->input(1); const Tensor& H0 = ctx->input(2);
+    const Tensor& C0 = ctx->input(3); const Tensor& U = ctx->input(4); const Tensor& M = ctx->input(5);
+    OP_REQUIRES(ctx, TB.dims() == 2 && IDS.dims() == 2 && H0.dims() == 2 && C0.dims() == 2 && U.dims() == 2,
+                absl::InvalidArgumentError("GruLabLstmTableForward: wrong ranks"));
+    const int V = TB.dim_size(0), G = TB.dim_size(1), u = G / 4, T = IDS.dim_size(0), B = IDS.dim_size(1);
+    OP_REQUIRES(ctx, G == 4 * u && H0.dim_size(0) == B && H0.dim_size(1) == u && C0.shape() == H0.shape() &&
+                U.dim_size(0) == u && U.dim_size(1) == G && mask_fits(M, T, B),
+                absl::InvalidArgumentError("GruLabLstmTableForward: shapes do not agree"));
+    const int32_t* ids = IDS.flat<int32_t>().data();
+    OP_REQUIRES_OK(ctx, check_ids(ids, static_cast<int64_t>(T) * B, V));
+    Tensor* OUT;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, keep_ ? TensorShape({T, B, u}) : TensorShape({B, u}), &OUT));
+    Tensor* LC; OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({B, u}), &LC));
+    if (B == 0) return;
+    const float* tb = TB.flat<float>().data(); const float* h0 = H0.flat<float>().data();
+    const float* c0 = C0.flat<float>().data(); const float* uk = U.flat<float>().data();
+    const float* m = mask_or_null(M);
+    float* out = OUT->flat<float>().data(); float* lc = LC->flat<float>().data();
+    const bool keep = keep_;
+    run_blocks(ctx, B, threads_, [=](int b0, int b1) {
+      TableRows rows(tb, ids, B, G, b1 - b0);
+      forward_block(b0, b1, T, B, u, rows, h0, c0, uk, m, keep ? out : nullptr, keep ? nullptr : out, lc, nullptr);
+    });
+  }
+
+ private:
+  bool keep_; int threads_;
+};
+
+class LstmBackwardOp : public OpKernel {
+ public:
+  explicit LstmBackwardOp(OpKernelConstruction* c) : OpKernel(c) {
+    OP_REQUIRES_OK(c, c->GetAttr("threads", &threads_));
+  }
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& DH = ctx->input(0); const Tensor& DC = ctx->input(1); const Tensor& C0 = ctx->input(2);
+    const Tensor& S = ctx->input(3); const Tensor& U = ctx->input(4); const Tensor& M = ctx->input(5);
+    OP_REQUIRES(ctx, DH.dims() == 3 && DC.dims() == 2 && C0.dims() == 2 && S.dims() == 3 && U.dims() == 2,
+                absl::InvalidArgumentError("GruLabLstmBackward: wrong ranks"));
+    const int T = DH.dim_size(0), B = DH.dim_size(1), u = DH.dim_size(2), G = 4 * u;
+    OP_REQUIRES(ctx, DC.dim_size(0) == B && DC.dim_size(1) == u && C0.shape() == DC.shape() && S.dim_size(0) == T &&
+                S.dim_size(1) == B && S.dim_size(2) == 6 * u && U.dim_size(0) == u && U.dim_size(1) == G &&
+                mask_fits(M, T, B),
+                absl::InvalidArgumentError("GruLabLstmBackward: shapes do not agree"));
+    Tensor* DP; OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({T, B, G}), &DP));
+    Tensor* DH0; OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({B, u}), &DH0));
+    Tensor* DC0; OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({B, u}), &DC0));
+    const float* dhs = DH.flat<float>().data(); const float* dcl = DC.flat<float>().data();
+    const float* c0 = C0.flat<float>().data(); const float* s = S.flat<float>().data();
+    const float* uk = U.flat<float>().data(); const float* m = mask_or_null(M);
+    float* dp = DP->flat<float>().data(); float* dh0 = DH0->flat<float>().data(); float* dc0 = DC0->flat<float>().data();
+    using Strided = Eigen::Map<const RowArr, 0, Eigen::OuterStride<>>;
+    run_blocks(ctx, B, threads_, [=](int b0, int b1) {
+      const int nb = b1 - b0;
+      const Steps active = active_steps(m, T, B, b0, nb);
+      CMapRM Uk(uk, u, G);
+      RowMat carry_h = RowMat::Zero(nb, u), next_h(nb, u);
+      RowArr carry_c = CMapRA(dcl + static_cast<size_t>(b0) * u, nb, u), dh(nb, u), dc(nb, u);
+      for (int t = T - 1; t >= 0; --t) {
+        const size_t row = static_cast<size_t>(t) * B + b0;
+        CMapRA Dho(dhs + row * u, nb, u);
+        MapRM Dp(dp + row * G, nb, G);
+        if (t < active.first || t >= active.end) {  // all padding: the gradients pass straight through
+          carry_h.array() += Dho;
+          Dp.setZero();
+          continue;
+        }
+        CMapRA St(s + row * 6 * u, nb, 6 * u);
+        auto i = St.leftCols(u); auto f = St.middleCols(u, u); auto g = St.middleCols(2 * u, u);
+        auto o = St.middleCols(3 * u, u); auto tc = St.middleCols(4 * u, u);
+        // c of the previous step: c0, or the last column block of the previous step's saved row
+        Strided Cp = t == 0 ? Strided(c0 + static_cast<size_t>(b0) * u, nb, u, Eigen::OuterStride<>(u))
+                            : Strided(s + (row - B) * 6 * u + 5 * u, nb, u, Eigen::OuterStride<>(6 * u));
+        dh = Dho + carry_h.array();
+        if (m) {
+          ColMask mt(m + row, nb);
+          next_h.array() = dh.colwise() * (1.0f - mt);
+          dh.colwise() *= mt;
+          dc = carry_c.colwise() * mt;
+          carry_c.colwise() *= (1.0f - mt);  // what passes a padding step by, added to below
+        } else {
+          next_h.setZero();
+          dc = carry_c;
+          carry_c.setZero();
+        }
+        dc += dh * o * (1.0f - tc * tc);
+        auto Dpa = Dp.array();
+        Dpa.leftCols(u) = dc * g * i * (1.0f - i);
+        Dpa.middleCols(u, u) = dc * Cp * f * (1.0f - f);
+        Dpa.middleCols(2 * u, u) = dc * i * (1.0f - g * g);
+        Dpa.rightCols(u) = dh * tc * o * (1.0f - o);
+        carry_c += dc * f;
+        next_h.noalias() += Dp * Uk.transpose();
+        carry_h.swap(next_h);
+      }
+      std::copy(carry_h.data(), carry_h.data() + static_cast<size_t>(nb) * u, dh0 + static_cast<size_t>(b0) * u);
+      std::copy(carry_c.data(), carry_c.data() + static_cast<size_t>(nb) * u, dc0 + static_cast<size_t>(b0) * u);
+    });
+  }
+
+ private:
+  int threads_;
+};
+
+}  // namespace
+
+REGISTER_KERNEL_BUILDER(Name("GruLabLstmForward").Device(DEVICE_CPU), LstmForwardOp);
+REGISTER_KERNEL_BUILDER(Name("GruLabLstmBackward").Device(DEVICE_CPU), LstmBackwardOp);
+REGISTER_KERNEL_BUILDER(Name("GruLabLstmTableForward").Device(DEVICE_CPU), LstmTableForwardOp);
