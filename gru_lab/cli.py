@@ -135,6 +135,7 @@ def train(
                     raise
                 raise RunStopped(f"{machine_limit(exc)} (recorded in {save_failure(cfg, folder, machine_limit(exc))})"
                                  ) from None
+        _compiled_loops_first([cfg])
         result = _train_with_progress(cfg, data, quiet, folder.workdir)
         if result.status == "interrupted":
             _interrupted(cfg, result, data, again)
@@ -168,6 +169,19 @@ def _interrupted(cfg, result, data, again: str) -> None:
     err.print(f"[yellow]interrupted:[/] kept {len(result.history)} finished epoch(s) in {run_dir}; "
               f"`{escape(again)}` continues from epoch {len(result.history) + 1}.", highlight=False, soft_wrap=True)
     raise typer.Exit(code=130)
+
+
+def _compiled_loops_first(cfgs) -> None:
+    """Build gru-lab's compiled loops before the runs that want them, saying so once (later runs find them
+    built, or their failure remembered); without this the first epoch would silently include the build."""
+    from gru_lab.training.device import build_compiled_loops
+
+    def notify(line: str) -> None:
+        err.print(f"gru-lab: {line}", markup=False, highlight=False, soft_wrap=True)
+
+    why = build_compiled_loops(cfgs, notify)
+    if why:
+        notify(f"compiled loops not built: {why}; the fused TensorFlow loops run instead")
 
 
 def _train_with_progress(cfg, data, quiet: bool, workdir: Path | None = None):
@@ -246,6 +260,10 @@ def inspect(
     out.print(kernels_table(kernel_plan))
     for note in kernel_plan.notes:
         out.print(f"- {note}", markup=False, highlight=False, soft_wrap=True)
+    from gru_lab.rnn import compiled
+
+    if kernel_plan.compiled and compiled.pending_build():  # only where they can be built (else a note says why)
+        out.print("- the compiled loops are not built yet: the first run builds them, once (about a minute)")
     out.print(memory_table(memory, available))
     room = available[0] if available else 8 * 2**30
     if build and 2 * memory.parts["weights"] > room:  # building allocates the weights (Keras's summary: once more)
@@ -381,6 +399,7 @@ def _before_runs(plan, concurrent: int) -> None:
 
     _preflight([r.cfg for r in plan.runs], concurrent, "the largest run")
     check_writable(plan.folder)
+    _compiled_loops_first(r.cfg for r in plan.runs)
 
 
 def _exit_for_runs(result, folder: Path, command: str) -> None:
@@ -528,6 +547,8 @@ def bench(
 
     if "torch" in chosen_peers and not torch_peer.torch_installed():
         err.print(f"note: {torch_peer.INSTALL}", markup=False, highlight=False, soft_wrap=True)
+    _compiled_loops_first([load_config(config or DEFAULT_CONFIG, overrides + [f"model.cell={c}"]) for c in chosen]
+                          + recipes)
 
     with err.status("bench: loading data...") as status:
         def on_variant(cell: str, variant: str) -> None:

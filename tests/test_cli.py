@@ -296,8 +296,8 @@ def test_inspect_shows_the_kernel_plan_and_why(runner):
     assert (layer["train"], layer["inference"]) == ("keras-loop", "keras-loop")
     assert layer["train_why"] == ["model.loops is 'keras'"]
     (layer,) = _inspect_json(runner, imdb, "--set", "model.cell=lstm", "--set", "train.xla=on")["kernels"]["planned"]
-    assert layer["train"] == "fused" and "cell is 'lstm'; the compiled loops are gru's" in layer["train_why"]
-    assert "train.xla is 'on' (the compiled ops have no XLA kernel)" in layer["train_why"]
+    assert layer["train"] == "fused"
+    assert layer["train_why"] == ["train.xla is 'on' (the compiled ops have no XLA kernel)"]
 
 
 def test_help_and_config_errors_answer_without_tensorflow():

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from typing import Callable, Iterable
 
 from gru_lab.config import ExperimentConfig
+from gru_lab.data import spec_for
 from gru_lab.data.base import InputSpec
 from gru_lab.models.kernels import Facts, KernelPlan, plan_kernels
 
@@ -21,6 +23,25 @@ def machine_facts() -> Facts:
     from gru_lab.rnn import compiled
 
     return Facts(gpu=bool(tf.config.list_physical_devices("GPU")), compiled=compiled.unavailable_without_building())
+
+
+def build_compiled_loops(cfgs: Iterable[ExperimentConfig], notify: Callable[[str], None]) -> str | None:
+    """Build gru-lab's compiled loops now, in this process, where one of these runs will want them and they
+    are not built yet; notify gets one line before the build starts. Otherwise the first run (each worker
+    of a compare or sweep) would build them inside its first epoch, unannounced. Returns why they could
+    not be built (the runs then use the fused loops, as their plans will say), or None."""
+    from gru_lab.rnn import compiled
+
+    # The plan on a CPU with the loops buildable: a config that would not run them there never will.
+    wanting = [cfg for cfg in cfgs
+               if cfg.train.device != "gpu" and plan_kernels(cfg, spec_for(cfg.data), Facts()).compiled]
+    if not wanting or not compiled.pending_build():
+        return None
+    facts = machine_facts()
+    if not any(plan_kernels(cfg, spec_for(cfg.data), facts).compiled for cfg in wanting):
+        return None
+    compiled.load(notify=notify)
+    return compiled.status()["reason"]
 
 
 @dataclasses.dataclass
