@@ -317,7 +317,8 @@ def to_yaml(cfg: ExperimentConfig) -> str:
     for section, key, unset in (("train", "distribute", "none"), (None, "sweep", None), ("model", "loops", "auto"),
                                 ("train", "device", "auto"), ("train", "xla", "auto"),
                                 ("train", "mixed_precision", False), ("output", "tensorboard", False),
-                                ("model", "pooling", "last"), (None, "baseline", {"kind": "auto", "period": None})):
+                                ("model", "pooling", "last"), (None, "baseline", {"kind": "auto", "period": None}),
+                                ("train", "bucketing", "auto")):
         node = data if section is None else data[section]
         if node.get(key) == unset:
             node.pop(key)

@@ -163,7 +163,7 @@ def _fit_and_evaluate(cfg: ExperimentConfig, data: Dataset, plan, epoch_hook: Ep
     from gru_lab.training import callbacks as cb
     from gru_lab.training import pipeline, resume
 
-    seed = cfg.train_seed
+    seed, t = cfg.train_seed, cfg.train
     set_seed(seed, deterministic_ops=not plan.xla)
     reset_gpu_peak()
     spec = data.spec
@@ -178,17 +178,17 @@ def _fit_and_evaluate(cfg: ExperimentConfig, data: Dataset, plan, epoch_hook: Ep
         if saved is not None:
             resume.restore(model, saved, early_stop)
 
-    t = cfg.train
     eval_batch_size = eval_batch(t, plan.compiled)
-    # With a padding mask, steps that are padding in a whole batch change nothing: trim them. Not under
-    # XLA, which compiles the step once per batch shape: a dozen trimmed lengths cost more than they save.
-    trim = spec.padding if (cfg.model.mask_zero and spec.input_kind == "tokens" and not plan.xla) else None
+    # With a padding mask, steps that are padding in a whole batch change nothing: trim them, and group
+    # reviews of similar lengths into batches so that little padding is left (pipeline.batching says when).
+    trim, bucket = pipeline.batching(cfg.model.mask_zero and spec.input_kind == "tokens", spec.padding, plan.xla,
+                                     t.bucketing)
     x_fit, y_fit, x_val, y_val = data.x_train, data.y_train, data.x_val, data.y_val
     if x_val is None and t.validation_split > 0:
         x_fit, y_fit, x_val, y_val = pipeline.split_validation(x_fit, y_fit, t.validation_split)
     fit_kwargs: dict[str, Any] = {}
     if x_val is not None:
-        fit_kwargs["validation_data"] = pipeline.eval_dataset(x_val, y_val, eval_batch_size, trim)
+        fit_kwargs["validation_data"] = pipeline.eval_dataset(x_val, y_val, eval_batch_size, trim, by_length=bucket)
     n_fit = len(x_fit)
     steps = -(-n_fit // t.batch_size)
     timing = timing_callback(None, batch_hook, steps)
@@ -215,7 +215,7 @@ def _fit_and_evaluate(cfg: ExperimentConfig, data: Dataset, plan, epoch_hook: Ep
         if saved is not None and saved.complete:
             _end_of_training(model, early_stop)  # the state was saved after the last epoch: evaluate next
         else:
-            train_ds = pipeline.train_dataset(x_fit, y_fit, t.batch_size, seed, trim)
+            train_ds = pipeline.train_dataset(x_fit, y_fit, t.batch_size, seed, trim, bucket)
             for _ in range(KERAS_ITERATORS_PER_EPOCH * done):  # each iterator draws the next shuffled order
                 iter(train_ds)
             model.fit(train_ds, epochs=t.epochs, initial_epoch=done, shuffle=False, callbacks=callbacks, verbose=0,
@@ -238,7 +238,9 @@ def _fit_and_evaluate(cfg: ExperimentConfig, data: Dataset, plan, epoch_hook: Ep
         try:
             if plan.xla_inference and not plan.xla:
                 _compile_inference(model)
-            metrics.update(evaluate(model, data, eval_batch_size, None if plan.xla_inference else trim))
+            inference_trim = None if plan.xla_inference else trim
+            metrics.update(evaluate(model, data, eval_batch_size, inference_trim,
+                                    bucket and inference_trim is not None))
         except Exception as exc:
             if machine_limit(exc) is None:
                 raise
@@ -249,6 +251,7 @@ def _fit_and_evaluate(cfg: ExperimentConfig, data: Dataset, plan, epoch_hook: Ep
         resume.restore_weights(model, resume.load_state(workdir))
     metrics.update(_timings(history, n_fit, fit_seconds, cfg, x_val is not None, early_stop))
     metrics.update(_run_facts(cfg, data, plan, model, strategy))
+    metrics["execution"]["batches"] = {"trim_padding": trim, "by_length": bucket}
     # A model is kept only when it is the result of finished epochs and nothing broke its weights.
     keep = status == "finished" or (status == "interrupted" and history)
     return TrainResult(status=status, model=model if keep else None, history=history, metrics=metrics)
@@ -379,13 +382,15 @@ def eval_batch(t, compiled: bool = False) -> int:
     return t.eval_batch_size or max(t.batch_size, 256 if compiled else 1024)
 
 
-def evaluate(model, data: Dataset, batch_size: int, trim_padding: str | None = None) -> dict[str, Any]:
-    """Test metrics, evaluation time and inference throughput on the test set."""
+def evaluate(model, data: Dataset, batch_size: int, trim_padding: str | None = None,
+             by_length: bool = False) -> dict[str, Any]:
+    """Test metrics, evaluation time and inference throughput on the test set (by_length: evaluate in batches
+    sorted by length; predict keeps the test set's order)."""
     from gru_lab.training import pipeline
 
     n = len(data.x_test)
     t0 = time.perf_counter()
-    values = model.evaluate(pipeline.eval_dataset(data.x_test, data.y_test, batch_size, trim_padding),
+    values = model.evaluate(pipeline.eval_dataset(data.x_test, data.y_test, batch_size, trim_padding, by_length),
                             verbose=0, return_dict=True)
     eval_seconds = time.perf_counter() - t0
     # Inference throughput is the steady state: compile the predict step for both batch shapes first.

@@ -1,4 +1,5 @@
-"""tf.data input pipelines for fit, evaluate and predict: shuffled batches, prefetch, padding trimmed.
+"""tf.data input pipelines for fit, evaluate and predict: shuffled batches, prefetch, padding trimmed, and
+batches of similar lengths where padding is masked.
 
 Every pipeline turns tf.data's autotuning off. An autotuned iterator runs a background optimisation
 thread that sleeps 10 ms, 20 ms, 40 ms, ... up to 10 s between passes, and destroying the iterator
@@ -15,6 +16,31 @@ import numpy as np
 
 PREFETCH_BATCHES = 2  # one batch in the model, one ready: the gather of a batch takes microseconds
 TRIM_MULTIPLE = 16  # trimmed lengths are rounded up to this, so XLA compiles a few shapes, not one per length
+# Bucketing sorts the shuffled order by length within windows of this many batches, then shuffles the batches
+# of a window: batches hold reviews of similar lengths, and which reviews meet in a batch still changes
+# every epoch. 32 batches of 64 IMDB reviews: measured in docs/benchmarks.md (issue 11, padding).
+BUCKET_WINDOW_BATCHES = 32
+
+
+def batching(masked_tokens: bool, padding: str | None, xla: bool, bucketing: str) -> tuple[str | None, bool]:
+    """(padding to trim from each batch or None, whether batches are grouped by length) for a run.
+
+    Trimming is exact only where the model masks padding (a masked step leaves the state unchanged, so steps
+    that are padding in every row of a batch change nothing); it is off under XLA, which would compile the
+    step once per trimmed length. Grouping by length only pays where batches are trimmed."""
+    trim = padding if masked_tokens and not xla else None
+    return trim, trim is not None and bucketing == "auto"
+
+
+def sequence_lengths(x: np.ndarray, padding: str) -> np.ndarray:
+    """Per row, the steps a trim keeps for it: up to its last token (post padding) or from its first (pre)."""
+    used = np.asarray(x) != 0
+    steps = used.shape[1]
+    if padding == "post":
+        lengths = steps - np.argmax(used[:, ::-1], axis=1)
+    else:
+        lengths = steps - np.argmax(used, axis=1)
+    return np.where(used.any(axis=1), lengths, 0).astype("int64")
 
 
 def fit_rows(n: int, fraction: float) -> int:
@@ -62,26 +88,44 @@ def _trimmer(padding: str | None):
     return trim
 
 
-def _batched(x, y, batch_size: int, order=None, trim_padding: str | None = None):
+def _batched(x, y, index_batches, trim_padding: str | None = None):
     """Batches gathered from the in-memory arrays by index: one gather per batch, not per sample."""
     import tensorflow as tf
 
     arrays = (tf.constant(x),) if y is None else (tf.constant(x), tf.constant(y))
-    indices = tf.data.Dataset.range(len(x)) if order is None else order
-    ds = indices.batch(batch_size).map(lambda idx: tuple(tf.gather(a, idx) for a in arrays))
+    ds = index_batches.map(lambda idx: tuple(tf.gather(a, idx) for a in arrays))
     if trim_padding is not None:
         ds = ds.map(_trimmer(trim_padding))
     return ds.prefetch(PREFETCH_BATCHES).with_options(_options())
 
 
-def train_dataset(x, y, batch_size: int, seed: int, trim_padding: str | None = None):
-    """Reshuffled every epoch (a fresh, seeded permutation each pass), then batched: same seed, same order."""
+def train_dataset(x, y, batch_size: int, seed: int, trim_padding: str | None = None, bucket: bool = False):
+    """Reshuffled every epoch (a fresh, seeded permutation each pass), then batched: same seed, same order.
+
+    bucket (with trim_padding): the shuffled order is sorted by length within windows of
+    BUCKET_WINDOW_BATCHES batches and the batches of each window are shuffled, so each batch, trimmed to its
+    longest sequence, carries little padding."""
     import tensorflow as tf
 
     order = tf.data.Dataset.range(len(x)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    return _batched(x, y, batch_size, order, trim_padding)
+    if not bucket:
+        return _batched(x, y, order.batch(batch_size), trim_padding)
+    lengths = tf.constant(sequence_lengths(x, trim_padding))
+    sorted_windows = order.batch(batch_size * BUCKET_WINDOW_BATCHES).map(
+        lambda idx: tf.gather(idx, tf.argsort(tf.gather(lengths, idx), stable=True)))
+    index_batches = sorted_windows.unbatch().batch(batch_size).shuffle(
+        BUCKET_WINDOW_BATCHES, seed=seed + 1, reshuffle_each_iteration=True)
+    # unbatch() hides the count from tf.data; Keras needs it to know where an epoch ends without running dry.
+    index_batches = index_batches.apply(tf.data.experimental.assert_cardinality(-(-len(x) // batch_size)))
+    return _batched(x, y, index_batches, trim_padding)
 
 
-def eval_dataset(x, y, batch_size: int, trim_padding: str | None = None):
-    """In order, for evaluate (with y) and predict (y=None)."""
-    return _batched(x, y, batch_size, None, trim_padding)
+def eval_dataset(x, y, batch_size: int, trim_padding: str | None = None, by_length: bool = False):
+    """For evaluate (with y) and predict (y=None): in order, or, with by_length (evaluate only: its metrics do
+    not depend on the order), sorted by length so that trimmed batches carry little padding."""
+    import tensorflow as tf
+
+    if by_length and (y is None or trim_padding is None):
+        raise ValueError("by_length needs labels (evaluate, not predict) and a padding to trim")
+    order = np.argsort(sequence_lengths(x, trim_padding), kind="stable") if by_length else np.arange(len(x))
+    return _batched(x, y, tf.data.Dataset.from_tensor_slices(order.astype("int64")).batch(batch_size), trim_padding)

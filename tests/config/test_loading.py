@@ -132,6 +132,8 @@ BAD = [
                                            "baseline": {"period": 3}}, [], "baseline.period", "is a binary task"),
     ("baseline-period-without-baseline", {**GOOD, "baseline": {"kind": "none", "period": 3}}, [], "baseline.period",
      "'baseline.kind' is 'none'"),
+    ("bad-bucketing", with_("train.bucketing", "sometimes"), [], "train.bucketing",
+     "must be one of ['auto', 'off']. Got 'sometimes'"),
     ("set-unknown-key", GOOD, ["model.unitz=3"], "model.unitz", "--set model.unitz=3"),
     ("set-wrong-type", GOOD, ["model.units=lots"], "model.units", "--set model.units=lots"),
     ("set-no-equals", GOOD, ["model.units"], None, "expected KEY=VALUE"),

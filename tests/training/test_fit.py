@@ -124,6 +124,9 @@ def test_xla_auto_on_cpu_compiles_what_measured_faster(cell):
     m = result.metrics
     assert (m["execution"]["xla"], m["execution"]["xla_inference"]) == (xla_train, xla_inference)
     assert m["execution"]["compiled_loops"] is native_on
+    # masked tokens: batches grouped by length and trimmed wherever XLA does not compile the train step
+    assert m["execution"]["batches"] == {"trim_padding": None if xla_train else data.spec.padding,
+                                         "by_length": not xla_train}
     assert bool(result.model.jit_compile) is xla_inference
     kind = "compiled" if native_on else "fused"
     assert {k["kernel"] for k in m["execution"]["kernels"]} == {kind}

@@ -66,3 +66,75 @@ def test_trim_drops_only_steps_that_are_padding_in_every_row(padding):
     kept = x[:, :32] if padding == "post" else x[:, 8:]
     np.testing.assert_array_equal(xb, kept)
     assert (xb != 0).sum() == sum(lengths)  # no token lost
+
+
+@pytest.mark.parametrize("padding", ["post", "pre"])
+def test_sequence_lengths_are_what_a_trim_keeps(padding):
+    x = np.array([[3, 0, 4, 0, 0], [0, 0, 0, 0, 0], [1, 1, 1, 1, 1], [0, 0, 0, 2, 0]])
+    expected = {"post": [3, 0, 5, 4], "pre": [5, 0, 5, 2]}[padding]
+    assert pipeline.sequence_lengths(x, padding).tolist() == expected
+
+
+def _reviews(lengths, steps: int, padding: str) -> np.ndarray:
+    x = np.zeros((len(lengths), steps), np.int32)
+    for i, n in enumerate(lengths):
+        if padding == "post":
+            x[i, :n] = 7
+        else:
+            x[i, steps - n:] = 7
+    return x
+
+
+@pytest.mark.parametrize("padding", ["post", "pre"])
+def test_bucketed_batches_hold_neighbouring_lengths_in_a_new_order_each_epoch(padding):
+    """One window (32 batches of 4) of 128 reviews with distinct lengths 1..128: sorting the window makes
+    each batch four consecutive lengths, trimmed to the longest; the batches come in a new seeded order
+    every epoch, and the same seed repeats it."""
+    lengths = np.random.default_rng(0).permutation(np.arange(1, 129))
+    x, y = _reviews(lengths, 128, padding), lengths.astype(np.float32)
+    assert len(x) == 4 * pipeline.BUCKET_WINDOW_BATCHES
+
+    def epochs(n):
+        tf.random.set_seed(0)
+        ds = pipeline.train_dataset(x, y, 4, seed=3, trim_padding=padding, bucket=True)
+        assert int(ds.cardinality()) == 32  # Keras reads where an epoch ends from it
+        return [_batches(ds) for _ in range(n)]
+
+    first, second = epochs(2)
+    for epoch in (first, second):
+        groups = sorted(sorted(b[1].astype(int).tolist()) for b in epoch)
+        assert groups == [list(range(k, k + 4)) for k in range(1, 129, 4)]
+        for xb, yb in epoch:  # trimmed to the batch's longest review, rounded up to 16; x and y stay paired
+            assert xb.shape[1] == min(128, -(-int(yb.max()) // 16) * 16)
+            assert sorted((xb != 0).sum(axis=1).tolist()) == sorted(yb.astype(int).tolist())
+    assert [b[1].tolist() for b in first] != [b[1].tolist() for b in second]
+    assert [b[1].tolist() for b in epochs(1)[0]] == [b[1].tolist() for b in first]
+
+
+def test_bucketing_keeps_every_sample_once_over_several_windows():
+    lengths = np.random.default_rng(1).integers(0, 40, 300)
+    x = _reviews(lengths, 40, "post")
+    ds = pipeline.train_dataset(x, np.arange(300, dtype=np.float32), 8, seed=0, trim_padding="post", bucket=True)
+    batches = _batches(ds)
+    assert len(batches) == int(ds.cardinality()) == 38
+    assert sorted(np.concatenate([b[1] for b in batches]).astype(int).tolist()) == list(range(300))
+
+
+def test_evaluation_by_length_is_sorted_and_predict_keeps_the_order():
+    lengths = [5, 1, 9, 3]
+    x, y = _reviews(lengths, 10, "post"), np.arange(4, dtype=np.float32)
+    batches = _batches(pipeline.eval_dataset(x, y, 2, trim_padding="post", by_length=True))
+    assert [b[1].tolist() for b in batches] == [[1, 3], [0, 2]]  # lengths 1, 3 then 5, 9
+    assert [b[0].shape[1] for b in batches] == [10, 10]  # 3 and 9 rounded up to 16, capped at 10
+    with pytest.raises(ValueError, match="labels"):
+        pipeline.eval_dataset(x, None, 2, trim_padding="post", by_length=True)
+
+
+@pytest.mark.parametrize("masked, padding, xla, setting, expected", [
+    (True, "post", False, "auto", ("post", True)),
+    (True, "pre", False, "off", ("pre", False)),
+    (True, "post", True, "auto", (None, False)),  # XLA: one compilation per trimmed length
+    (False, "pre", False, "auto", (None, False)),  # unmasked padding is input, never trimmed
+])
+def test_when_batches_are_trimmed_and_grouped(masked, padding, xla, setting, expected):
+    assert pipeline.batching(masked, padding, xla, setting) == expected
