@@ -28,6 +28,10 @@ CASES = [
     ("gpu-visible-device-cpu", {}, {"device": "cpu"}, "gpu"),
     ("compiled-off", {}, {}, "GRU_LAB_COMPILED=0"),
     ("no-compiler", {"units": [4, 3]}, {}, "no compiler"),
+    ("lstm-no-compiler", {"cell": "lstm"}, {}, "no compiler"),
+    ("simple-rnn-xla-on", {"cell": "simple_rnn"}, {"xla": "on"}, None),
+    ("lstm-tokens-mask-post-dropout", {"cell": "lstm", "embedding_dim": 4, "mask_zero": True, "dropout": 0.2}, {},
+     "post"),
 ]
 
 
