@@ -25,17 +25,8 @@ REGISTER_OP("GruLabGruForward")
     .Output("states: float")     // (T, B, u)
     .Output("saved: float")      // (T, B, 4u): z, r, n, rn  (or (0) without save)
     .SetShapeFn([](shape_inference::InferenceContext* c) {
-      shape_inference::ShapeHandle p, h0;
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &p));
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 2, &h0));
-      auto u = c->Dim(h0, 1);
-      c->set_output(0, c->MakeShape({c->Dim(p, 0), c->Dim(p, 1), u}));
-      bool save;
-      TF_RETURN_IF_ERROR(c->GetAttr("save", &save));
-      shape_inference::DimensionHandle four_u;
-      TF_RETURN_IF_ERROR(c->Multiply(u, 4, &four_u));
-      c->set_output(1, save ? c->MakeShape({c->Dim(p, 0), c->Dim(p, 1), four_u}) : c->MakeShape({0}));
-      return absl::OkStatus();
+      TF_RETURN_IF_ERROR(sequence_shape(c));
+      return saved_shape(c, 1, 4);
     });
 
 // Inference straight from token ids: step t of row b reads row ids[t, b] of table = E @ W + input bias,
@@ -51,15 +42,7 @@ REGISTER_OP("GruLabGruTableForward")
     .Attr("keep_sequence: bool")  // states (T, B, u), or only the last state (B, u)
     .Attr("threads: int = 0")
     .Output("states: float")
-    .SetShapeFn([](shape_inference::InferenceContext* c) {
-      shape_inference::ShapeHandle ids, h0;
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 2, &ids));
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(2), 2, &h0));
-      bool keep;
-      TF_RETURN_IF_ERROR(c->GetAttr("keep_sequence", &keep));
-      c->set_output(0, keep ? c->MakeShape({c->Dim(ids, 0), c->Dim(ids, 1), c->Dim(h0, 1)}) : h0);
-      return absl::OkStatus();
-    });
+    .SetShapeFn(table_states_shape);
 
 REGISTER_OP("GruLabGruBackward")
     .Input("d_states: float")    // (T, B, u)

@@ -112,6 +112,39 @@ inline Steps active_steps(const float* m, int steps, int batch, int b0, int nb) 
   return {first, end};
 }
 
+// Output 0 of a forward op: the states (T, B, u), from projected (input 0, (T, B, gates u)) and h0 (input 1).
+inline absl::Status sequence_shape(tensorflow::shape_inference::InferenceContext* c) {
+  tensorflow::shape_inference::ShapeHandle p, h0;
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &p));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 2, &h0));
+  c->set_output(0, c->MakeShape({c->Dim(p, 0), c->Dim(p, 1), c->Dim(h0, 1)}));
+  return absl::OkStatus();
+}
+
+// Output 1 of a forward op that saves per-step values for its backward op: (T, B, per_unit u) with save,
+// else an empty tensor.
+inline absl::Status saved_shape(tensorflow::shape_inference::InferenceContext* c, int output, int per_unit) {
+  bool save;
+  TF_RETURN_IF_ERROR(c->GetAttr("save", &save));
+  tensorflow::shape_inference::DimensionHandle width;
+  TF_RETURN_IF_ERROR(c->Multiply(c->Dim(c->input(1), 1), per_unit, &width));
+  auto p = c->input(0);
+  c->set_output(output, save ? c->MakeShape({c->Dim(p, 0), c->Dim(p, 1), width}) : c->MakeShape({0}));
+  return absl::OkStatus();
+}
+
+// Output 0 of a table op: the states (T, B, u) with keep_sequence, else the last state, shaped like h0;
+// from ids (input 1, (T, B)) and h0 (input 2).
+inline absl::Status table_states_shape(tensorflow::shape_inference::InferenceContext* c) {
+  tensorflow::shape_inference::ShapeHandle ids, h0;
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 2, &ids));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(2), 2, &h0));
+  bool keep;
+  TF_RETURN_IF_ERROR(c->GetAttr("keep_sequence", &keep));
+  c->set_output(0, keep ? c->MakeShape({c->Dim(ids, 0), c->Dim(ids, 1), c->Dim(h0, 1)}) : h0);
+  return absl::OkStatus();
+}
+
 inline bool mask_fits(const tensorflow::Tensor& m, int steps, int batch) {
   return m.NumElements() == 0 || m.NumElements() == static_cast<int64_t>(steps) * batch;
 }

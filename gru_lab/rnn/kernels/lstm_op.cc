@@ -27,18 +27,9 @@ REGISTER_OP("GruLabLstmForward")
     .Output("last_c: float")     // (B, u)
     .Output("saved: float")      // (T, B, 6u): i, f, g, o, tanh(c candidate), c  (or (0) without save)
     .SetShapeFn([](shape_inference::InferenceContext* c) {
-      shape_inference::ShapeHandle p, h0;
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &p));
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 2, &h0));
-      auto u = c->Dim(h0, 1);
-      c->set_output(0, c->MakeShape({c->Dim(p, 0), c->Dim(p, 1), u}));
-      c->set_output(1, h0);
-      bool save;
-      TF_RETURN_IF_ERROR(c->GetAttr("save", &save));
-      shape_inference::DimensionHandle six_u;
-      TF_RETURN_IF_ERROR(c->Multiply(u, 6, &six_u));
-      c->set_output(2, save ? c->MakeShape({c->Dim(p, 0), c->Dim(p, 1), six_u}) : c->MakeShape({0}));
-      return absl::OkStatus();
+      TF_RETURN_IF_ERROR(sequence_shape(c));
+      c->set_output(1, c->input(1));  // the last c, shaped like h0
+      return saved_shape(c, 2, 6);
     });
 
 // Inference straight from token ids, as GruLabGruTableForward: no (T, B, 4u) projection is materialised.
@@ -54,13 +45,8 @@ REGISTER_OP("GruLabLstmTableForward")
     .Output("states: float")
     .Output("last_c: float")
     .SetShapeFn([](shape_inference::InferenceContext* c) {
-      shape_inference::ShapeHandle ids, h0;
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 2, &ids));
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(2), 2, &h0));
-      bool keep;
-      TF_RETURN_IF_ERROR(c->GetAttr("keep_sequence", &keep));
-      c->set_output(0, keep ? c->MakeShape({c->Dim(ids, 0), c->Dim(ids, 1), c->Dim(h0, 1)}) : h0);
-      c->set_output(1, h0);
+      TF_RETURN_IF_ERROR(table_states_shape(c));
+      c->set_output(1, c->input(2));  // the last c, shaped like h0
       return absl::OkStatus();
     });
 

@@ -19,13 +19,7 @@ REGISTER_OP("GruLabRnnForward")
     .Input("mask: float")        // (T, B) or (0): 1 = a real step, 0 = padding (the state is kept)
     .Attr("threads: int = 0")    // 0: TensorFlow's intra-op thread count
     .Output("states: float")     // (T, B, u)
-    .SetShapeFn([](shape_inference::InferenceContext* c) {
-      shape_inference::ShapeHandle p, h0;
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &p));
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 2, &h0));
-      c->set_output(0, c->MakeShape({c->Dim(p, 0), c->Dim(p, 1), c->Dim(h0, 1)}));
-      return absl::OkStatus();
-    });
+    .SetShapeFn(sequence_shape);
 
 REGISTER_OP("GruLabRnnTableForward")
     .Input("table: float")       // (V, u)
@@ -36,15 +30,7 @@ REGISTER_OP("GruLabRnnTableForward")
     .Attr("keep_sequence: bool")  // states (T, B, u), or only the last state (B, u)
     .Attr("threads: int = 0")
     .Output("states: float")
-    .SetShapeFn([](shape_inference::InferenceContext* c) {
-      shape_inference::ShapeHandle ids, h0;
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 2, &ids));
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(2), 2, &h0));
-      bool keep;
-      TF_RETURN_IF_ERROR(c->GetAttr("keep_sequence", &keep));
-      c->set_output(0, keep ? c->MakeShape({c->Dim(ids, 0), c->Dim(ids, 1), c->Dim(h0, 1)}) : h0);
-      return absl::OkStatus();
-    });
+    .SetShapeFn(table_states_shape);
 
 REGISTER_OP("GruLabRnnBackward")
     .Input("d_states: float")    // (T, B, u)
