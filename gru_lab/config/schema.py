@@ -257,7 +257,7 @@ class TrainConfig(_Section):
     device: Literal["auto", "cpu", "gpu"] = "auto"  # auto: a GPU when TensorFlow sees one, else the CPU; gpu fails when there is none
     xla: Literal["auto", "on", "off"] = "auto"  # XLA-compile the train/eval steps; auto: decided per cell by the kernel plan (`inspect` says why); off on GPU (cuDNN kernels cannot be compiled)
     mixed_precision: bool = False  # GPU only: float16 compute with float32 weights (Keras mixed_float16); ignored on CPU, where it is slower
-    bucketing: Literal["auto", "off"] = "auto"  # auto: where padding is masked (XLA off), batches of similar lengths (sorted within shuffled windows of 32 batches), each cut at its longest sequence; off: plain shuffled batches
+    bucketing: Literal["auto", "off"] = "auto"  # auto: where padding is masked (XLA off), batches of similar lengths (sorted within shuffled windows of 8 batches), each cut at its longest sequence; off: plain shuffled batches
 
     @field_validator("xla", "bucketing", mode="before")
     @classmethod

@@ -87,25 +87,25 @@ def _reviews(lengths, steps: int, padding: str) -> np.ndarray:
 
 @pytest.mark.parametrize("padding", ["post", "pre"])
 def test_bucketed_batches_hold_neighbouring_lengths_in_a_new_order_each_epoch(padding):
-    """One window (32 batches of 4) of 128 reviews with distinct lengths 1..128: sorting the window makes
+    """One window of batches of 4 whose reviews have distinct lengths 1, 2, ...: sorting the window makes
     each batch four consecutive lengths, trimmed to the longest; the batches come in a new seeded order
     every epoch, and the same seed repeats it."""
-    lengths = np.random.default_rng(0).permutation(np.arange(1, 129))
-    x, y = _reviews(lengths, 128, padding), lengths.astype(np.float32)
-    assert len(x) == 4 * pipeline.BUCKET_WINDOW_BATCHES
+    n = 4 * pipeline.BUCKET_WINDOW_BATCHES  # one window
+    lengths = np.random.default_rng(0).permutation(np.arange(1, n + 1))
+    x, y = _reviews(lengths, n, padding), lengths.astype(np.float32)
 
-    def epochs(n):
+    def epochs(count):
         tf.random.set_seed(0)
         ds = pipeline.train_dataset(x, y, 4, seed=3, trim_padding=padding, bucket=True)
-        assert int(ds.cardinality()) == 32  # Keras reads where an epoch ends from it
-        return [_batches(ds) for _ in range(n)]
+        assert int(ds.cardinality()) == pipeline.BUCKET_WINDOW_BATCHES  # Keras reads where an epoch ends from it
+        return [_batches(ds) for _ in range(count)]
 
     first, second = epochs(2)
     for epoch in (first, second):
         groups = sorted(sorted(b[1].astype(int).tolist()) for b in epoch)
-        assert groups == [list(range(k, k + 4)) for k in range(1, 129, 4)]
+        assert groups == [list(range(k, k + 4)) for k in range(1, n + 1, 4)]
         for xb, yb in epoch:  # trimmed to the batch's longest review, rounded up to 16; x and y stay paired
-            assert xb.shape[1] == min(128, -(-int(yb.max()) // 16) * 16)
+            assert xb.shape[1] == min(n, -(-int(yb.max()) // 16) * 16)
             assert sorted((xb != 0).sum(axis=1).tolist()) == sorted(yb.astype(int).tolist())
     assert [b[1].tolist() for b in first] != [b[1].tolist() for b in second]
     assert [b[1].tolist() for b in epochs(1)[0]] == [b[1].tolist() for b in first]
