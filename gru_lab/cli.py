@@ -542,8 +542,10 @@ def bench(
     chosen = [cell_names.canonical(c) for c in cells.split(",") if c.strip()]
     chosen_peers = [p.strip() for p in peers.split(",") if p.strip()]
     from gru_lab.experiments import torch_peer
-    from gru_lab.experiments.bench import run_bench
+    from gru_lab.experiments.bench import check_cells, run_bench
     from gru_lab.report.bench import print_bench, write_bench
+
+    check_cells(chosen)  # before the compiled loops are built for them
 
     if "torch" in chosen_peers and not torch_peer.torch_installed():
         err.print(f"note: {torch_peer.INSTALL}", markup=False, highlight=False, soft_wrap=True)

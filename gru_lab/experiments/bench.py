@@ -275,6 +275,13 @@ def bench_configs(cfg: ExperimentConfig, cells: list[str], overrides: list[str])
     return configs
 
 
+def check_cells(cells: list[str]) -> None:
+    """The bench's --cells, each a cell gru-lab knows."""
+    unknown = [c for c in cells if c not in cell_names.CELLS]
+    if unknown:
+        raise GruLabError(f"bench: cells must be among {list(cell_names.NAMES)}. Got {unknown}.")
+
+
 def run_bench(cfg: ExperimentConfig, cells: list[str], *, ablation: bool = False, overrides: list[str] | None = None,
               folder: Path | None = None, on_variant: VariantHook | None = None, isolate: bool = False,
               peers: list[str] | None = None, recipes: list[ExperimentConfig] | None = None) -> BenchResult:
@@ -288,9 +295,7 @@ def run_bench(cfg: ExperimentConfig, cells: list[str], *, ablation: bool = False
     PyTorch peer always runs in its own process."""
     import pandas as pd
 
-    unknown = [c for c in cells if c not in cell_names.CELLS]
-    if unknown:
-        raise GruLabError(f"bench: cells must be among {list(cell_names.NAMES)}. Got {unknown}.")
+    check_cells(cells)
     peers, recipes = list(peers or []), list(recipes or [])
     _check_peers_and_recipes(cfg, peers, recipes)
     configs = bench_configs(cfg, cells, overrides or [])
