@@ -312,6 +312,7 @@ def test_help_and_config_errors_answer_without_tensorflow():
     assert proc.returncode == 0 and "train" in proc.stdout
 
 
+@pytest.mark.slow  # a fresh process or a real-data export: the slow tier keeps make test within 3 minutes
 def test_console_script_filters_native_tf_logs(tmp_path, write_config):
     """The installed `gru-lab` keeps TensorFlow's absl start-up lines off stderr but keeps our own lines."""
     path = write_config(tiny_config())

@@ -130,6 +130,7 @@ def test_stacked_gru_config_is_two_stacked_grus_without_a_head():
     assert model.count_params() == 7950 + 159
 
 
+@pytest.mark.slow  # a fresh process or a real-data export: the slow tier keeps make test within 3 minutes
 @needs_real_imdb
 def test_imdb_savedmodel_takes_raw_reviews_and_scores_as_predict(runner, trained_run, tmp_path):
     reviews = [POSITIVE, NEGATIVE, "It's a <br />so-so film; the actors' work isn't bad.", "Naïve, but charming"]

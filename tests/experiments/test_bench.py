@@ -49,6 +49,7 @@ def test_synthetic_tokens_stay_inside_a_small_vocabulary(tmp_path, num_words):
     assert data.x_train.max() < num_words and data.x_test.max() < num_words
 
 
+@pytest.mark.slow  # a fresh process or a real-data export: the slow tier keeps make test within 3 minutes
 def test_bench_cli_writes_measured_rows_and_ratios_computed_from_them(tmp_path, runner, write_config, monkeypatch):
     path = write_config(tiny_bench_config(tmp_path))
     masked = {**tiny_bench_config(tmp_path, padding="post"), "name": "tiny_masked"}

@@ -62,6 +62,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow  # a fresh process or a real-data export: the slow tier keeps make test within 3 minutes
 def test_exports_and_run_models_load_without_gru_lab_and_score_as_predict(exported, text_run, series_run):
     folder, _, scores = exported
     code = LOAD_ALL.format(texts=REVIEWS, run_model=str(text_run / "model.keras"),

@@ -110,6 +110,7 @@ def test_the_command_line_says_once_that_it_builds(fresh, tmp_path, monkeypatch,
     assert any("error: boom" in note for note in json.loads(second.stdout)["kernels"]["notes"])
 
 
+@pytest.mark.slow  # a fresh process or a real-data export: the slow tier keeps make test within 3 minutes
 def test_without_a_compiler_inspect_and_train_say_why_in_a_fresh_process(tmp_path, write_config):
     """A machine with no C++ compiler on PATH and nothing built: inspect names the reason (never "not built
     yet"), and train runs the fused loops without trying a build."""
