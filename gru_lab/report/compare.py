@@ -9,7 +9,7 @@ from rich.table import Table
 
 from gru_lab import cells as cell_names
 from gru_lab.experiments.compare import Comparison, summarize
-from gru_lab.report.format import format_cell, markdown_table, missing, record_header, records, write_table_files
+from gru_lab.report.format import format_cell, markdown_table, missing, record_header, records, write_report
 from gru_lab.report.plots import PLOTS, write_plots
 
 VERDICT_STYLE = {"holds": "green", "does not hold": "red", "inconclusive": "yellow"}
@@ -77,13 +77,8 @@ def verdicts_table(verdicts) -> Table:
 def write_comparison(result) -> Comparison:
     """comparison.csv/.md/.json and the plots under the compare folder, each written atomically."""
     comp = summarize(result)
-    folder = result.plan.folder
-    folder.mkdir(parents=True, exist_ok=True)
-    plots = write_plots(result, comp, folder)
-    comp.files.update(plots)
-    comp.files.update(write_table_files(folder / "comparison", comp.table, comparison_markdown(result, comp),
-                                         comparison_record(result, comp)))
-    return comp
+    return write_report(result, comp, "comparison", lambda folder: write_plots(result, comp, folder),
+                        comparison_markdown, comparison_record)
 
 
 def comparison_record(result, comp: Comparison) -> dict[str, Any]:

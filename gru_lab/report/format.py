@@ -77,6 +77,17 @@ def write_table_files(stem, table, markdown: str, record) -> dict:
     return paths
 
 
+def write_report(result, summary, stem: str, plots, markdown, record):
+    """A comparison's or sweep's files under its folder: the PNGs plots(folder) writes (it returns their paths),
+    then <stem>.csv/.md/.json from summary.table, markdown(result, summary) and record(result, summary)."""
+    folder = result.plan.folder
+    folder.mkdir(parents=True, exist_ok=True)
+    summary.files.update(plots(folder))
+    summary.files.update(write_table_files(folder / stem, summary.table, markdown(result, summary),
+                                           record(result, summary)))
+    return summary
+
+
 def record_header(result, what: dict[str, Any]) -> dict[str, Any]:
     """The start of a comparison's or sweep's JSON record: its name, when and from what it was written, the
     command's own settings (what), and the machine its runs trained on."""

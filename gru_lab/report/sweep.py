@@ -15,7 +15,7 @@ from gru_lab.report.format import (
     missing,
     record_header,
     records,
-    write_table_files,
+    write_report,
 )
 from gru_lab.report.plots import plot_sweep
 from gru_lab.runs.files import save_figure
@@ -53,14 +53,14 @@ def sweep_table(df, axes: list[str], title: str) -> Table:
 def write_sweep(result) -> SweepReport:
     """sweep.csv/.md/.json and sweep.png under the sweep folder, each written atomically."""
     rep = summarize(result)
-    folder = result.plan.folder
-    folder.mkdir(parents=True, exist_ok=True)
-    if rep.table[rep.table.kind == "recurrent"].metric_mean.notna().any():
+
+    def plots(folder):
+        if not rep.table[rep.table.kind == "recurrent"].metric_mean.notna().any():
+            return {}
         save_figure(plot_sweep(result, rep), folder / "sweep.png")
-        rep.files["plot"] = folder / "sweep.png"
-    rep.files.update(write_table_files(folder / "sweep", rep.table, sweep_markdown(result, rep),
-                                        sweep_record(result, rep)))
-    return rep
+        return {"plot": folder / "sweep.png"}
+
+    return write_report(result, rep, "sweep", plots, sweep_markdown, sweep_record)
 
 
 def sweep_record(result, rep: SweepReport) -> dict[str, Any]:

@@ -382,14 +382,18 @@ class _Gru:
         return d_projected, d_h0, _d_recurrent_kernel(state[0], hs, d_recurrent), tf.reduce_sum(d_recurrent, [0, 1])
 
 
-class _Lstm:
-    """LSTM: one bias (4u), added to the projection; states h and c; the ops keep i, f, g, o, tanh c and c."""
-
-    states = 2
+class _OneBias:
+    """Cells with one bias, added to the input projection; the ops take the recurrent kernel alone."""
 
     @staticmethod
     def split(recurrent_kernel, bias):
         return bias, (recurrent_kernel,)
+
+
+class _Lstm(_OneBias):
+    """LSTM: one bias (4u); states h and c; the ops keep i, f, g, o, tanh c and c."""
+
+    states = 2
 
     @staticmethod
     def forward(lib, projected, state, weights, m, save: bool):
@@ -409,14 +413,10 @@ class _Lstm:
         return d_projected, d_h0, d_c0, _d_recurrent_kernel(state[0], hs, d_projected)
 
 
-class _SimpleRnn:
-    """SimpleRNN: one bias (u), added to the projection; the backward op needs only the states."""
+class _SimpleRnn(_OneBias):
+    """SimpleRNN: one bias (u); the backward op needs only the states."""
 
     states = 1
-
-    @staticmethod
-    def split(recurrent_kernel, bias):
-        return bias, (recurrent_kernel,)
 
     @staticmethod
     def forward(lib, projected, state, weights, m, _save: bool):
