@@ -33,8 +33,8 @@ ENV_VAR = "GRU_LAB_COMPILED"  # 0 turns the compiled loops off
 LEGACY_ENV_VAR = "GRU_LAB_NATIVE"  # its earlier name, still honoured
 BUILD_DIR_VAR = "GRU_LAB_BUILD_DIR"  # where the library is built and looked for, instead of the default
 COMPILERS = ("g++", "c++", "clang++")  # tried in this order where $CXX is not set
-# The whole build (all sources and the link). Measured ~1 min of CPU for the three sources, 80-160 s of wall
-# time on a busy 2-core machine (docs/benchmarks.md); a compiler that hangs must not hold a run forever.
+# The whole build (all sources and the link), several times what it takes on a busy 2-core machine
+# (docs/benchmarks.md, the build); a compiler that hangs must not hold a run forever.
 BUILD_TIMEOUT_S = 900
 # The first set that compiles wins: the native instruction set (Eigen's AVX-512 FP16 code does not compile
 # with every g++, so that extension is left out), then the native set, then the compiler's default.
