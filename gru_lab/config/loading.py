@@ -318,7 +318,8 @@ def to_yaml(cfg: ExperimentConfig) -> str:
                                 ("train", "device", "auto"), ("train", "xla", "auto"),
                                 ("train", "mixed_precision", False), ("output", "tensorboard", False),
                                 ("model", "pooling", "last"), (None, "baseline", {"kind": "auto", "period": None}),
-                                ("train", "bucketing", "auto")):
+                                ("train", "bucketing", "auto"), ("model", "embedding_dropout", 0.0),
+                                ("model", "embedding_init", "random"), ("model", "embedding_trainable", True)):
         node = data if section is None else data[section]
         if node.get(key) == unset:
             node.pop(key)

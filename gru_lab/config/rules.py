@@ -33,6 +33,10 @@ def check_combinations(cfg: ExperimentConfig) -> tuple[str, str] | None:
     if not tokens and m.embedding_dim is not None:
         return "model.embedding_dim", (
             f"'model.embedding_dim' cannot be used: data '{d.name}' is real-valued, not token ids. Remove it.")
+    for key, unset in (("embedding_dropout", 0.0), ("embedding_init", "random"), ("embedding_trainable", True)):
+        if not tokens and getattr(m, key) != unset:
+            return f"model.{key}", (
+                f"'model.{key}' applies to an Embedding; data '{d.name}' is real-valued, not token ids. Remove it.")
     if m.mask_zero and not tokens:
         return "model.mask_zero", (
             f"'model.mask_zero' needs token input with an Embedding; data '{d.name}' is real-valued.")

@@ -200,6 +200,9 @@ class ModelConfig(_Section):
     conv: ConvConfig | None = None  # optional Conv1D + MaxPooling1D front end (the GRU tips lecture's CNN+GRU)
     embedding_dim: int | None = Field(None, ge=1)  # token inputs only: Embedding output size
     mask_zero: bool = False  # token inputs only: treat id 0 as padding and mask it
+    embedding_dropout: float = Field(0.0, ge=0.0, lt=1.0)  # token inputs only: in training, drop each token's whole embedded vector with this probability (word dropout against a memorizing embedding)
+    embedding_init: Literal["random", "svd"] = "random"  # token inputs only: random (Keras's uniform), or svd: word vectors from the train split's co-occurrence counts (PPMI + truncated SVD), computed before training
+    embedding_trainable: bool = True  # token inputs only: false keeps the Embedding's weights where they started (with embedding_init: svd, the word vectors): nothing left to memorize the training texts with
     unroll: bool = False  # unroll the time loop (short sequences only; disables cuDNN)
     head_dropout: float = Field(0.0, ge=0.0, lt=1.0)  # Dropout before the output Dense
     pooling: Literal["last", "max", "mean", "max_mean"] = "last"  # what the head sees: the last recurrent layer's final output, or its outputs pooled over time (padding excluded); max_mean concatenates both

@@ -30,7 +30,8 @@ def build_model(m: ModelConfig, spec: InputSpec):
             embedding = layers.Embedding
             if own_loops:
                 from gru_lab.rnn.layers import Embedding as embedding  # lets the layer after it use a token table
-            layer = embedding(o["input_dim"], o["output_dim"], mask_zero=o["mask_zero"], name=plan.name)
+            layer = embedding(o["input_dim"], o["output_dim"], mask_zero=o["mask_zero"], trainable=o["trainable"],
+                              name=plan.name)
         elif plan.kind == "Conv1D":
             layer = layers.Conv1D(o["filters"], o["kernel_size"], padding="same", activation="relu", name=plan.name)
         elif plan.kind == "MaxPooling1D":
@@ -59,7 +60,7 @@ def build_model(m: ModelConfig, spec: InputSpec):
         elif plan.kind == "LayerNormalization":
             layer = layers.LayerNormalization(name=plan.name)
         elif plan.kind == "Dropout":
-            layer = layers.Dropout(o["rate"], name=plan.name)
+            layer = layers.Dropout(o["rate"], noise_shape=o.get("noise_shape"), name=plan.name)
         elif plan.kind == "Dense":
             # Under mixed precision the output stays float32: a float16 sigmoid/softmax loses the loss's precision.
             head_dtype = "float32" if keras.mixed_precision.global_policy().name == "mixed_float16" else None

@@ -32,8 +32,13 @@ def plan_layers(m: ModelConfig, spec: InputSpec) -> list[LayerPlan]:
     if spec.input_kind == "tokens":
         v, e = spec.vocab_size, m.embedding_dim
         plans.append(LayerPlan("embedding", "Embedding", v * e, f"V*E = {v}*{e}", e,
-                               options={"input_dim": v, "output_dim": e, "mask_zero": m.mask_zero}))
+                               options={"input_dim": v, "output_dim": e, "mask_zero": m.mask_zero,
+                                        "trainable": m.embedding_trainable}))
         dim = e
+        if m.embedding_dropout > 0:
+            # One draw per token (noise shape batch x steps x 1): a dropped word loses its whole vector.
+            plans.append(LayerPlan("embedding_dropout", "Dropout", 0, "0", e,
+                                   options={"rate": m.embedding_dropout, "noise_shape": (None, None, 1)}))
     if m.conv is not None:
         k, f = m.conv.kernel_size, m.conv.filters
         plans.append(LayerPlan("conv1d", "Conv1D", k * dim * f + f, f"k*d*f+f = {k}*{dim}*{f}+{f}", f,

@@ -186,6 +186,14 @@ def _fit_and_evaluate(cfg: ExperimentConfig, data: Dataset, plan, epoch_hook: Ep
     x_fit, y_fit, x_val, y_val = data.x_train, data.y_train, data.x_val, data.y_val
     if x_val is None and t.validation_split > 0:
         x_fit, y_fit, x_val, y_val = pipeline.split_validation(x_fit, y_fit, t.validation_split)
+    init_seconds = None
+    if cfg.model.embedding_init == "svd" and saved is None:
+        from gru_lab.models.word_vectors import svd_vectors
+
+        init_started = time.time()
+        layer = model.get_layer("embedding")
+        layer.embeddings.assign(svd_vectors(x_fit, layer.input_dim, layer.output_dim, seed))
+        init_seconds = time.time() - init_started
     fit_kwargs: dict[str, Any] = {}
     if x_val is not None:
         fit_kwargs["validation_data"] = pipeline.eval_dataset(x_val, y_val, eval_batch_size, trim, by_length=bucket)
@@ -252,6 +260,8 @@ def _fit_and_evaluate(cfg: ExperimentConfig, data: Dataset, plan, epoch_hook: Ep
     metrics.update(_timings(history, n_fit, fit_seconds, cfg, x_val is not None, early_stop))
     metrics.update(_run_facts(cfg, data, plan, model, strategy))
     metrics["execution"]["batches"] = {"trim_padding": trim, "by_length": bucket}
+    if init_seconds is not None:
+        metrics["embedding_init_seconds"] = round(init_seconds, 2)
     # A model is kept only when it is the result of finished epochs and nothing broke its weights.
     keep = status == "finished" or (status == "interrupted" and history)
     return TrainResult(status=status, model=model if keep else None, history=history, metrics=metrics)

@@ -134,6 +134,16 @@ BAD = [
      "'baseline.kind' is 'none'"),
     ("bad-bucketing", with_("train.bucketing", "sometimes"), [], "train.bucketing",
      "must be one of ['auto', 'off']. Got 'sometimes'"),
+    ("embedding-dropout-on-real-data", with_("model.embedding_dropout", 0.2), [], "model.embedding_dropout",
+     "applies to an Embedding; data 'sine' is real-valued"),
+    ("embedding-dropout-one", {**GOOD, "data": {"name": "imdb"}, "model": {"embedding_dim": 8}},
+     ["model.embedding_dropout=1"], "model.embedding_dropout", "must be < 1"),
+    ("bad-embedding-init", {**GOOD, "data": {"name": "imdb"}, "model": {"embedding_dim": 8}},
+     ["model.embedding_init=glove"], "model.embedding_init", "must be one of ['random', 'svd']"),
+    ("embedding-init-on-real-data", with_("model.embedding_init", "svd"), [], "model.embedding_init",
+     "applies to an Embedding"),
+    ("embedding-trainable-on-real-data", with_("model.embedding_trainable", False), [], "model.embedding_trainable",
+     "applies to an Embedding"),
     ("set-unknown-key", GOOD, ["model.unitz=3"], "model.unitz", "--set model.unitz=3"),
     ("set-wrong-type", GOOD, ["model.units=lots"], "model.units", "--set model.units=lots"),
     ("set-no-equals", GOOD, ["model.units"], None, "expected KEY=VALUE"),
@@ -283,3 +293,8 @@ def test_new_keys_leave_existing_run_ids_alone(path):
     text = to_yaml(load_config(path))
     assert "tensorboard" not in text
     assert "tensorboard: true" in to_yaml(load_config(path, ["output.tensorboard=true"]))
+    import yaml
+
+    raw = yaml.safe_load(path.read_text())
+    for section, key in (("model", "embedding_dropout"), ("model", "embedding_init"), ("model", "embedding_trainable")):
+        assert (f" {key}:" in text) == (key in (raw.get(section) or {})), (path.name, key)

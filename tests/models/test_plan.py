@@ -41,6 +41,8 @@ CASES = [
     ("multiclass-gru", dict(cell="gru", units=7), MULTI),
     ("bigru-max-mean-pooled", dict(cell="gru", units=5, embedding_dim=6, bidirectional=True, mask_zero=True,
                                    pooling="max_mean", head_dropout=0.1), TOKENS),
+    ("bigru-embedding-dropout", dict(cell="gru", units=5, embedding_dim=6, bidirectional=True, mask_zero=True,
+                                     embedding_dropout=0.3, pooling="max"), TOKENS),
     ("lstm-stacked-max-pooled", dict(cell="lstm", units=[6, 4], pooling="max", layer_norm=True), REAL),
     ("rnn-mean-pooled", dict(cell="simple_rnn", units=3, pooling="mean"), MULTI),
 ]
@@ -116,5 +118,25 @@ def test_pooling_leaves_the_padding_out_and_loads_back(padding, tmp_path):
         real = sequence[row, :n] if padding == "post" else sequence[row, 9 - n:]
         np.testing.assert_allclose(pooled[row], np.concatenate([real.max(axis=0), real.mean(axis=0)]), rtol=1e-6)
     path = tmp_path / "pooled.keras"
+    model.save(path)
+    np.testing.assert_allclose(keras.saving.load_model(path)(x), model(x), rtol=1e-6)
+
+
+def test_embedding_dropout_drops_whole_tokens_in_training_only_and_loads_back(tmp_path):
+    import keras
+    import numpy as np
+
+    spec = InputSpec("binary", "tokens", timesteps=40, features=1, outputs=1, vocab_size=30, padding="post")
+    m = ModelConfig(cell="gru", units=3, embedding_dim=8, mask_zero=True, embedding_dropout=0.5, pooling="mean")
+    model = build_model(m, spec)
+    x = np.random.default_rng(0).integers(1, 30, (16, 40)).astype("int32")
+    embedded = np.asarray(model.get_layer("embedding")(x))
+    dropout = model.get_layer("embedding_dropout")
+    np.testing.assert_array_equal(np.asarray(dropout(embedded, training=False)), embedded)
+    dropped = np.asarray(dropout(embedded, training=True))
+    zero = (dropped == 0).all(axis=-1)  # (batch, steps): a token is dropped whole or kept whole, scaled by 1/(1-p)
+    np.testing.assert_allclose(dropped[~zero], embedded[~zero] * 2, rtol=1e-6)
+    assert 0.3 < zero.mean() < 0.7
+    path = tmp_path / "dropout.keras"
     model.save(path)
     np.testing.assert_allclose(keras.saving.load_model(path)(x), model(x), rtol=1e-6)

@@ -224,3 +224,31 @@ def test_best_epoch_is_the_one_kerass_early_stopping_picks(monitor, values, min_
         es.on_epoch_end(epoch, {monitor: value})
     history = [{"epoch": i + 1, monitor: v} for i, v in enumerate(values)]
     assert best_epoch(history, monitor, monitor_mode(monitor), min_delta) == es.best_epoch + 1
+
+
+def test_svd_embedding_init_starts_from_the_fit_splits_word_vectors():
+    """model.embedding_init: svd: the Embedding starts from svd_vectors of the reviews the model is fitted on
+    (not the validation rows); model.embedding_trainable: false keeps it there through training. A random init
+    does not start there, and a trainable embedding moves away."""
+    from gru_lab.models.word_vectors import svd_vectors
+    from gru_lab.training.pipeline import split_validation
+
+    raw = {"name": "tokens", "seed": 2,
+           "data": {"name": "imdb", "path": "/no/such/archive.tar.gz", "num_words": 40, "maxlen": 12, "n_train": 64,
+                    "n_test": 16},
+           "model": {"cell": "gru", "units": 4, "embedding_dim": 6, "mask_zero": True, "embedding_init": "svd",
+                     "embedding_trainable": False},
+           "train": {"epochs": 1, "batch_size": 16, "validation_split": 0.25, "learning_rate": 0.01}}
+    cfg = config_from_raw(raw, "test")
+    data = synthetic_tokens(cfg, cfg.seed)
+    x_fit = split_validation(data.x_train, data.y_train, 0.25)[0]
+    expected = svd_vectors(x_fit, 40, 6, seed=cfg.train_seed)
+    result = train(cfg, data)
+    np.testing.assert_array_equal(result.model.get_layer("embedding").get_weights()[0], expected)
+    assert result.metrics["embedding_init_seconds"] >= 0
+    for init, trainable in (("random", False), ("svd", True)):
+        other = train(config_from_raw({**raw, "model": {**raw["model"], "embedding_init": init,
+                                                        "embedding_trainable": trainable}}, "test"), data)
+        weights = other.model.get_layer("embedding").get_weights()[0]
+        assert not np.allclose(weights, expected, atol=1e-3), init
+        assert ("embedding_init_seconds" in other.metrics) is (init == "svd")
