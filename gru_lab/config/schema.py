@@ -252,6 +252,7 @@ class TrainConfig(_Section):
     optimizer: Literal["adam", "rmsprop", "sgd"] = "adam"  # the tutorials all use adam
     learning_rate: float = Field(1e-3, gt=0.0, le=10.0)  # adam's default; the GRU tips lecture suggests tuning it
     clipnorm: float | None = Field(None, gt=0.0)  # gradient norm clipping; None = off
+    lr_decay: float = Field(1.0, gt=0.0, le=1.0)  # the learning rate is multiplied by this after every epoch (epoch e trains at learning_rate * lr_decay^(e-1)); 1 = constant
     validation_split: float = Field(0.0, ge=0.0, lt=1.0)  # fraction of train held out by Keras (the IMDB GRU tutorial: 0.2)
     early_stopping: EarlyStoppingConfig | None = None  # None = train all epochs
     seed: int | None = Field(None, ge=0, le=2**32 - 1)  # weight init and shuffling only; None = the top-level seed

@@ -207,6 +207,11 @@ def _fit_and_evaluate(cfg: ExperimentConfig, data: Dataset, plan, epoch_hook: Ep
     # Order matters: divergence is caught before anything records the epoch, and the hook runs last, so a
     # hook that stops the run (Ctrl-C in the tests) finds the epoch already saved.
     callbacks = [timing, cb.DivergenceWatch()] + ([early_stop] if early_stop else [])
+    if t.lr_decay != 1.0:
+        import keras
+
+        # Set from the epoch's number at its start, so a resumed run continues the same schedule.
+        callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch: t.learning_rate * t.lr_decay ** epoch))
     if workdir is not None:
         callbacks.append(cb.StateSaver(workdir, timing.rows, t.epochs, early_stop,
                                        saved.fit_seconds if saved else 0.0, resumed))

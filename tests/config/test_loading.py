@@ -144,6 +144,8 @@ BAD = [
      "applies to an Embedding"),
     ("embedding-trainable-on-real-data", with_("model.embedding_trainable", False), [], "model.embedding_trainable",
      "applies to an Embedding"),
+    ("lr-decay-zero", GOOD, ["train.lr_decay=0"], "train.lr_decay", "must be > 0"),
+    ("lr-decay-growing", GOOD, ["train.lr_decay=1.5"], "train.lr_decay", "must be <= 1"),
     ("set-unknown-key", GOOD, ["model.unitz=3"], "model.unitz", "--set model.unitz=3"),
     ("set-wrong-type", GOOD, ["model.units=lots"], "model.units", "--set model.units=lots"),
     ("set-no-equals", GOOD, ["model.units"], None, "expected KEY=VALUE"),
@@ -296,5 +298,6 @@ def test_new_keys_leave_existing_run_ids_alone(path):
     import yaml
 
     raw = yaml.safe_load(path.read_text())
-    for section, key in (("model", "embedding_dropout"), ("model", "embedding_init"), ("model", "embedding_trainable")):
+    for section, key in (("model", "embedding_dropout"), ("model", "embedding_init"), ("model", "embedding_trainable"),
+                         ("train", "lr_decay")):
         assert (f" {key}:" in text) == (key in (raw.get(section) or {})), (path.name, key)

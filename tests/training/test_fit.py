@@ -252,3 +252,16 @@ def test_svd_embedding_init_starts_from_the_fit_splits_word_vectors():
         weights = other.model.get_layer("embedding").get_weights()[0]
         assert not np.allclose(weights, expected, atol=1e-3), init
         assert ("embedding_init_seconds" in other.metrics) is (init == "svd")
+
+
+def test_lr_decay_multiplies_the_learning_rate_after_every_epoch():
+    """train.lr_decay: epoch e trains at learning_rate * lr_decay^(e-1); the losses differ from a constant rate."""
+    import keras
+
+    raw = {**tiny_config(), "train": {"epochs": 2, "batch_size": 16, "learning_rate": 0.01, "lr_decay": 0.5}}
+    decayed, constant = run(raw), run({**raw, "train": {**raw["train"], "lr_decay": 1.0}})
+    rate = float(keras.ops.convert_to_numpy(decayed.model.optimizer.learning_rate))
+    assert rate == pytest.approx(0.01 * 0.5)
+    assert float(keras.ops.convert_to_numpy(constant.model.optimizer.learning_rate)) == pytest.approx(0.01)
+    assert decayed.history[0]["loss"] == constant.history[0]["loss"]  # the first epoch runs at the full rate
+    assert decayed.history[1]["loss"] != constant.history[1]["loss"]
