@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-# Ids below this are not words: 0 padding, 1 the start mark (keras.datasets.imdb); a row of them stays zero.
+# Ids below this are not counted: 0 is padding, 1 the start mark (keras.datasets.imdb) or out-of-vocabulary
+# (data.name: text); their rows stay zero.
 FIRST_WORD = 2
 # The vectors' scale: entries of standard deviation 0.05, a little over Keras's uniform(-0.05, 0.05) init
 # (0.029), so that adam's first steps refine them rather than wash them out.
