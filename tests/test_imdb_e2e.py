@@ -36,6 +36,7 @@ output: {{dir: "{tmp / 'results'}"}}
     return run
 
 
+@pytest.mark.slow  # trains on 4,000 real reviews after tokenizing the archive (~15 s): the slow tier
 @needs_real_imdb
 def test_imdb_run_folder_carries_what_predict_needs(trained_run):
     assert {"config.yaml", "metrics.json", "history.csv", "model.keras", "vocabulary.json"} <= {
@@ -52,6 +53,7 @@ def test_imdb_run_folder_carries_what_predict_needs(trained_run):
     assert vocab["word_index"]["the"] == 4 and vocab["maxlen"] == 100
 
 
+@pytest.mark.slow  # trains on 4,000 real reviews after tokenizing the archive (~15 s): the slow tier
 @needs_real_imdb
 def test_predict_labels_clear_reviews(runner, trained_run, tmp_path):
     result = runner.invoke(app, ["predict", str(trained_run), POSITIVE, NEGATIVE])
@@ -73,6 +75,7 @@ PREDICT_ERRORS = [
 ]
 
 
+@pytest.mark.slow  # trains on 4,000 real reviews after tokenizing the archive (~15 s): the slow tier
 @needs_real_imdb
 @pytest.mark.parametrize("args,fragment", [c[1:] for c in PREDICT_ERRORS], ids=[c[0] for c in PREDICT_ERRORS])
 def test_predict_errors_are_one_line(runner, trained_run, tmp_path, args, fragment):
