@@ -14,6 +14,7 @@ crash cannot take the other runs down and each run's peak memory is its own.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -285,11 +286,14 @@ def execute_runs(runs: list, folder: Path, runner: Runner | None = None, on_even
 
     interrupted = False
     try:
-        if workers <= 1:
-            for outcome in outcomes:
-                attempt(outcome)
-        else:
-            _run_pool(outcomes, attempt, workers, stopping)
+        with _ctrl_c_remembered() as pressed:
+            if workers <= 1:
+                for outcome in outcomes:
+                    attempt(outcome)
+                    if pressed.is_set():
+                        raise KeyboardInterrupt
+            else:
+                _run_pool(outcomes, attempt, workers, stopping, pressed)
     except KeyboardInterrupt:
         interrupted = True
     # A failure log of a run that has finished since (here or by another process) is stale.
@@ -301,8 +305,37 @@ def execute_runs(runs: list, folder: Path, runner: Runner | None = None, on_even
     return outcomes, interrupted
 
 
+@contextlib.contextmanager
+def _ctrl_c_remembered():
+    """An event set by every Ctrl-C (SIGINT) while the runs go on, besides the KeyboardInterrupt it raises.
+
+    A KeyboardInterrupt that lands while the main thread runs a finalizer or a callback is swallowed there
+    (Python reports it as ignored); the loops below check the event, so Ctrl-C still stops the runs."""
+    pressed = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield pressed  # only the main thread receives signals (and may set their handlers)
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is None:  # a handler set outside Python: leave it alone
+        yield pressed
+        return
+
+    def on_sigint(signum, frame):
+        pressed.set()
+        if callable(previous):
+            previous(signum, frame)
+        elif previous != signal.SIG_IGN:
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield pressed
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _run_pool(outcomes: list[RunOutcome], attempt: Callable[[RunOutcome], None], workers: int,
-              stopping: threading.Event) -> None:
+              stopping: threading.Event, pressed: threading.Event | None = None) -> None:
     """attempt() each outcome on `workers` threads; Ctrl-C (here, or a worker stopped by it) stops all."""
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gru-lab-run")
     pending = {pool.submit(attempt, o) for o in outcomes}
@@ -310,6 +343,8 @@ def _run_pool(outcomes: list[RunOutcome], attempt: Callable[[RunOutcome], None],
         while pending:
             # A timeout keeps the main thread responsive to Ctrl-C while the threads wait on their runs.
             done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            if pressed is not None and pressed.is_set():
+                raise KeyboardInterrupt  # pressed, though its KeyboardInterrupt was swallowed on the way
             for future in done:
                 future.result()  # a run stopped by Ctrl-C re-raises KeyboardInterrupt here; a bug, its traceback
     except BaseException:

@@ -477,6 +477,47 @@ def test_ctrl_c_in_a_pool_stops_every_worker_and_keeps_finished_runs(tmp_path):
     assert all(o.status == "not run" for o in outcomes[2:])  # r5 never starts
 
 
+def test_a_ctrl_c_whose_interrupt_is_swallowed_still_stops_every_run(tmp_path):
+    """A KeyboardInterrupt can land in a finalizer or callback that swallows it; the pool must stop anyway.
+    Here the SIGINT handler runs in a timer thread, which swallows what it raises: only its mark remains."""
+    class Run:
+        def __init__(self, i):
+            self.run_id, self.label = f"r{i}", f"run {i}"
+
+    stopped: list[str] = []
+
+    def runner(run, on_epoch=None):
+        asked = threading.Event()
+        executor.track(run.run_id, lambda _force: asked.set())
+        try:
+            if not asked.wait(10):
+                raise RunFailed("never asked to stop", "")
+            stopped.append(run.run_id)
+            raise KeyboardInterrupt
+        finally:
+            executor.track(run.run_id, None)
+
+    original = signal.getsignal(signal.SIGINT)
+    swallowed: list[str] = []
+
+    def press_and_swallow() -> None:
+        try:
+            signal.getsignal(signal.SIGINT)(signal.SIGINT, None)
+        except KeyboardInterrupt:
+            swallowed.append("KeyboardInterrupt")
+
+    timer = threading.Timer(0.5, press_and_swallow)
+    timer.start()
+    try:
+        outcomes, interrupted = execute_runs([Run(i) for i in range(3)], tmp_path, runner, workers=2)
+    finally:
+        timer.cancel()
+    assert swallowed == ["KeyboardInterrupt"]  # the handler raised, and nothing above it saw that
+    assert interrupted and [o.status for o in outcomes] == ["not run"] * 3
+    assert sorted(stopped) == ["r0", "r1"]  # both running runs were asked to stop; r2 never started
+    assert signal.getsignal(signal.SIGINT) is original  # the command's own handler is back
+
+
 # ----------------------------------------------------------------------------- one run, two devices
 
 
