@@ -24,6 +24,7 @@ from gru_lab import cells as cell_names
 from gru_lab.config import PRESETS, ExperimentConfig, config_from_raw
 from gru_lab.data.base import Dataset
 from gru_lab.errors import GruLabError
+from gru_lab.experiments.workers import load_average, worker_answer
 from gru_lab.training.memory import peak_rss_mib, reset_peak_rss
 
 # The IMDB GRU tutorial to the letter (configs/imdb_gru_literal.yaml links to it): packaged, so that
@@ -117,13 +118,6 @@ def _release_previous_models() -> None:
 
     keras.backend.clear_session()
     gc.collect()
-
-
-def load_average() -> float | None:
-    try:
-        return round(os.getloadavg()[0], 2)
-    except OSError:  # pragma: no cover
-        return None
 
 
 # ----------------------------------------------------------------------------- the two paths
@@ -439,28 +433,6 @@ def bench_meta(cfg: ExperimentConfig, cells: list[str], data: Dataset, started: 
 
 
 # ----------------------------------------------------------------------------- isolated variants
-
-
-def worker_answer(module: str, job: dict[str, Any], what: str, arrays: dict[str, np.ndarray] | None = None) -> dict:
-    """Run `python -m MODULE JOB.json ANSWER.json` in a fresh process and return its JSON answer. With arrays,
-    they go along as a .npz file whose path is job["arrays"]. A failed worker raises RuntimeError with the end
-    of its stderr (its last line last)."""
-    import json
-    import subprocess
-    import sys
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="gru-lab-worker-") as tmp:
-        job_path, answer = Path(tmp) / "job.json", Path(tmp) / "answer.json"
-        if arrays is not None:
-            job = {**job, "arrays": str(Path(tmp) / "arrays.npz")}
-            np.savez(job["arrays"], **arrays)
-        job_path.write_text(json.dumps(job))
-        proc = subprocess.run([sys.executable, "-m", module, str(job_path), str(answer)], capture_output=True,
-                              text=True)
-        if proc.returncode != 0 or not answer.is_file():
-            raise RuntimeError(f"{what} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-        return json.loads(answer.read_text())
 
 
 def _in_worker(cfg: ExperimentConfig, cell: str, variant: str) -> dict[str, Any]:

@@ -109,7 +109,7 @@ def pair_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def run_check(jobs: list[Job], folder: Path | None = None, on_run: RunHook | None = None,
               output_dir: str = "results") -> GpuCheck:
     """Every job on the GPU and on the CPU, each in a fresh process; a failed run is recorded, never fatal."""
-    from gru_lab.experiments.bench import worker_answer
+    from gru_lab.experiments.workers import worker_answer
     from gru_lab.training.fit import device_info
 
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

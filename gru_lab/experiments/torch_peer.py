@@ -118,7 +118,7 @@ def initial_weights(cfg: ExperimentConfig, data: Dataset) -> dict[str, np.ndarra
 def run_in_process(cfg: ExperimentConfig, data: Dataset) -> dict[str, Any]:
     """Train the peer in a fresh process; returns {"out", "peak", "load", "torch"} (see _worker), or raises
     RuntimeError ending with the last line of the worker's stderr."""
-    from gru_lab.experiments.bench import worker_answer
+    from gru_lab.experiments.workers import worker_answer
 
     arrays = {name: getattr(data, name) for name in ("x_train", "y_train", "x_test", "y_test", "x_val", "y_val")
               if getattr(data, name) is not None}
@@ -268,7 +268,7 @@ def train_peer(cfg: ExperimentConfig, task: str, outputs: int, arrays: dict[str,
 def _worker(job_path: str, answer_path: str) -> None:
     import torch
 
-    from gru_lab.experiments.bench import load_average
+    from gru_lab.experiments.workers import load_average
 
     job = json.loads(Path(job_path).read_text())
     cfg = config_from_raw(job["config"], "bench torch worker")
