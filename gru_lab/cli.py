@@ -320,7 +320,7 @@ def predict(
         else:
             sys.stdout.write(render(predictions, kind))
         return
-    from gru_lab.runs.files import atomic_write_text
+    from gru_lab.files import atomic_write_text
 
     try:
         atomic_write_text(out_file, as_text(predictions, kind))

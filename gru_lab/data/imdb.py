@@ -17,7 +17,6 @@ import hashlib
 import os
 import re
 import tarfile
-import tempfile
 import time
 import zlib
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import numpy as np
 from gru_lab.config import ImdbData
 from gru_lab.data.base import Dataset, Documents
 from gru_lab.errors import DataError
+from gru_lab.files import atomic_writer
 
 PAD, START, OOV = 0, 1, 2
 INDEX_FROM = 3  # rank r -> id r + 3, as keras.datasets.imdb(index_from=3)
@@ -287,19 +287,12 @@ def _read_cache(path: Path, key: str) -> tuple[dict[str, _Split], list[str]] | N
 
 
 def _write_cache(path: Path, key: str, splits: dict[str, _Split], vocab: list[str]) -> None:
-    """Temp file in the same folder + os.replace: an interrupted write never leaves a corrupt cache."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Written atomically: an interrupted write never leaves a corrupt cache."""
     arrays = {"key": np.array(key), "vocab": np.frombuffer("\n".join(vocab).encode("utf-8"), dtype=np.uint8)}
     for name, s in splits.items():
         arrays.update({f"{name}_ids": s.ids, f"{name}_offsets": s.offsets, f"{name}_labels": s.labels})
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_writer(path) as f:
+        np.savez_compressed(f, **arrays)
 
 
 def _load_raw(cfg: ImdbData, source: str) -> tuple[dict[str, _Split], list[str], dict]:

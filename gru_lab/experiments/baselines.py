@@ -34,7 +34,7 @@ import yaml
 from gru_lab.config import ExperimentConfig
 from gru_lab.data.base import Dataset
 from gru_lab.errors import GruLabError
-from gru_lab.runs.files import atomic_write_json
+from gru_lab.files import atomic_write_json
 from gru_lab.runs.records import metric_of
 from gru_lab.training.pipeline import fit_rows
 

@@ -377,7 +377,7 @@ def _load_metrics(folder: Path) -> dict[str, Any]:
 
 
 def _write_failure(failures: Path, run, message: str, log: str) -> Path:
-    from gru_lab.runs.files import atomic_write_text
+    from gru_lab.files import atomic_write_text
 
     path = failures / f"{run.run_id}.log"
     atomic_write_text(path, f"run {run.run_id} ({run.label}) failed: {message}\n\n{log}")

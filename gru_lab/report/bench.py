@@ -8,8 +8,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from gru_lab import cells as cell_names
+from gru_lab.files import atomic_write_json, atomic_write_text
 from gru_lab.report.format import markdown_table, missing, new_folder, notes_section, num, records
-from gru_lab.runs.files import atomic_write_json, atomic_write_text
 
 BENCH_HEADERS = {
     "cell": "cell", "variant": "variant", "epochs": "epochs", "epoch_s": "s/epoch (each epoch)",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gru_lab.runs.files import atomic_write_json, atomic_write_text
+from gru_lab.files import atomic_write_json, atomic_write_text
 from gru_lab.runs.records import missing
 
 

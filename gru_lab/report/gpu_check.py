@@ -7,8 +7,8 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
+from gru_lab.files import atomic_write_json, atomic_write_text
 from gru_lab.report.format import markdown_table, new_folder, notes_section, num
-from gru_lab.runs.files import atomic_write_json, atomic_write_text
 
 HEADERS = ["job", "GPU: kernel per layer (train / inference)", "GPU s/epoch", "CPU s/epoch",
            "CPU s/epoch\n÷ GPU s/epoch", "CPU: kernel per layer", "check (GPU; CPU)"]

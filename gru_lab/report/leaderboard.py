@@ -8,8 +8,8 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
+from gru_lab.files import atomic_write_text
 from gru_lab.report.format import markdown_table, missing
-from gru_lab.runs.files import atomic_write_text
 
 
 def _leaderboard_cells(df) -> tuple[list[str], list[list[str]]]:

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 from gru_lab import cells as cell_names
 from gru_lab.experiments.sweep import axis_text
+from gru_lab.files import save_figure
 from gru_lab.report.format import missing
-from gru_lab.runs.files import save_figure
 
 if TYPE_CHECKING:
     from gru_lab.experiments.compare import Comparison

@@ -8,6 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from gru_lab.experiments.sweep import SweepReport, axis_text, summarize, value_text
+from gru_lab.files import save_figure
 from gru_lab.report.compare import MSE_HEADER, VERDICT_STYLE
 from gru_lab.report.format import (
     format_cell,
@@ -18,7 +19,6 @@ from gru_lab.report.format import (
     write_report,
 )
 from gru_lab.report.plots import plot_sweep
-from gru_lab.runs.files import save_figure
 
 SWEEP_HEADERS = {
     "model": "model", "runs": "runs", "params_total": "params", "params_recurrent": "recurrent",

@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
+from gru_lab.files import atomic_write_text
 from gru_lab.rnn.fused import flat_matmul
 
 KERNELS = Path(__file__).parent / "kernels"
@@ -136,13 +137,6 @@ def _remembered_failure(path: Path, cxx: str) -> str | None:
         return None
 
 
-def _write_atomic(target: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, target)
-
-
 def _commands(cxx: str, arch: list[str], objects: dict[Path, Path], out: str) -> tuple[list[list[str]], list[str]]:
     """(one compile command a source, the link command)."""
     compile_flags, link_flags = _tf_flags()
@@ -214,7 +208,7 @@ def build(path: Path | None = None) -> Path:
                            f"(log: {log_path(path)})") from None
     finally:
         with contextlib.suppress(OSError):
-            _write_atomic(log_path(path), "".join(log))
+            atomic_write_text(log_path(path), "".join(log))
     raise RuntimeError(f"{Path(cxx).name} could not build the compiled loops (tried {'; '.join(tried)}): {why} "
                        f"(log: {log_path(path)})")
 
@@ -251,7 +245,7 @@ def _build_once(path: Path, notify: Callable[[str], None] | None) -> None:
         try:
             build(path)
         except RuntimeError as e:
-            _write_atomic(_failure_marker(path, cxx), f"{e}; `python -m gru_lab.rnn.compiled` tries again\n")
+            atomic_write_text(_failure_marker(path, cxx), f"{e}; `python -m gru_lab.rnn.compiled` tries again\n")
             raise
 
 

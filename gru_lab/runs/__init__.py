@@ -1,1 +1,1 @@
-"""Run records: atomic writes (files.py), run ids and folders (folder.py), reading records back (records.py)."""
+"""Run records: run ids and folders (folder.py), reading records back (records.py)."""

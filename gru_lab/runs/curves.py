@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gru_lab.runs.files import save_figure
+from gru_lab.files import save_figure
 
 # (log key, label) pairs per panel; a key the history lacks is skipped.
 PANELS = {"loss": [("loss", "training"), ("val_loss", "validation")],

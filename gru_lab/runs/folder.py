@@ -24,8 +24,8 @@ from typing import Any
 
 from gru_lab.config import ExperimentConfig, to_yaml
 from gru_lab.errors import MachineError
+from gru_lab.files import UMASK, atomic_write_bytes, atomic_write_json, atomic_write_text, rows_to_csv
 from gru_lab.runs.curves import write_learning_curves
-from gru_lab.runs.files import UMASK, atomic_write_bytes, atomic_write_json, atomic_write_text, rows_to_csv
 
 try:
     import fcntl

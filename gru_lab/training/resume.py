@@ -66,7 +66,7 @@ def _arrays(variables) -> list[np.ndarray]:
 
 
 def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    from gru_lab.runs.files import atomic_writer
+    from gru_lab.files import atomic_writer
 
     with atomic_writer(path) as fh:
         np.savez(fh, **arrays)
@@ -75,7 +75,7 @@ def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
 def save_state(workdir: Path, model, epochs_done: int, complete: bool, history: list[dict[str, float]],
                fit_seconds: float, early_stopping=None, resumed: list[dict[str, Any]] | None = None) -> None:
     """Write the state after `epochs_done` finished epochs (see the module docstring)."""
-    from gru_lab.runs.files import atomic_write_json
+    from gru_lab.files import atomic_write_json
 
     folder = state_folder(workdir)
     folder.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from gru_lab.runs.files import atomic_write_json, atomic_write_text, rows_to_csv
+from gru_lab.files import atomic_write_json, atomic_write_text, rows_to_csv
 from gru_lab.runs.folder import RunFolder
 
 
@@ -25,7 +25,7 @@ def test_atomic_write_failure_keeps_the_old_file(tmp_path, monkeypatch):
     def disk_full(fd):
         raise OSError("No space left on device")
 
-    monkeypatch.setattr("gru_lab.runs.files.os.fsync", disk_full)  # fails after the new bytes were written
+    monkeypatch.setattr("gru_lab.files.os.fsync", disk_full)  # fails after the new bytes were written
     with pytest.raises(OSError):
         atomic_write_text(path, "new")
     assert path.read_text() == "old"
