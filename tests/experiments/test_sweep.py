@@ -479,26 +479,16 @@ def test_ctrl_c_in_a_pool_stops_every_worker_and_keeps_finished_runs(tmp_path):
 
 def test_a_ctrl_c_whose_interrupt_is_swallowed_still_stops_every_run(tmp_path):
     """A KeyboardInterrupt can land in a finalizer or callback that swallows it; the pool must stop anyway.
-    Here the SIGINT handler runs in a timer thread, which swallows what it raises: only its mark remains."""
+    Here the SIGINT handler runs in the second run's own thread once both runs are going, and that thread
+    swallows what it raises: only the handler's mark remains."""
     class Run:
         def __init__(self, i):
             self.run_id, self.label = f"r{i}", f"run {i}"
 
     stopped: list[str] = []
-
-    def runner(run, on_epoch=None):
-        asked = threading.Event()
-        executor.track(run.run_id, lambda _force: asked.set())
-        try:
-            if not asked.wait(10):
-                raise RunFailed("never asked to stop", "")
-            stopped.append(run.run_id)
-            raise KeyboardInterrupt
-        finally:
-            executor.track(run.run_id, None)
-
-    original = signal.getsignal(signal.SIGINT)
     swallowed: list[str] = []
+    going: list[str] = []
+    lock = threading.Lock()
 
     def press_and_swallow() -> None:
         try:
@@ -506,16 +496,33 @@ def test_a_ctrl_c_whose_interrupt_is_swallowed_still_stops_every_run(tmp_path):
         except KeyboardInterrupt:
             swallowed.append("KeyboardInterrupt")
 
-    timer = threading.Timer(0.5, press_and_swallow)
-    timer.start()
+    def runner(run, on_epoch=None):
+        asked = threading.Event()
+        executor.track(run.run_id, lambda _force: asked.set())
+        try:
+            with lock:
+                going.append(run.run_id)
+                both = len(going) == 2
+            if both:
+                press_and_swallow()
+            if not asked.wait(10):
+                raise RunFailed("never asked to stop", "")
+            stopped.append(run.run_id)
+            raise KeyboardInterrupt
+        finally:
+            executor.track(run.run_id, None)
+
+    # The command line's own state: Python's handler, which raises KeyboardInterrupt (whatever an earlier test
+    # in this process left there).
+    original = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         outcomes, interrupted = execute_runs([Run(i) for i in range(3)], tmp_path, runner, workers=2)
+        assert swallowed == ["KeyboardInterrupt"]  # the handler raised, and nothing above it saw that
+        assert interrupted and [o.status for o in outcomes] == ["not run"] * 3
+        assert sorted(stopped) == ["r0", "r1"]  # both running runs were asked to stop; r2 never started
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the command's own handler is back
     finally:
-        timer.cancel()
-    assert swallowed == ["KeyboardInterrupt"]  # the handler raised, and nothing above it saw that
-    assert interrupted and [o.status for o in outcomes] == ["not run"] * 3
-    assert sorted(stopped) == ["r0", "r1"]  # both running runs were asked to stop; r2 never started
-    assert signal.getsignal(signal.SIGINT) is original  # the command's own handler is back
+        signal.signal(signal.SIGINT, original)
 
 
 # ----------------------------------------------------------------------------- one run, two devices
