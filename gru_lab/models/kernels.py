@@ -7,8 +7,9 @@ TensorFlow see a GPU; can the compiled loops run here). `train` applies the plan
 what the layers report they ran; `inspect` prints it; `compare` and `bench` read the records.
 
 Kernels, the fastest first on their device: "cudnn" (Keras's cuDNN kernel, GPU), "compiled" (gru-lab's
-C++ loops), "fused" (gru-lab's TensorFlow loops), "keras-loop" (Keras's generic step-by-step loop). At
-inference "compiled-table" / "fused-table" read a layer's input projections from a token table.
+C++ loops), "fused" (gru-lab's TensorFlow loops), "keras-loop" (Keras's generic step-by-step loop).
+"compiled-table" (training and inference) and "fused-table" (inference) read the first recurrent layer's
+input projections from a token table instead of projecting each step's embedded input.
 """
 
 from __future__ import annotations
@@ -87,14 +88,26 @@ def cudnn_blockers(m: ModelConfig, spec: InputSpec) -> list[str]:
     return reasons
 
 
-def table_blockers(m: ModelConfig, spec: InputSpec) -> list[str] | None:
-    """Why inference of the first recurrent layer does not read a token table; None without token inputs."""
+def table_blockers(m: ModelConfig, spec: InputSpec, kernel: str = "fused", training: bool = False) -> list[str] | None:
+    """Why the first recurrent layer, on this kernel ("compiled" or "fused"), does not read its input
+    projections from a token table in training (training=True) or at inference; None without token inputs.
+
+    The compiled loops read the batch's own table (each distinct token of the batch projected once), which
+    never costs more than projecting the batch, in training and at inference; the fused loops read a table of
+    the whole vocabulary, at inference only, where it pays (support.table_blockers)."""
     if spec.input_kind != "tokens":
         return None
     reasons = loop_blockers(m)
     if m.conv is not None:
         reasons.append("a Conv1D sits between the Embedding and the recurrent layer")
-    return reasons + support.table_blockers(spec.vocab_size or 0, spec.timesteps)
+    if kernel != "compiled":
+        return reasons + (["the fused loops read a token table at inference only"] if training
+                          else support.table_blockers(spec.vocab_size or 0, spec.timesteps))
+    if training and m.embedding_dropout > 0:
+        reasons.append("model.embedding_dropout > 0 (each step's embedded input differs in training)")
+    if training and m.dropout > 0:
+        reasons.append("model.dropout > 0 (each step's input is dropped out in training)")
+    return reasons
 
 
 def compiled_blockers(cfg: ExperimentConfig, facts: Facts) -> list[str]:
@@ -157,7 +170,6 @@ def _layer_kernels(cfg: ExperimentConfig, spec: InputSpec, device: str, blocked:
                    not_compiled: list[str]) -> list[LayerKernels]:
     m = cfg.model
     recurrent = [p for p in plan_layers(m, spec) if p.recurrent]
-    no_table = table_blockers(m, spec)
     rows = []
     for index, plan in enumerate(recurrent):
         if device == "gpu":
@@ -168,18 +180,26 @@ def _layer_kernels(cfg: ExperimentConfig, spec: InputSpec, device: str, blocked:
             train = inference = "keras-loop"
             train_why, inference_why = list(blocked), list(blocked)
         else:
-            train = "fused" if not_compiled else "compiled"
-            train_why = list(not_compiled)
-            table_why = ["only the first recurrent layer reads its inputs from a token table"] if index else \
-                (no_table if no_table is not None else ["the inputs are not token ids"])
-            if not table_why:
-                inference, inference_why = f"{train}-table", list(not_compiled)
+            loop = "fused" if not_compiled else "compiled"
+            if loop == "compiled":
+                train_why = _table_why(m, spec, index, loop, training=True)
+                train = "compiled" if train_why else "compiled-table"
             else:
-                inference = train if train == "compiled" else "keras-loop"
-                inference_why = table_why + list(not_compiled)
+                train, train_why = "fused", []
+            inference_why = _table_why(m, spec, index, loop, training=False)
+            inference = f"{loop}-table" if not inference_why else loop if loop == "compiled" else "keras-loop"
+            train_why, inference_why = train_why + not_compiled, inference_why + not_compiled
         parts = [f"{plan.name}/forward", f"{plan.name}/backward"] if m.bidirectional else [plan.name]
         rows += [LayerKernels(name, train, inference, list(train_why), list(inference_why)) for name in parts]
     return rows
+
+
+def _table_why(m: ModelConfig, spec: InputSpec, index: int, loop: str, training: bool) -> list[str]:
+    """Why recurrent layer number index (0: the first) does not read a token table on this loop."""
+    if index:
+        return ["only the first recurrent layer reads its inputs from a token table"]
+    why = table_blockers(m, spec, loop, training)
+    return ["the inputs are not token ids"] if why is None else why
 
 
 def kernel_text(execution: dict | None, inference: bool = False) -> str | None:

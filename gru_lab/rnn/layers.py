@@ -99,6 +99,15 @@ class _LoopsMixin:
         kernel = None
         if self._loops():
             kernel = "compiled" if self._compiled(sequences) else "fused"
+        found = getattr(sequences, TOKEN_IDS, None) if kernel == "compiled" else None
+        if found is not None and not (training and self.cell.dropout):
+            # Straight from the token ids, training too: the compiled loops read each step's input projection
+            # from the batch's own token table (each distinct token projected once); with input dropout every
+            # step's input differs, so that trains the ordinary way.
+            ids, embedding = found
+            setattr(self, "trained_with" if training else "inferred_with", "compiled-table")
+            return compiled.run(self._cell, sequences, **args, training=bool(training), token_ids=ids,
+                                embeddings=embedding.embeddings)
         if not training:
             table = self._token_table(sequences) if kernel else None
             if table is not None:

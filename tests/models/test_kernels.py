@@ -54,6 +54,37 @@ def test_token_table_rules_say_why(model, data, reason):
     assert first.layers[0].inference.endswith("-table") is (reason is None)
 
 
+IMDB = {"name": "imdb", "num_words": 60_000, "maxlen": 200}  # a vocabulary past the fused table's break-even
+TOKEN_PLANS = [
+    # id, model, facts, per-layer (train, inference), a reason training gives for no table (None: none)
+    ("compiled", dict(cell="lstm"), Facts(), [("compiled-table", "compiled-table")], None),
+    ("compiled-stacked", dict(cell="gru", units=[8, 4]), Facts(),
+     [("compiled-table", "compiled-table"), ("compiled", "compiled")], None),
+    ("compiled-bidirectional", dict(cell="simple_rnn", bidirectional=True), Facts(),
+     [("compiled-table", "compiled-table")] * 2, None),
+    ("input-dropout", dict(cell="gru", dropout=0.2), Facts(), [("compiled", "compiled-table")], "model.dropout > 0"),
+    ("embedding-dropout", dict(cell="lstm", embedding_dropout=0.1), Facts(), [("compiled", "compiled-table")],
+     "model.embedding_dropout > 0"),
+    ("conv", dict(cell="gru", conv={"filters": 8}), Facts(), [("compiled", "compiled")], "a Conv1D sits between"),
+    ("fused", dict(cell="gru"), Facts(compiled="test: none"), [("fused", "keras-loop")], None),
+]
+
+
+@pytest.mark.parametrize("model, facts, layers, reason", [p[1:] for p in TOKEN_PLANS], ids=[p[0] for p in TOKEN_PLANS])
+def test_the_compiled_loops_read_the_batch_token_table_in_training_and_inference(model, facts, layers, reason):
+    """The compiled loops' table is the batch's own (each distinct token projected once), so no vocabulary is
+    too large for it and training reads it too, unless each step's input is dropped out; the fused loops'
+    table (the whole vocabulary, inference only) is left out past its break-even."""
+    cfg = config_from_raw({"data": IMDB, "model": {"embedding_dim": 8, **model}}, "test")
+    plan = plan_kernels(cfg, _spec(cfg), facts)
+    assert [(layer.train, layer.inference) for layer in plan.layers] == layers
+    first = plan.layers[0]
+    if reason is not None:
+        assert any(reason in why for why in first.train_why), first.train_why
+    elif first.train == "compiled-table":
+        assert first.train_why == [] and first.inference_why == []
+
+
 def test_no_token_table_for_real_valued_inputs():
     assert table_blockers(ModelConfig(cell="gru"), InputSpec("regression", "real", 10, 1, 1)) is None
 
@@ -108,7 +139,7 @@ def test_kernel_plan(model, train, facts, device, xla, compiled, layers):
     assert [(layer.train, layer.inference) for layer in plan.layers] == layers
     for layer in plan.layers:  # a layer below the top tier of its device says why
         best = "cudnn" if device == "gpu" else "compiled"
-        assert (layer.train == best) or layer.train_why, layer
+        assert (tier(layer.train) == best) or layer.train_why, layer
 
 
 def test_kernel_plan_names_each_direction_of_bidirectional_layers():

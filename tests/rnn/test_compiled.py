@@ -165,7 +165,50 @@ def test_stacked_token_models_train_and_predict_as_keras(compiled, cell, variant
     for a, b in zip(grads_at_inference(plain), grads_at_inference(fused)):
         _close(np.asarray(tf.convert_to_tensor(b)), np.asarray(tf.convert_to_tensor(a)))
     first = _first_recurrent(fused)
-    assert all(part.inferred_with == "compiled-table" and part.trained_with == "compiled" for part in first)
+    assert all(part.inferred_with == "compiled-table" and part.trained_with == "compiled-table" for part in first)
+
+
+def _token_grads(model, x, y):
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(tf.square(model(x, training=True) - y))
+    return [tf.convert_to_tensor(g).numpy() for g in tape.gradient(loss, model.trainable_weights)]
+
+
+@CELLS
+def test_the_batch_token_table_trains_bit_for_bit_repeatably_with_any_vocabulary(compiled, cell):
+    """The batch's table holds only the tokens it uses, so a vocabulary far past the whole-vocabulary table's
+    break-even (256 x 11 steps here) is no reason to project every step; training and inference read it,
+    gradients equal Keras's (a token repeated many times sums its steps' gradients) and repeat bit for bit."""
+    fused, plain, x = _token_twins(cell, vocab=4_000, mask_zero=True, padding="post")
+    x[:, ::2] = np.where(x[:, ::2] > 0, 7, 0)  # one token at every other step: many steps share one table row
+    y = np.linspace(0, 1, len(x)).reshape(-1, 1).astype("float32")
+    expected, got = _token_grads(plain, x, y), _token_grads(fused, x, y)
+    for a, b in zip(expected, got):
+        _close(b, a)
+    again = _token_grads(fused, x, y)
+    assert all(np.array_equal(a, b) for a, b in zip(got, again))
+    _close(fused.predict(x, verbose=0), plain.predict(x, verbose=0))
+    (first,) = _first_recurrent(fused)
+    assert (first.trained_with, first.inferred_with) == ("compiled-table", "compiled-table")
+
+
+@CELLS
+def test_input_dropout_on_token_inputs_trains_from_the_projection(compiled, cell):
+    """Dropout on the recurrent layer's input makes every step's input its own: no table in training (each
+    row's dropout mask differs), the table again at inference, where there is no dropout."""
+    fused, plain, x = _token_twins(cell, dropout=0.3)
+    y = np.ones((len(x), 1), "float32")
+    assert all(np.isfinite(g).all() for g in _token_grads(fused, x, y))
+    fused.predict(x, verbose=0)
+    first = _first_recurrent(fused)[0]
+    assert (first.trained_with, first.inferred_with) == ("compiled", "compiled-table")
+
+
+def test_a_token_outside_the_vocabulary_stops_training_with_an_error(compiled):
+    fused, _, x = _token_twins("lstm")
+    x[2, 3] = 40  # the vocabulary is 0 .. 39
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        _token_grads(fused, x, np.zeros((len(x), 1), "float32"))
 
 
 @CELLS
@@ -175,7 +218,7 @@ def test_checkpoints_load_both_ways(compiled, cell, tmp_path):
     fused, plain, x = _token_twins(cell, mask_zero=True, padding="post")
     with tf.GradientTape():
         fused(x, training=True)
-    assert _first_recurrent(fused)[0].trained_with == "compiled"
+    assert _first_recurrent(fused)[0].trained_with == "compiled-table"
     fused.save(tmp_path / "model.keras")
     plain.set_weights([w + np.float32(0.1) for w in plain.get_weights()])  # differs until it loads the file
     plain.load_weights(tmp_path / "model.keras")
@@ -233,7 +276,37 @@ def test_a_token_id_outside_the_vocabulary_is_an_error_not_a_wrong_row(lib, cell
     table = tf.zeros((5, 4 * gates))
     ids = tf.constant(np.full((20, 33), 4, dtype="int32") + np.eye(20, 33, dtype="int32"))  # a 5 on the diagonal
     with pytest.raises(tf.errors.InvalidArgumentError, match="token id 5 is outside the vocabulary"):
-        native._CELLS[cell].table(lib, table, ids, states, weights, tf.zeros([0]), False)
+        native._CELLS[cell].table(lib, table, ids, states, weights, tf.zeros([0]), False, False)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="token id 5 is outside the vocabulary"):
+        lib.gru_lab_table_gradient(tf.zeros((20, 33, 4 * gates)), ids, 5)
+
+
+@CELLS
+def test_training_from_a_table_saves_what_the_projection_would(lib, cell):
+    """The table ops' training mode (save) reads each step's row and keeps the same states and saved gates,
+    bit for bit, as the forward op on the gathered projection."""
+    rng = np.random.default_rng(2)
+    _, states, weights = _op_inputs(cell, rng)
+    gates = {"gru": 3, "lstm": 4, "simple_rnn": 1}[cell]
+    table = tf.constant(rng.normal(size=(9, 4 * gates)).astype("float32"))
+    ids = tf.constant(rng.integers(0, 9, (20, 33)).astype("int32"))
+    mask = tf.constant((rng.random((20, 33)) > 0.2).astype("float32"))
+    ops = native._CELLS[cell]
+    from_table = ops.table(lib, table, ids, states, weights, mask, True, True)
+    projected = ops.forward(lib, tf.gather(table, ids), states, weights, mask, True)
+    for a, b in zip(from_table, projected):
+        assert (a is None and b is None) or np.array_equal(a.numpy(), b.numpy())
+
+
+def test_the_table_gradient_sums_each_rows_steps_whatever_the_thread_count(lib):
+    rng = np.random.default_rng(4)
+    d_rows = tf.constant(rng.normal(size=(30, 40, 12)).astype("float32"))
+    ids = tf.constant(rng.integers(0, 50, (30, 40)).astype("int32"))  # rows 0 .. 54: some read by no step
+    expected = tf.math.unsorted_segment_sum(d_rows, ids, 55).numpy()
+    sums = [lib.gru_lab_table_gradient(d_rows, ids, 55, threads=k).numpy() for k in (1, 2, 3, 0)]
+    np.testing.assert_allclose(sums[0], expected, rtol=0, atol=1e-5)
+    assert not sums[0][50:].any()
+    assert all(np.array_equal(s, sums[0]) for s in sums[1:])
 
 
 # ----------------------------------------------------------------------------- build and fallback

@@ -129,7 +129,8 @@ def test_xla_auto_on_cpu_compiles_what_measured_faster(cell):
                                          "by_length": not xla_train}
     assert bool(result.model.jit_compile) is xla_inference
     kind = "compiled" if native_on else "fused"
-    assert {k["kernel"] for k in m["execution"]["kernels"]} == {kind}
+    # the compiled loops train from the batch's token table too; the fused loops read one at inference only
+    assert {k["kernel"] for k in m["execution"]["kernels"]} == {"compiled-table" if native_on else "fused"}
     assert {k["inference"] for k in m["execution"]["kernels"]} == {kind + "-table"}
     # the test numbers are the model's: recompute the loss and accuracy from Keras's uncompiled forward pass
     p = np.asarray(result.model(data.x_test, training=False)).reshape(-1).astype("float64")

@@ -3,7 +3,7 @@
 // keeps the large products (input projections, dW, dU, the input gradient) in TensorFlow.
 //
 //   GruLabGruForward       projected (T, B, 3u) -> states (T, B, u) [+ z, r, n, h U_n + b_n per step]
-//   GruLabGruTableForward  inference from token ids: step rows read from table = E @ W + b (V, 3u)
+//   GruLabGruTableForward  from token ids: step rows read from table = E @ W + b (V, 3u) [+ the saved values]
 //   GruLabGruBackward      d states -> d projected, per-step gate gradients for dU and the bias, d h0
 //
 // Per step: one (rows, u) @ (u, 3u) product (Eigen) and vectorised gate math. The batch rows are split
@@ -40,9 +40,14 @@ REGISTER_OP("GruLabGruTableForward")
     .Input("recurrent_bias: float")
     .Input("mask: float")
     .Attr("keep_sequence: bool")  // states (T, B, u), or only the last state (B, u)
+    .Attr("save: bool = false")   // training from the table: keep what GruLabGruBackward needs (keep_sequence too)
     .Attr("threads: int = 0")
     .Output("states: float")
-    .SetShapeFn(table_states_shape);
+    .Output("saved: float")       // (T, B, 4u) as GruLabGruForward's, or (0) without save
+    .SetShapeFn([](shape_inference::InferenceContext* c) {
+      TF_RETURN_IF_ERROR(table_states_shape(c));
+      return table_saved_shape(c, 1, 4);
+    });
 
 REGISTER_OP("GruLabGruBackward")
     .Input("d_states: float")    // (T, B, u)
@@ -155,7 +160,9 @@ class GruTableForwardOp : public OpKernel {
  public:
   explicit GruTableForwardOp(OpKernelConstruction* c) : OpKernel(c) {
     OP_REQUIRES_OK(c, c->GetAttr("keep_sequence", &keep_));
+    OP_REQUIRES_OK(c, c->GetAttr("save", &save_));
     OP_REQUIRES_OK(c, c->GetAttr("threads", &threads_));
+    OP_REQUIRES(c, keep_ || !save_, absl::InvalidArgumentError("GruLabGruTableForward: save needs keep_sequence"));
   }
   void Compute(OpKernelContext* ctx) override {
     const Tensor& TB = ctx->input(0); const Tensor& IDS = ctx->input(1); const Tensor& H0 = ctx->input(2);
@@ -170,20 +177,22 @@ class GruTableForwardOp : public OpKernel {
     OP_REQUIRES_OK(ctx, check_ids(ids, static_cast<int64_t>(T) * B, V));
     Tensor* OUT;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, keep_ ? TensorShape({T, B, u}) : TensorShape({B, u}), &OUT));
+    Tensor* S; OP_REQUIRES_OK(ctx, ctx->allocate_output(1, save_ ? TensorShape({T, B, 4 * u}) : TensorShape({0}), &S));
     if (B == 0) return;
     const float* tb = TB.flat<float>().data(); const float* h0 = H0.flat<float>().data();
     const float* uk = U.flat<float>().data(); const float* br = BR.flat<float>().data();
     const float* m = mask_or_null(M);
     float* out = OUT->flat<float>().data();
+    float* s = save_ ? S->flat<float>().data() : nullptr;
     const bool keep = keep_;
     run_blocks(ctx, B, threads_, [=](int b0, int b1) {
       TableRows rows(tb, ids, B, G, b1 - b0);
-      forward_block(b0, b1, T, B, u, rows, h0, uk, br, m, keep ? out : nullptr, keep ? nullptr : out, nullptr);
+      forward_block(b0, b1, T, B, u, rows, h0, uk, br, m, keep ? out : nullptr, keep ? nullptr : out, s);
     });
   }
 
  private:
-  bool keep_; int threads_;
+  bool keep_, save_; int threads_;
 };
 
 class GruBackwardOp : public OpKernel {

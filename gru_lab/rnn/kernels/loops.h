@@ -145,6 +145,18 @@ inline absl::Status table_states_shape(tensorflow::shape_inference::InferenceCon
   return absl::OkStatus();
 }
 
+// Output `output` of a table op that can save per-step values for the backward op (training from a
+// token table): (T, B, per_unit u) with save, else an empty tensor; from ids (input 1) and h0 (input 2).
+inline absl::Status table_saved_shape(tensorflow::shape_inference::InferenceContext* c, int output, int per_unit) {
+  bool save;
+  TF_RETURN_IF_ERROR(c->GetAttr("save", &save));
+  tensorflow::shape_inference::DimensionHandle width;
+  TF_RETURN_IF_ERROR(c->Multiply(c->Dim(c->input(2), 1), per_unit, &width));
+  auto ids = c->input(1);
+  c->set_output(output, save ? c->MakeShape({c->Dim(ids, 0), c->Dim(ids, 1), width}) : c->MakeShape({0}));
+  return absl::OkStatus();
+}
+
 inline bool mask_fits(const tensorflow::Tensor& m, int steps, int batch) {
   return m.NumElements() == 0 || m.NumElements() == static_cast<int64_t>(steps) * batch;
 }

@@ -3,7 +3,7 @@
 // (input projections with the bias, dW, dU, the input gradient) in TensorFlow.
 //
 //   GruLabLstmForward       projected (T, B, 4u) -> states h (T, B, u), last c [+ i, f, g, o, tanh c, c per step]
-//   GruLabLstmTableForward  inference from token ids: step rows read from table = E @ W + b (V, 4u)
+//   GruLabLstmTableForward  from token ids: step rows read from table = E @ W + b (V, 4u) [+ the saved values]
 //   GruLabLstmBackward      d states, d last c -> d projected (the gates' pre-activations), d h0, d c0
 //
 // Keras LSTM, gate order i, f, g (Keras's "c"), o in the weights: a = x W + b + h U;
@@ -41,13 +41,15 @@ REGISTER_OP("GruLabLstmTableForward")
     .Input("recurrent_kernel: float")
     .Input("mask: float")
     .Attr("keep_sequence: bool")  // states (T, B, u), or only the last h (B, u)
+    .Attr("save: bool = false")   // training from the table: keep what GruLabLstmBackward needs (keep_sequence too)
     .Attr("threads: int = 0")
     .Output("states: float")
     .Output("last_c: float")
+    .Output("saved: float")       // (T, B, 6u) as GruLabLstmForward's, or (0) without save
     .SetShapeFn([](shape_inference::InferenceContext* c) {
       TF_RETURN_IF_ERROR(table_states_shape(c));
       c->set_output(1, c->input(2));  // the last c, shaped like h0
-      return absl::OkStatus();
+      return table_saved_shape(c, 2, 6);
     });
 
 REGISTER_OP("GruLabLstmBackward")
@@ -174,7 +176,9 @@ class LstmTableForwardOp : public OpKernel {
  public:
   explicit LstmTableForwardOp(OpKernelConstruction* c) : OpKernel(c) {
     OP_REQUIRES_OK(c, c->GetAttr("keep_sequence", &keep_));
+    OP_REQUIRES_OK(c, c->GetAttr("save", &save_));
     OP_REQUIRES_OK(c, c->GetAttr("threads", &threads_));
+    OP_REQUIRES(c, keep_ || !save_, absl::InvalidArgumentError("GruLabLstmTableForward: save needs keep_sequence"));
   }
   void Compute(OpKernelContext* ctx) override {
     const Tensor& TB = ctx->input(0); const Tensor& IDS = ctx->input(1); const Tensor& H0 = ctx->input(2);
@@ -190,20 +194,22 @@ class LstmTableForwardOp : public OpKernel {
     Tensor* OUT;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, keep_ ? TensorShape({T, B, u}) : TensorShape({B, u}), &OUT));
     Tensor* LC; OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({B, u}), &LC));
+    Tensor* S; OP_REQUIRES_OK(ctx, ctx->allocate_output(2, save_ ? TensorShape({T, B, 6 * u}) : TensorShape({0}), &S));
     if (B == 0) return;
     const float* tb = TB.flat<float>().data(); const float* h0 = H0.flat<float>().data();
     const float* c0 = C0.flat<float>().data(); const float* uk = U.flat<float>().data();
     const float* m = mask_or_null(M);
     float* out = OUT->flat<float>().data(); float* lc = LC->flat<float>().data();
+    float* s = save_ ? S->flat<float>().data() : nullptr;
     const bool keep = keep_;
     run_blocks(ctx, B, threads_, [=](int b0, int b1) {
       TableRows rows(tb, ids, B, G, b1 - b0);
-      forward_block(b0, b1, T, B, u, rows, h0, c0, uk, m, keep ? out : nullptr, keep ? nullptr : out, lc, nullptr);
+      forward_block(b0, b1, T, B, u, rows, h0, c0, uk, m, keep ? out : nullptr, keep ? nullptr : out, lc, s);
     });
   }
 
  private:
-  bool keep_; int threads_;
+  bool keep_, save_; int threads_;
 };
 
 class LstmBackwardOp : public OpKernel {
