@@ -92,8 +92,9 @@ def table_blockers(m: ModelConfig, spec: InputSpec, kernel: str = "fused", train
     """Why the first recurrent layer, on this kernel ("compiled" or "fused"), does not read its input
     projections from a token table in training (training=True) or at inference; None without token inputs.
 
-    The compiled loops read the batch's own table (each distinct token of the batch projected once), which
-    never costs more than projecting the batch, in training and at inference; the fused loops read a table of
+    The compiled loops read the batch's own table (each distinct token of the batch projected once; with input
+    dropout, whose mask is one per batch row, each distinct (row, token) pair), which never costs more than
+    projecting the batch, in training and at inference; the fused loops read a table of
     the whole vocabulary, at inference only, where it pays (support.table_blockers)."""
     if spec.input_kind != "tokens":
         return None
@@ -105,8 +106,6 @@ def table_blockers(m: ModelConfig, spec: InputSpec, kernel: str = "fused", train
                           else support.table_blockers(spec.vocab_size or 0, spec.timesteps))
     if training and m.embedding_dropout > 0:
         reasons.append("model.embedding_dropout > 0 (each step's embedded input differs in training)")
-    if training and m.dropout > 0:
-        reasons.append("model.dropout > 0 (each step's input is dropped out in training)")
     return reasons
 
 

@@ -311,16 +311,18 @@ def pending_build() -> bool:
 
 
 def run(cell_kind: str, sequences, states, cell, go_backwards: bool, return_sequences: bool, mask=None,
-        zero_output_for_mask: bool = False, training: bool = True, token_ids=None, embeddings=None):
+        zero_output_for_mask: bool = False, training: bool = True, token_ids=None, embeddings=None, row_scale=None):
     """fused.run for a float32 GRU, LSTM or SimpleRNN with the compiled loops: same results, same gradients.
 
     The input projection (with the input bias) is one (T*B, d) @ (d, gates*u) product. With token_ids (B, T)
     and the embedding matrix (a layer fed by gru-lab's Embedding), in training and at inference, it is the
     batch's own token table instead: each distinct token's row E[v] @ W + b, once, which the table ops read
-    step by step, so no (T, B, gates*u) array is made. The ops take the gates side by side, since the
-    compiled step multiplies h by the whole recurrent kernel at once. Gradients: the backward op returns
-    each step's gate gradients, and dU, the recurrent bias's gradient and (through TensorFlow's own gradient
-    of the projection or the table) dW, the input bias's and the inputs' are large products."""
+    step by step, so no (T, B, gates*u) array is made; row_scale (B, d), input dropout's mask, scales each
+    batch row's embedded inputs (the table then holds each distinct (row, token) pair). The ops take the
+    gates side by side, since the compiled step multiplies h by the whole recurrent kernel at once.
+    Gradients: the backward op returns each step's gate gradients, and dU, the recurrent bias's gradient and
+    (through TensorFlow's own gradient of the projection or the table) dW, the input bias's and the inputs'
+    are large products."""
     import tensorflow as tf
 
     lib = load()
@@ -337,7 +339,7 @@ def run(cell_kind: str, sequences, states, cell, go_backwards: bool, return_sequ
         ids = tf.transpose(tf.cast(token_ids, tf.int32), [1, 0])  # (T, B)
         if go_backwards:
             ids = tf.reverse(ids, [0])
-        table, ids = _batch_table(ids, embeddings, kernel, input_bias)
+        table, ids = _batch_table(ids, embeddings, kernel, input_bias, row_scale)
         keep = return_sequences or training  # training keeps every state for the backward op
         out, c_last = _table_loop(ops, lib, table, ids, state, weights, m, keep, save=training)
         hs, last = (out, out[-1]) if keep else (None, out)
@@ -434,15 +436,25 @@ class _SimpleRnn(_OneBias):
 _CELLS = {"gru": _Gru, "lstm": _Lstm, "simple_rnn": _SimpleRnn}
 
 
-def _batch_table(ids, embeddings, kernel, input_bias):
-    """(table, ids into it): the input projection E[v] @ W + b of each distinct token v of the batch, once,
-    and each step's row numbers in that table. A batch of IMDB reviews (64 x 200 tokens) holds ~2,200
-    distinct tokens, so this does a sixth of the projection's arithmetic (and of dW's and the inputs'
-    gradient) at the same values: each row is the same dot products."""
+def _batch_table(ids, embeddings, kernel, input_bias, row_scale=None):
+    """(table, ids into it): the input projection E[v] @ W + b of each distinct token v of the batch (ids
+    (T, B)), once, and each step's row numbers in that table. A batch of IMDB reviews (64 x 200 tokens)
+    holds ~2,200 distinct tokens, so this does a sixth of the projection's arithmetic (and of dW's and the
+    inputs' gradient) at the same values: each row is the same dot products. With row_scale (B, d) the
+    rows are (E[v] * row_scale[b]) @ W + b, one for each distinct (batch row b, token v) pair."""
     import tensorflow as tf
 
-    distinct, index = tf.unique(tf.reshape(ids, [-1]))
-    table = tf.matmul(tf.gather(tf.cast(embeddings, tf.float32), distinct), kernel) + input_bias
+    embeddings = tf.cast(embeddings, tf.float32)
+    flat = tf.reshape(ids, [-1])  # time-major: entry i is batch row i % B
+    if row_scale is None:
+        distinct, index = tf.unique(flat)
+        rows = tf.gather(embeddings, distinct)
+    else:
+        batch = tf.cast(tf.shape(ids)[1], tf.int64)
+        keys = tf.cast(flat, tf.int64) * batch + tf.range(tf.size(flat, out_type=tf.int64)) % batch
+        distinct, index = tf.unique(keys)
+        rows = tf.gather(embeddings, distinct // batch) * tf.gather(tf.cast(row_scale, tf.float32), distinct % batch)
+    table = tf.matmul(rows, kernel) + input_bias
     return table, tf.reshape(index, tf.shape(ids))
 
 

@@ -100,14 +100,18 @@ class _LoopsMixin:
         if self._loops():
             kernel = "compiled" if self._compiled(sequences) else "fused"
         found = getattr(sequences, TOKEN_IDS, None) if kernel == "compiled" else None
-        if found is not None and not (training and self.cell.dropout):
+        if found is not None:
             # Straight from the token ids, training too: the compiled loops read each step's input projection
-            # from the batch's own token table (each distinct token projected once); with input dropout every
-            # step's input differs, so that trains the ordinary way.
+            # from the batch's own token table (each distinct token projected once).
             ids, embedding = found
+            row_scale = None
+            if training and self.cell.dropout:
+                # Keras's input dropout mask (below): one per batch row for all its steps, so a row's token
+                # still has one projection; the table then holds each distinct (row, token) pair.
+                row_scale = self.cell.get_dropout_mask(sequences[:, 0, :])
             setattr(self, "trained_with" if training else "inferred_with", "compiled-table")
             return compiled.run(self._cell, sequences, **args, training=bool(training), token_ids=ids,
-                                embeddings=embedding.embeddings)
+                                embeddings=embedding.embeddings, row_scale=row_scale)
         if not training:
             table = self._token_table(sequences) if kernel else None
             if table is not None:

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gru_lab.config import config_from_raw
+from gru_lab.config import ModelConfig, config_from_raw
 from gru_lab.data import spec_for
+from gru_lab.data.base import InputSpec
+from gru_lab.models.build import build_model
 from gru_lab.rnn import compiled as native
 from gru_lab.rnn.layers import CLASSES, running
 from gru_lab.rnn.support import COMPILED_CELLS
@@ -193,15 +195,31 @@ def test_the_batch_token_table_trains_bit_for_bit_repeatably_with_any_vocabulary
 
 
 @CELLS
-def test_input_dropout_on_token_inputs_trains_from_the_projection(compiled, cell):
-    """Dropout on the recurrent layer's input makes every step's input its own: no table in training (each
-    row's dropout mask differs), the table again at inference, where there is no dropout."""
-    fused, plain, x = _token_twins(cell, dropout=0.3)
-    y = np.ones((len(x), 1), "float32")
-    assert all(np.isfinite(g).all() for g in _token_grads(fused, x, y))
-    fused.predict(x, verbose=0)
+def test_input_dropout_on_token_inputs_trains_from_the_table_with_keras_mask(compiled, cell):
+    """Input dropout's mask is one per batch row for all its steps (Keras's cells cache it), so a row's token
+    still has one projection: the table holds each distinct (row, token) pair, scaled by that row's mask, and
+    a training step's gradients equal Keras's with the same mask (both models draw it from the same seed)."""
+    spec = InputSpec("binary", "tokens", 11, 1, 1, vocab_size=40, padding="post")
+    model = dict(cell=cell, units=[6, 4], embedding_dim=8, dropout=0.4, mask_zero=True)
+    keras.utils.set_random_seed(0)
+    fused = build_model(ModelConfig(**model), spec)
+    keras.utils.set_random_seed(0)
+    plain = build_model(ModelConfig(loops="keras", **model), spec)
+    rng = np.random.default_rng(6)
+    weights = [rng.normal(scale=0.5, size=w.shape).astype("float32") for w in fused.get_weights()]
+    fused.set_weights(weights)
+    plain.set_weights(weights)
+    x = rng.integers(1, 6, (9, 11)).astype("int32")  # 5 tokens: every row repeats them
+    x[:, 8:] = 0
+    y = np.linspace(0, 1, len(x)).reshape(-1, 1).astype("float32")
+    expected, got = _token_grads(plain, x, y), _token_grads(fused, x, y)
+    for a, b in zip(expected, got):
+        _close(b, a)
     first = _first_recurrent(fused)[0]
-    assert (first.trained_with, first.inferred_with) == ("compiled", "compiled-table")
+    assert first.trained_with == "compiled-table"
+    without = build_model(ModelConfig(**{**model, "dropout": 0.0}), spec)
+    without.set_weights(weights)
+    assert not np.allclose(_token_grads(without, x, y)[1], got[1])  # the mask did act: the layer's dW differs
 
 
 def test_a_token_outside_the_vocabulary_stops_training_with_an_error(compiled):
