@@ -46,8 +46,8 @@ sweep: $(STAMP)  ## a 2x2-point, 2-seed grid sweep of the adding problem on 2 wo
 report: $(STAMP)  ## one leaderboard of every run under results/ (results/leaderboard.csv and .md)
 	$(BIN)/gru-lab report results
 
-bench: $(STAMP)  ## gru-lab vs the plain Keras baseline and PyTorch (make install-peers) on the IMDB GRU tutorial's workload, rnn/lstm/gru, plus gru-lab on the masked recipe; each variant in a fresh process
-	GRU_LAB_IMDB=$${GRU_LAB_IMDB:-$(IMDB)} $(BIN)/gru-lab bench --isolate --peers torch --recipe configs/imdb_gru.yaml
+bench: $(STAMP)  ## gru-lab vs the plain Keras baseline and PyTorch (make install-peers) on the IMDB GRU tutorial's workload, rnn/lstm/gru, plus gru-lab with the padding masked and on the masked recipe; each variant in a fresh process
+	GRU_LAB_IMDB=$${GRU_LAB_IMDB:-$(IMDB)} $(BIN)/gru-lab bench --isolate --peers torch --recipe configs/imdb_gru_masked.yaml --recipe configs/imdb_gru.yaml
 
 bench-quick: $(STAMP)  ## the same bench on 2,000 reviews and 2 epochs, GRU only (checks the bench, not the speed)
 	GRU_LAB_IMDB=$${GRU_LAB_IMDB:-$(IMDB)} $(BIN)/gru-lab bench --quick --cells gru --peers torch --recipe configs/imdb_gru.yaml
