@@ -27,7 +27,10 @@ from gru_lab.models.plan import plan_layers
 BYTES = 4  # float32 weights, activations and real inputs; int32 token ids
 RUNTIME_BYTES = 900 * 2**20  # TensorFlow + Keras + gru-lab with a tiny run traced: measured peak RSS, rounded up
 OPTIMIZER_SLOTS = {"adam": 2, "rmsprop": 1, "sgd": 0}  # values kept per weight (no momentum: gru-lab's defaults)
-DATA_COPIES = 3  # the NumPy arrays, the pipelines' tensors, and a batch gathered from them
+# The NumPy arrays and two more copies: the input pipelines made two until 2026-11-29 and now read the arrays
+# themselves; kept, since the measured peaks (0.72-0.99 of the estimate, docs/memory-estimate-2026-11-29.md)
+# were taken with them and the estimate should err high.
+DATA_COPIES = 3
 # Values a recurrent layer keeps per time step, sequence and direction for the backward pass, in units u:
 # input and recurrent projections and the gate values (3 x gates x u), the state and its candidate (2u);
 # an LSTM also keeps its cell state and tanh of it (2u more).

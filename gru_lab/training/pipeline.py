@@ -90,11 +90,26 @@ def _trimmer(padding: str | None):
 
 
 def _batched(x, y, index_batches, trim_padding: str | None = None):
-    """Batches gathered from the in-memory arrays by index: one gather per batch, not per sample."""
+    """Batches gathered from the in-memory arrays by index: one gather per batch, not per sample.
+
+    The rows are taken from the NumPy arrays themselves, never from a TensorFlow copy of them: a dataset
+    function that captures a tensor keeps a copy of its own, so tf.constant(x) cost three copies of the data
+    for every dataset (IMDB's 25,000 x 200 tokens: ~60 MB each for train, evaluate and predict)."""
     import tensorflow as tf
 
-    arrays = (tf.constant(x),) if y is None else (tf.constant(x), tf.constant(y))
-    ds = index_batches.map(lambda idx: tuple(tf.gather(a, idx) for a in arrays))
+    arrays = (np.asarray(x),) if y is None else (np.asarray(x), np.asarray(y))
+    dtypes = [tf.as_dtype(a.dtype) for a in arrays]
+
+    def rows(idx):
+        return tuple(a[idx] for a in arrays)
+
+    def gather(idx):
+        out = tf.numpy_function(rows, [idx], dtypes, stateful=False)
+        for tensor, a in zip(out, arrays):
+            tensor.set_shape((None, *a.shape[1:]))
+        return tuple(out)
+
+    ds = index_batches.map(gather)
     if trim_padding is not None:
         ds = ds.map(_trimmer(trim_padding))
     return ds.prefetch(PREFETCH_BATCHES).with_options(_options())
