@@ -314,6 +314,10 @@ def test_training_from_a_table_saves_what_the_projection_would(lib, cell):
     projected = ops.forward(lib, tf.gather(table, ids), states, weights, mask, True)
     for a, b in zip(from_table, projected):
         assert (a is None and b is None) or np.array_equal(a.numpy(), b.numpy())
+    # the shapes a graph knows before it runs (the ops' shape functions) are the ones they return
+    graph = tf.function(lambda t, i: [o for o in ops.table(lib, t, i, states, weights, mask, True, True)
+                                      if o is not None]).get_concrete_function(table, ids)
+    assert [o.shape.as_list() for o in graph.outputs] == [list(o.shape) for o in from_table if o is not None]
 
 
 def test_the_table_gradient_sums_each_rows_steps_whatever_the_thread_count(lib):

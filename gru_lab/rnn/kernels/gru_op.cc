@@ -46,7 +46,7 @@ REGISTER_OP("GruLabGruTableForward")
     .Output("saved: float")       // (T, B, 4u) as GruLabGruForward's, or (0) without save
     .SetShapeFn([](shape_inference::InferenceContext* c) {
       TF_RETURN_IF_ERROR(table_states_shape(c));
-      return table_saved_shape(c, 1, 4);
+      return saved_shape(c, 1, 4, /*steps=*/1, /*h0=*/2);  // ids (T, B), h0
     });
 
 REGISTER_OP("GruLabGruBackward")

@@ -121,14 +121,16 @@ inline absl::Status sequence_shape(tensorflow::shape_inference::InferenceContext
   return absl::OkStatus();
 }
 
-// Output 1 of a forward op that saves per-step values for its backward op: (T, B, per_unit u) with save,
-// else an empty tensor.
-inline absl::Status saved_shape(tensorflow::shape_inference::InferenceContext* c, int output, int per_unit) {
+// The output of a forward op (or of a table op in training) that saves per-step values for its backward op:
+// (T, B, per_unit u) with save, else an empty tensor. T and B are the first two dimensions of input `steps`
+// (the projection (T, B, gates u), or a table op's ids (T, B)); u is the second of input `h0`.
+inline absl::Status saved_shape(tensorflow::shape_inference::InferenceContext* c, int output, int per_unit,
+                                int steps = 0, int h0 = 1) {
   bool save;
   TF_RETURN_IF_ERROR(c->GetAttr("save", &save));
   tensorflow::shape_inference::DimensionHandle width;
-  TF_RETURN_IF_ERROR(c->Multiply(c->Dim(c->input(1), 1), per_unit, &width));
-  auto p = c->input(0);
+  TF_RETURN_IF_ERROR(c->Multiply(c->Dim(c->input(h0), 1), per_unit, &width));
+  auto p = c->input(steps);
   c->set_output(output, save ? c->MakeShape({c->Dim(p, 0), c->Dim(p, 1), width}) : c->MakeShape({0}));
   return absl::OkStatus();
 }
@@ -142,18 +144,6 @@ inline absl::Status table_states_shape(tensorflow::shape_inference::InferenceCon
   bool keep;
   TF_RETURN_IF_ERROR(c->GetAttr("keep_sequence", &keep));
   c->set_output(0, keep ? c->MakeShape({c->Dim(ids, 0), c->Dim(ids, 1), c->Dim(h0, 1)}) : h0);
-  return absl::OkStatus();
-}
-
-// Output `output` of a table op that can save per-step values for the backward op (training from a
-// token table): (T, B, per_unit u) with save, else an empty tensor; from ids (input 1) and h0 (input 2).
-inline absl::Status table_saved_shape(tensorflow::shape_inference::InferenceContext* c, int output, int per_unit) {
-  bool save;
-  TF_RETURN_IF_ERROR(c->GetAttr("save", &save));
-  tensorflow::shape_inference::DimensionHandle width;
-  TF_RETURN_IF_ERROR(c->Multiply(c->Dim(c->input(2), 1), per_unit, &width));
-  auto ids = c->input(1);
-  c->set_output(output, save ? c->MakeShape({c->Dim(ids, 0), c->Dim(ids, 1), width}) : c->MakeShape({0}));
   return absl::OkStatus();
 }
 

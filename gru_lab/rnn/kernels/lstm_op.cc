@@ -49,7 +49,7 @@ REGISTER_OP("GruLabLstmTableForward")
     .SetShapeFn([](shape_inference::InferenceContext* c) {
       TF_RETURN_IF_ERROR(table_states_shape(c));
       c->set_output(1, c->input(2));  // the last c, shaped like h0
-      return table_saved_shape(c, 2, 6);
+      return saved_shape(c, 2, 6, /*steps=*/1, /*h0=*/2);  // ids (T, B), h0
     });
 
 REGISTER_OP("GruLabLstmBackward")
