@@ -286,12 +286,17 @@ def test_inspect_shows_the_kernel_plan_and_why(runner):
     from gru_lab.rnn import compiled
 
     imdb = str(ROOT / "configs" / "imdb_gru.yaml")
-    train = "compiled" if compiled.unavailable_without_building() is None else "fused"
+    loop = "compiled" if compiled.unavailable_without_building() is None else "fused"
+    # the compiled loops train from the batch's token table too (input dropout included); the fused ones do not
+    train = "compiled-table" if loop == "compiled" else "fused"
     result = runner.invoke(app, ["inspect", imdb, "--no-build"])
     assert result.exit_code == 0, result.output
-    assert re.search(rf"gru_1 +│ {train} +│ {train}-table +│", result.stdout), result.stdout  # padded columns
+    assert re.search(rf"gru_1 +│ {train} +│ {loop}-table +│", result.stdout), result.stdout  # padded columns
     (layer,) = _inspect_json(runner, imdb)["kernels"]["planned"]
-    assert (layer["layer"], layer["train"], layer["inference"]) == ("gru_1", train, f"{train}-table")
+    assert (layer["layer"], layer["train"], layer["inference"]) == ("gru_1", train, f"{loop}-table")
+    (layer,) = _inspect_json(runner, imdb, "--set", "model.embedding_dropout=0.1")["kernels"]["planned"]
+    if loop == "compiled":  # each step's embedded input dropped on its own: no table in training, and why
+        assert layer["train"] == "compiled" and any("embedding_dropout" in why for why in layer["train_why"])
     (layer,) = _inspect_json(runner, imdb, "--set", "model.loops=keras")["kernels"]["planned"]
     assert (layer["train"], layer["inference"]) == ("keras-loop", "keras-loop")
     assert layer["train_why"] == ["model.loops is 'keras'"]
@@ -299,7 +304,7 @@ def test_inspect_shows_the_kernel_plan_and_why(runner):
     assert layer["train"] == "fused"
     # and, where the loops cannot be built, why not (the second reason)
     assert layer["train_why"][0] == "train.xla is 'on' (the compiled ops have no XLA kernel)"
-    assert len(layer["train_why"]) == (1 if train == "compiled" else 2), layer["train_why"]
+    assert len(layer["train_why"]) == (1 if loop == "compiled" else 2), layer["train_why"]
 
 
 def test_help_and_config_errors_answer_without_tensorflow():
