@@ -3,8 +3,8 @@
 Each class subclasses the Keras layer and replaces only its inner loop, where the rules of
 gru_lab.rnn.support allow: the compiled loops (rnn.compiled) for the cells that have them inside a run
 that turned them on, else the fused TensorFlow loops (rnn.fused); otherwise, and on a GPU (where Keras's
-cuDNN kernel is faster), Keras's own loop. At inference a layer fed directly by gru_lab's Embedding
-reads its input projections from a token table. After each call a layer says which loop it ran
+cuDNN kernel is faster), Keras's own loop. A layer fed directly by gru_lab's Embedding reads its input
+projections from a token table (the compiled loops in training too). After each call a layer says which loop it ran
 (`trained_with`, `inferred_with`), which the run record reports.
 
 One difference from Keras: with a user-supplied non-zero initial state AND a masked first step, Keras
@@ -79,14 +79,16 @@ class _LoopsMixin:
         return (_allowed()["compiled"] and not support.compiled_blockers(self._cell)
                 and getattr(sequences.dtype, "name", str(sequences.dtype)) == "float32")
 
-    def _token_table(self, sequences):
-        """(ids, embedding layer) when these inputs are a gru_lab Embedding's output and a table pays, else None.
+    def _token_table(self, sequences, kernel: str | None):
+        """(ids, embedding layer) when these inputs are a gru_lab Embedding's output and this loop reads a token
+        table from them, else None: the compiled loops always (the batch's own table), the fused loops where
+        the whole vocabulary's table pays (support.table_blockers).
 
         The attribute sits on the very tensor the Embedding returned, so any op between the two layers (a
         new tensor) drops it and the layer simply runs the ordinary way."""
-        found = getattr(sequences, TOKEN_IDS, None)
-        if found is None:
-            return None
+        found = getattr(sequences, TOKEN_IDS, None) if kernel else None
+        if found is None or kernel == "compiled":
+            return found
         ids, embedding = found
         return None if support.table_blockers(embedding.input_dim, ids.shape[1]) else found
 
@@ -99,31 +101,23 @@ class _LoopsMixin:
         kernel = None
         if self._loops():
             kernel = "compiled" if self._compiled(sequences) else "fused"
-        found = getattr(sequences, TOKEN_IDS, None) if kernel == "compiled" else None
-        if found is not None:
-            # Straight from the token ids, training too: the compiled loops read each step's input projection
-            # from the batch's own token table (each distinct token projected once).
-            ids, embedding = found
-            row_scale = None
+        table = self._token_table(sequences, kernel)
+        if table is not None and (kernel == "compiled" or not training):
+            # Straight from the token ids: each step's input projection is read from a token table, the same
+            # values as projecting the embedded rows (each row's dot product is the same sum). The compiled
+            # loops build the batch's own table (each distinct token projected once) in training too; the
+            # fused loops the whole vocabulary's (E @ W_gate + b), forward only.
+            ids, embedding = table
+            setattr(self, "trained_with" if training else "inferred_with", f"{kernel}-table")
+            extra = dict(training=bool(training), token_ids=ids, embeddings=embedding.embeddings)
+            if kernel == "fused":
+                return fused.run(self._cell, sequences, **args, **extra)
             if training and self.cell.dropout:
                 # Keras's input dropout mask (below): one per batch row for all its steps, so a row's token
                 # still has one projection; the table then holds each distinct (row, token) pair.
-                row_scale = self.cell.get_dropout_mask(sequences[:, 0, :])
-            setattr(self, "trained_with" if training else "inferred_with", "compiled-table")
-            return compiled.run(self._cell, sequences, **args, training=bool(training), token_ids=ids,
-                                embeddings=embedding.embeddings, row_scale=row_scale)
+                extra["row_scale"] = self.cell.get_dropout_mask(sequences[:, 0, :])
+            return compiled.run(self._cell, sequences, **args, **extra)
         if not training:
-            table = self._token_table(sequences) if kernel else None
-            if table is not None:
-                # Forward only, straight from the token ids: each gate's projection of every vocabulary row
-                # (E @ W_gate + b) is computed once per call and each step looks its rows up. Same values
-                # as projecting the embedded rows (each row's dot product is the same sum).
-                ids, embedding = table
-                self.inferred_with = f"{kernel}-table"
-                extra = dict(training=False, token_ids=ids, embeddings=embedding.embeddings)
-                if kernel == "compiled":
-                    return compiled.run(self._cell, sequences, **args, **extra)
-                return fused.run(self._cell, sequences, **args, **extra)
             self.inferred_with = "compiled" if kernel == "compiled" else None
             if kernel == "compiled":
                 return compiled.run(self._cell, sequences, **args, training=False)

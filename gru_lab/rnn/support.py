@@ -6,8 +6,9 @@ The kernel plan (gru_lab.models.kernels) applies them to a config before anythin
 
 from __future__ import annotations
 
-# The token table costs vocabulary x d x gates*u multiply-adds per inference call; projecting the batch
-# costs batch x T x d x gates*u. The table is used where it pays from this batch size up.
+# The fused loops' token table (the whole vocabulary) costs vocabulary x d x gates*u multiply-adds per inference
+# call; projecting the batch costs batch x T x d x gates*u. The table is used where it pays from this batch size
+# up. (The compiled loops' table holds only the batch's distinct tokens, so it always pays.)
 TABLE_BREAK_EVEN_BATCH = 256
 COMPILED_CELLS = ("gru", "lstm", "simple_rnn")  # cells with compiled (C++) loops; others run the fused TensorFlow loops
 
@@ -42,7 +43,8 @@ def compiled_blockers(cell: str) -> list[str]:
 
 
 def table_blockers(vocabulary: int, steps: int | None) -> list[str]:
-    """Why inference should not read a token table for this vocabulary and sequence length; empty = it should."""
+    """Why the fused loops' inference should not read the whole vocabulary's token table for this vocabulary and
+    sequence length; empty = it should."""
     if steps is None:
         return ["the sequence length is not fixed"]
     if vocabulary > steps * TABLE_BREAK_EVEN_BATCH:
