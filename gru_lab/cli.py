@@ -531,8 +531,8 @@ def bench(
     and the ratios.
     Writes results/bench/<time>/bench.md, bench.csv, ratios.csv, bench.json."""
     from gru_lab import cells as cell_names
+    from gru_lab.bench.bench import DEFAULT_CONFIG
     from gru_lab.config import load_config
-    from gru_lab.experiments.bench import DEFAULT_CONFIG
 
     overrides = list(set_ or [])
     if quick:
@@ -541,8 +541,8 @@ def bench(
     recipes = [load_config(path, overrides) for path in recipe or []]
     chosen = [cell_names.canonical(c) for c in cells.split(",") if c.strip()]
     chosen_peers = [p.strip() for p in peers.split(",") if p.strip()]
-    from gru_lab.experiments import torch_peer
-    from gru_lab.experiments.bench import check_cells, run_bench
+    from gru_lab.bench import torch_peer
+    from gru_lab.bench.bench import check_cells, run_bench
     from gru_lab.report.bench import print_bench, write_bench
 
     check_cells(chosen)  # before the compiled loops are built for them
@@ -580,9 +580,9 @@ def gpu_check(
     """On a machine with a GPU: train each config on the GPU and with train.device: cpu (each run in a fresh
     process), check that every recurrent layer ran the kernel the kernel plan named (cuDNN where eligible), and
     compare s/epoch. Writes results/gpu-check/<time>/gpu_check.md and gpu_check.json; exit 1 when a check fails."""
+    from gru_lab.bench.bench import DEFAULT_CONFIG
+    from gru_lab.bench.gpu_check import plan_jobs, require_gpu, run_check
     from gru_lab.config import load_config
-    from gru_lab.experiments.bench import DEFAULT_CONFIG
-    from gru_lab.experiments.gpu_check import plan_jobs, require_gpu, run_check
     from gru_lab.report.gpu_check import print_gpu_check, write_gpu_check
 
     overrides = list(set_ or [])

@@ -1,3 +1,4 @@
-"""Many runs: the shared planning step (planning.py) and table builder (tables.py), the executor of
-worker processes (executor.py) and Ray tasks (ray_runner.py), and the experiments themselves:
-compare.py (with verdicts.py), sweep.py, bench.py."""
+"""Many runs of the user's experiments: the shared planning step (planning.py) and table builder (tables.py),
+the executor of worker processes (executor.py) and Ray tasks (ray_runner.py), and the experiments themselves:
+compare.py (with verdicts.py) and sweep.py. gru-lab measuring itself (the bench, its PyTorch peer, the GPU
+check) lives in gru_lab.bench."""

@@ -1,4 +1,4 @@
-"""A bench (experiments.bench.run_bench) on the console and in bench.md, bench.csv, ratios.csv, bench.json."""
+"""A bench (gru_lab.bench.bench.run_bench) on the console and in bench.md, bench.csv, ratios.csv, bench.json."""
 
 from __future__ import annotations
 

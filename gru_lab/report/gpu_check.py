@@ -1,4 +1,4 @@
-"""A GPU check (experiments.gpu_check.run_check) on the console and in gpu_check.md and gpu_check.json."""
+"""A GPU check (gru_lab.bench.gpu_check.run_check) on the console and in gpu_check.md and gpu_check.json."""
 
 from __future__ import annotations
 

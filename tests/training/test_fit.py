@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from gru_lab.bench.bench import synthetic_tokens
 from gru_lab.config import config_from_raw, load_config
 from gru_lab.data import load_dataset
 from gru_lab.data.base import Dataset
-from gru_lab.experiments.bench import synthetic_tokens
 from gru_lab.training.fit import train
 from tests.conftest import CONFIGS, tiny_config
 

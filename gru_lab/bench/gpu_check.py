@@ -109,7 +109,7 @@ def pair_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def run_check(jobs: list[Job], folder: Path | None = None, on_run: RunHook | None = None,
               output_dir: str = "results") -> GpuCheck:
     """Every job on the GPU and on the CPU, each in a fresh process; a failed run is recorded, never fatal."""
-    from gru_lab.experiments.workers import worker_answer
+    from gru_lab.bench.workers import worker_answer
     from gru_lab.training.fit import device_info
 
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -121,7 +121,7 @@ def run_check(jobs: list[Job], folder: Path | None = None, on_run: RunHook | Non
             raw = job.cfg.model_dump(mode="json")
             raw["train"]["device"] = device
             try:
-                answer = worker_answer("gru_lab.experiments.gpu_check", {"config": raw}, f"{job.label} on {device}")
+                answer = worker_answer("gru_lab.bench.gpu_check", {"config": raw}, f"{job.label} on {device}")
             except RuntimeError as exc:
                 last = (str(exc).strip().splitlines() or ["no output"])[-1]
                 rows.append({"job": job.label, "device": device, "layers": [], "kernels": None, "epoch_s": [],
@@ -148,7 +148,7 @@ def _worker(job_path: str, answer_path: str) -> None:
     """One run: train (the device setup from the kernel plan) and answer with what its record says."""
     import json
 
-    from gru_lab.experiments.bench import bench_data
+    from gru_lab.bench.bench import bench_data
     from gru_lab.training.fit import train
 
     job = json.loads(Path(job_path).read_text())
@@ -161,7 +161,7 @@ def _worker(job_path: str, answer_path: str) -> None:
     Path(answer_path).write_text(json.dumps(answer, default=str))
 
 
-if __name__ == "__main__":  # python -m gru_lab.experiments.gpu_check JOB.json ANSWER.json
+if __name__ == "__main__":  # python -m gru_lab.bench.gpu_check JOB.json ANSWER.json
     import os
     import sys
 

@@ -8,7 +8,7 @@ clipnorm and validation split (the last fraction of train, before shuffling, as 
 Batches are drawn in a fresh seeded permutation every epoch, from tensors in memory, as a PyTorch user would
 write the loop (no DataLoader: it collates sample by sample).
 
-It runs in its own process, `python -m gru_lab.experiments.torch_peer JOB.json ANSWER.json` (the arrays go beside
+It runs in its own process, `python -m gru_lab.bench.torch_peer JOB.json ANSWER.json` (the arrays go beside
 it in a .npz file), which never imports TensorFlow, so that its peak RSS is PyTorch's own. It uses one intra-op
 thread per core, as TensorFlow does (OMP_NUM_THREADS, where set, chooses instead), with OpenMP's own wait
 policy: its threads spin at a barrier before they sleep, the fastest on free cores and many times slower when
@@ -118,14 +118,14 @@ def initial_weights(cfg: ExperimentConfig, data: Dataset) -> dict[str, np.ndarra
 def run_in_process(cfg: ExperimentConfig, data: Dataset) -> dict[str, Any]:
     """Train the peer in a fresh process; returns {"out", "peak", "load", "torch"} (see _worker), or raises
     RuntimeError ending with the last line of the worker's stderr."""
-    from gru_lab.experiments.workers import worker_answer
+    from gru_lab.bench.workers import worker_answer
 
     arrays = {name: getattr(data, name) for name in ("x_train", "y_train", "x_test", "y_test", "x_val", "y_val")
               if getattr(data, name) is not None}
     arrays.update({f"w:{k}": v for k, v in initial_weights(cfg, data).items()})
     job = {"config": cfg.model_dump(mode="json"), "task": data.task, "outputs": data.outputs,
            "threads": os.cpu_count()}
-    return worker_answer("gru_lab.experiments.torch_peer", job, "PyTorch peer", arrays)
+    return worker_answer("gru_lab.bench.torch_peer", job, "PyTorch peer", arrays)
 
 
 # ----------------------------------------------------------------------------- the worker's side (torch)
@@ -268,7 +268,7 @@ def train_peer(cfg: ExperimentConfig, task: str, outputs: int, arrays: dict[str,
 def _worker(job_path: str, answer_path: str) -> None:
     import torch
 
-    from gru_lab.experiments.workers import load_average
+    from gru_lab.bench.workers import load_average
 
     job = json.loads(Path(job_path).read_text())
     cfg = config_from_raw(job["config"], "bench torch worker")
@@ -282,7 +282,7 @@ def _worker(job_path: str, answer_path: str) -> None:
     Path(answer_path).write_text(json.dumps(answer))
 
 
-if __name__ == "__main__":  # python -m gru_lab.experiments.torch_peer JOB.json ANSWER.json
+if __name__ == "__main__":  # python -m gru_lab.bench.torch_peer JOB.json ANSWER.json
     import sys
 
     _worker(sys.argv[1], sys.argv[2])

@@ -7,15 +7,15 @@ import json
 
 import pytest
 
+from gru_lab.bench import gpu_check
 from gru_lab.cli import app
 from gru_lab.config import load_config
 from gru_lab.data.base import InputSpec
-from gru_lab.experiments import gpu_check
 from gru_lab.models.kernels import Facts, plan_kernels
 from gru_lab.report.gpu_check import gpu_check_markdown, write_gpu_check
 from gru_lab.training.device import machine_facts
+from tests.bench.test_bench import tiny_bench_config
 from tests.conftest import CONFIGS, assert_user_error
-from tests.experiments.test_bench import tiny_bench_config
 
 no_gpu_here = pytest.mark.skipif(machine_facts().gpu, reason="TensorFlow sees a GPU here: make gpu-check runs")
 

@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from gru_lab.bench import bench, torch_peer
+from gru_lab.bench.bench import BASELINE, GRU_LAB, TORCH, bench_data, ratios_frame, recipe_variant
 from gru_lab.cli import app
 from gru_lab.config import config_from_raw
-from gru_lab.experiments import bench, torch_peer
-from gru_lab.experiments.bench import BASELINE, GRU_LAB, TORCH, bench_data, ratios_frame, recipe_variant
-from tests.experiments.test_bench import tiny_bench_config
+from tests.bench.test_bench import tiny_bench_config
 
 needs_torch = pytest.mark.skipif(not torch_peer.torch_installed(),
                                  reason="PyTorch is not installed (the peers extra: make install-peers)")
@@ -50,7 +50,7 @@ def test_the_peer_computes_what_the_keras_model_computes_from_the_same_initial_w
 
 def test_the_peer_process_imports_no_tensorflow():
     """Its peak RSS is reported as PyTorch's own: TensorFlow's runtime must not be in that process."""
-    code = ("import sys, gru_lab.experiments.torch_peer, gru_lab.experiments.bench, gru_lab.training.fit, "
+    code = ("import sys, gru_lab.bench.torch_peer, gru_lab.bench.bench, gru_lab.training.fit, "
             "gru_lab.training.pipeline; print(sorted(m for m in sys.modules if m.split('.')[0] in "
             "('tensorflow', 'keras')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -21,10 +21,10 @@ from typing import Any, Callable
 import numpy as np
 
 from gru_lab import cells as cell_names
+from gru_lab.bench.workers import load_average, worker_answer
 from gru_lab.config import PRESETS, ExperimentConfig, config_from_raw
 from gru_lab.data.base import Dataset
 from gru_lab.errors import GruLabError
-from gru_lab.experiments.workers import load_average, worker_answer
 from gru_lab.training.memory import peak_rss_mib, reset_peak_rss
 
 # The IMDB GRU tutorial to the letter (configs/imdb_gru_literal.yaml links to it): packaged, so that
@@ -33,7 +33,7 @@ DEFAULT_CONFIG = PRESETS / "imdb_gru_literal.yaml"
 
 BASELINE = "keras baseline"
 GRU_LAB = "gru-lab"
-TORCH = "pytorch"  # `--peers torch`: experiments.torch_peer
+TORCH = "pytorch"  # `--peers torch`: torch_peer.py
 # gru-lab's path with single optimisations switched off, for `bench --ablation` (the pipeline always stays).
 ABLATION = {
     "pipeline only": ["model.loops=keras", "train.xla=off"],
@@ -344,7 +344,7 @@ def run_bench(cfg: ExperimentConfig, cells: list[str], *, ablation: bool = False
 
 
 def _check_peers_and_recipes(cfg: ExperimentConfig, peers: list[str], recipes: list[ExperimentConfig]) -> None:
-    from gru_lab.experiments.torch_peer import PEERS
+    from gru_lab.bench.torch_peer import PEERS
 
     unknown = [p for p in peers if p not in PEERS]
     if unknown:
@@ -381,7 +381,7 @@ def _in_process(cfg: ExperimentConfig, data: Dataset, cell: str, variant: str) -
 
 def _peer_status(cfg: ExperimentConfig, peers: list[str], task: str) -> dict[str, Any]:
     """Per peer asked for: "ran", or why it did not run (not installed: how to get it; a model it cannot build)."""
-    from gru_lab.experiments import torch_peer
+    from gru_lab.bench import torch_peer
 
     status: dict[str, Any] = {}
     if "torch" in peers:
@@ -398,7 +398,7 @@ def _peer_status(cfg: ExperimentConfig, peers: list[str], task: str) -> dict[str
 def _torch_row(cfg: ExperimentConfig, data: Dataset, cell: str, peer_status: dict[str, Any],
                notes: list[str]) -> dict[str, Any] | None:
     """The PyTorch peer's row (its own process); a failed peer is a note, and the bench goes on."""
-    from gru_lab.experiments import torch_peer
+    from gru_lab.bench import torch_peer
 
     try:
         answer = torch_peer.run_in_process(cfg, data)
@@ -438,7 +438,7 @@ def bench_meta(cfg: ExperimentConfig, cells: list[str], data: Dataset, started: 
 def _in_worker(cfg: ExperimentConfig, cell: str, variant: str) -> dict[str, Any]:
     """One variant in a fresh Python process; its row comes back as JSON in a temporary file."""
     job = {"config": cfg.model_dump(mode="json"), "cell": cell, "variant": variant}
-    return worker_answer("gru_lab.experiments.bench", job, f"bench worker for {cell}/{variant}")
+    return worker_answer("gru_lab.bench.bench", job, f"bench worker for {cell}/{variant}")
 
 
 def _worker(job_path: str, answer_path: str) -> None:
@@ -454,7 +454,7 @@ def _worker(job_path: str, answer_path: str) -> None:
     Path(answer_path).write_text(json.dumps(row))
 
 
-if __name__ == "__main__":  # the isolated-variant worker: python -m gru_lab.experiments.bench JOB.json ROW.json
+if __name__ == "__main__":  # the isolated-variant worker: python -m gru_lab.bench.bench JOB.json ROW.json
     import sys
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
+from gru_lab.bench import torch_peer
+from gru_lab.bench.bench import BASELINE, GRU_LAB, bench_data, ratios_frame, recipe_variant, synthetic_tokens
 from gru_lab.cli import app
 from gru_lab.config import config_from_raw
-from gru_lab.experiments import torch_peer
-from gru_lab.experiments.bench import BASELINE, GRU_LAB, bench_data, ratios_frame, recipe_variant, synthetic_tokens
 from gru_lab.rnn import compiled
 
 
@@ -136,7 +136,7 @@ def test_bench_mistakes_are_one_line_and_exit_2(tmp_path, runner, write_config, 
 def test_keras_repeats_its_batch_order_under_a_global_seed_and_the_baseline_releases_it():
     """Why run_baseline calls release_shuffle_seed: under keras.utils.set_random_seed, fit on NumPy arrays
     serves the same batches every epoch; unseeded (the IMDB GRU tutorial's script) it reshuffles every epoch."""
-    from gru_lab.experiments.bench import release_shuffle_seed
+    from gru_lab.bench.bench import release_shuffle_seed
 
     def batch_orders(release: bool):
         seen = []
