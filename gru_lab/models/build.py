@@ -21,9 +21,14 @@ def build_model(m: ModelConfig, spec: InputSpec):
     else:
         inputs = keras.Input(shape=(spec.timesteps, spec.features), dtype="float32", name="sequence")
     # A left-padded mask makes Keras's cuDNN path fail at run time; run those layers without cuDNN.
-    use_cudnn = "auto" if not (m.mask_zero and spec.padding == "pre") else False
+    use_cudnn = "auto" if not ((m.mask_zero or spec.masked) and spec.padding == "pre") else False
     own_loops = not loop_blockers(m)  # the layers check the rest (device, compiled or fused) when called
     x = inputs
+    if spec.masked:
+        from gru_lab.data.base import MASK_VALUE
+
+        # Steps whose every feature is MASK_VALUE are padding: masked, so the recurrent layers skip them.
+        x = layers.Masking(mask_value=MASK_VALUE, name="masking")(x)
     for plan in plan_layers(m, spec):
         o = plan.options
         if plan.kind == "Embedding":
