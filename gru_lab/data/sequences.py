@@ -357,6 +357,11 @@ def _targets(found: Sequences, classes: list[str] | None, what: str) -> np.ndarr
     return np.array([index[label] for label in found.labels], dtype=np.int64)
 
 
+def count(cfg: SequencesData) -> int:
+    """Sequences of data.path (test_path's and val_path's not counted: they are read only by load)."""
+    return len(_source(cfg))
+
+
 def longest(cfg: SequencesData) -> int:
     return cfg.maxlen or max(len(s) for s in _source(cfg).steps)
 
