@@ -315,8 +315,7 @@ _CACHE: dict[Any, Sequences] = {}
 
 def _source(cfg: SequencesData) -> Sequences:
     """data.path's sequences; read once per process for spec_for and load (inspect, then train)."""
-    key = (cfg.path, cfg.builtin, tuple(sorted(reader_settings(cfg).items(), key=str)).__repr__(),
-           _mtime(cfg.path))
+    key = (cfg.path, cfg.builtin, repr(reader_settings(cfg)), _mtime(cfg.path))  # a rewritten file is read again
     if key not in _CACHE:
         _CACHE.clear()
         _CACHE[key] = _read(cfg, cfg.path, "data.path")
