@@ -181,8 +181,8 @@ def _fit_and_evaluate(cfg: ExperimentConfig, data: Dataset, plan, epoch_hook: Ep
     eval_batch_size = eval_batch(t, plan.compiled)
     # With a padding mask, steps that are padding in a whole batch change nothing: trim them, and group
     # reviews of similar lengths into batches so that little padding is left (pipeline.batching says when).
-    trim, bucket = pipeline.batching(cfg.model.mask_zero and spec.input_kind == "tokens", spec.padding, plan.xla,
-                                     t.bucketing)
+    masked = (cfg.model.mask_zero and spec.input_kind == "tokens") or spec.masked
+    trim, bucket = pipeline.batching(masked, spec.padding, plan.xla, t.bucketing)
     x_fit, y_fit, x_val, y_val = data.x_train, data.y_train, data.x_val, data.y_val
     if x_val is None and t.validation_split > 0:
         x_fit, y_fit, x_val, y_val = pipeline.split_validation(x_fit, y_fit, t.validation_split)
