@@ -161,14 +161,11 @@ def test_batches_are_read_from_the_arrays_not_from_a_copy(make):
 
 
 @pytest.mark.parametrize("padding", ["post", "pre"])
-def test_masked_real_sequences_are_trimmed_exactly(padding, tmp_path):
+def test_masked_real_sequences_are_trimmed_to_their_steps(padding):
     """data.name: sequences pads with MASK_VALUE behind a Masking layer: lengths and trims read those steps as
-    padding (a real step of zeros stays), and a run's test numbers from trimmed, length-sorted batches are
-    those of the whole padded arrays."""
-    from gru_lab.config import config_from_raw
+    padding, and a real step of zeros stays."""
     from gru_lab.data.base import MASK_VALUE
     from gru_lab.data.sequences import pad
-    from gru_lab.training.fit import train
 
     rng = np.random.default_rng(0)
     lengths = [3, 1, 7, 2, 5, 40]
@@ -181,6 +178,16 @@ def test_masked_real_sequences_are_trimmed_exactly(padding, tmp_path):
     assert batch[0].shape == (5, 16, 2)  # longest 7, rounded up to 16
     assert (batch[0] != MASK_VALUE).all(axis=2).sum() == sum(lengths[:5])  # no step lost
 
+
+def test_a_run_on_masked_real_sequences_scores_trimmed_batches_as_the_whole_arrays(tmp_path):
+    """Trimmed, length-sorted batches (left padding: the trim cuts from the front) give the test loss of the
+    whole padded arrays: a masked step leaves the state as it was."""
+    from gru_lab.config import config_from_raw
+    from gru_lab.data import load_dataset
+    from gru_lab.training.fit import train
+
+    rng = np.random.default_rng(0)
+    padding = "pre"
     path = tmp_path / "s.csv"
     rows = ["id,t,a,label"] + [f"s{i},{t},{rng.normal():.4f},{i % 2}" for i in range(40)
                                 for t in range(int(rng.integers(1, 40)))]
@@ -188,8 +195,6 @@ def test_masked_real_sequences_are_trimmed_exactly(padding, tmp_path):
     cfg = config_from_raw({"data": {"name": "sequences", "path": str(path), "id_column": "id", "order_column": "t",
                                     "padding": padding, "val_fraction": 0},
                            "model": {"units": 3}, "train": {"epochs": 1, "batch_size": 4}}, "test")
-    from gru_lab.data import load_dataset
-
     data = load_dataset(cfg.data, cfg.seed)
     result = train(cfg, data)
     m = result.metrics
