@@ -17,7 +17,7 @@ def build_model(m: ModelConfig, spec: InputSpec):
     from keras import layers
 
     if spec.input_kind == "tokens":
-        inputs = keras.Input(shape=(spec.timesteps,), dtype="int32", name="tokens")
+        inputs = keras.Input(shape=(token_steps(m, spec),), dtype="int32", name="tokens")
     else:
         inputs = keras.Input(shape=(spec.timesteps, spec.features), dtype="float32", name="sequence")
     # A left-padded mask makes Keras's cuDNN path fail at run time; run those layers without cuDNN.
@@ -69,6 +69,13 @@ def build_model(m: ModelConfig, spec: InputSpec):
             raise RuntimeError(f"unknown layer kind {plan.kind}")
         x = layer(x)
     return keras.Model(inputs, x, name=f"{m.cell}_model")
+
+
+def token_steps(m: ModelConfig, spec: InputSpec) -> int | None:
+    """The token input's length: None (any) where padding is masked, since gru-lab's pipelines then trim each
+    batch to its longest text (training.pipeline) and short texts make batches shorter than maxlen; Keras's
+    predict checks the concrete batch against the input's shape. Unrolled loops need the length fixed."""
+    return None if m.mask_zero and not m.unroll else spec.timesteps
 
 
 def layer_params(model) -> list[dict[str, Any]]:
