@@ -115,7 +115,8 @@ def _batched(x, y, index_batches, trim_padding: str | None = None):
     return ds.prefetch(PREFETCH_BATCHES).with_options(_options())
 
 
-def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, lengths: np.ndarray | None = None) -> list[np.ndarray]:
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int,
+                  lengths: np.ndarray | None = None) -> list[np.ndarray]:
     """The row indices of each batch of one epoch (0-based): a pure function of (seed, epoch), so a resumed run
     makes the very batches of the epochs it continues, however many iterators anything made before.
 

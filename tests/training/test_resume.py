@@ -76,7 +76,11 @@ def test_a_resume_that_replays_epoch_1s_batches_would_differ(tmp_path, monkeypat
     whole = train(cfg, data)
     train(cfg, data, epoch_hook=stop_after(1), workdir=tmp_path / "run")
     real = pipeline.train_dataset
-    monkeypatch.setattr(pipeline, "train_dataset", lambda *a, first_epoch=0, **k: real(*a, first_epoch=0, **k))
+
+    def from_epoch_1(*args, first_epoch=0, **kwargs):
+        return real(*args, **kwargs)  # first_epoch left at its default, 0
+
+    monkeypatch.setattr(pipeline, "train_dataset", from_epoch_1)
     resumed = train(cfg, data, workdir=tmp_path / "run")
     assert resumed.history[0]["loss"] == whole.history[0]["loss"]
     assert resumed.history[1]["loss"] != pytest.approx(whole.history[1]["loss"], abs=1e-7)
