@@ -121,8 +121,8 @@ def train(
     with open_run(cfg, resume=resume) as folder:
         state = load_state(folder.workdir) if folder.resumed else None
         if state is not None:
-            err.print(f"resuming {folder.workdir} after epoch {state.epochs_done} of {cfg.train.epochs}",
-                      highlight=False, soft_wrap=True)
+            err.print(f"resuming run {folder.run_id} after epoch {state.epochs_done} of {cfg.train.epochs} "
+                      f"(its record: {folder.parent / folder.run_id})", highlight=False, soft_wrap=True)
         elif resume:
             err.print(f"nothing to resume for this config under {folder.parent}: training from the first epoch",
                       highlight=False, soft_wrap=True)
@@ -138,7 +138,7 @@ def train(
         _compiled_loops_first([cfg])
         result = _train_with_progress(cfg, data, quiet, folder.workdir)
         if result.status == "interrupted":
-            _interrupted(cfg, result, data, again)
+            _interrupted(cfg, result, data, again, folder.run_id)
         if result.status == "finished" and cfg.baseline.kind != "none":
             from gru_lab.experiments.baselines import fit_baselines
 
@@ -157,17 +157,19 @@ def train(
         raise RunStopped(f"{stopped_reason(result.metrics)} (recorded in {run_dir})")
 
 
-def _interrupted(cfg, result, data, again: str) -> None:
-    """Ctrl-C: the finished epochs become a run folder (status interrupted) and stay resumable; exit 130."""
+def _interrupted(cfg, result, data, again: str, run_id: str) -> None:
+    """Ctrl-C: the finished epochs become the run's record (status interrupted, under the run's own id) and stay
+    resumable; the resumed run's record replaces it in the same folder. Exit 130."""
     from gru_lab.runs.folder import save_run
 
     if not result.history:
         err.print("[yellow]interrupted[/] before the first epoch finished: nothing kept.")
         raise typer.Exit(code=130)
-    run_dir = save_run(cfg, result, data)
+    run_dir = save_run(cfg, result, data, run_id=run_id)
     _print_run(result.metrics, run_dir)
     err.print(f"[yellow]interrupted:[/] kept {len(result.history)} finished epoch(s) in {run_dir}; "
-              f"`{escape(again)}` continues from epoch {len(result.history) + 1}.", highlight=False, soft_wrap=True)
+              f"`{escape(again)}` continues from epoch {len(result.history) + 1} and writes the finished run "
+              "there.", highlight=False, soft_wrap=True)
     raise typer.Exit(code=130)
 
 

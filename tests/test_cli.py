@@ -102,11 +102,16 @@ def test_interrupted_train_keeps_finished_epochs_and_resume_finishes_it(runner, 
     metrics = json.loads((kept / "metrics.json").read_text())
     assert metrics["status"] == "interrupted" and metrics["epochs_run"] == 2 and (kept / "model.keras").is_file()
 
+    assert f"in {kept};" in result.stderr and "writes the finished run there" in result.stderr
+    assert unfinished.name.startswith(f".partial-{kept.name}-")  # one run id for the record and its state
+
     resumed = runner.invoke(app, ["train", str(path), "-q", "--resume"])
     assert resumed.exit_code == 0, resumed.output
-    assert f"resuming {unfinished} after epoch 2 of 3" in resumed.stderr
-    finished = [p for p in _runs(tmp_path / "results" / "tiny")[0] if p != kept]
-    assert len(finished) == 1 and not _runs(tmp_path / "results" / "tiny")[1]
+    assert f"resuming run {kept.name} after epoch 2 of 3 (its record: {kept})" in resumed.stderr
+    # One run, one folder: the finished run replaced its interrupted record, and nothing else is left.
+    finished = _runs(tmp_path / "results" / "tiny")[0]
+    assert finished == [kept] and not _runs(tmp_path / "results" / "tiny")[1]
+    assert [p.name for p in kept.parent.iterdir()] == [kept.name]
     ours = json.loads((finished[0] / "metrics.json").read_text())
     assert ours["status"] == "finished" and ours["resumed"] == [{"from_epoch": 3}] and ours["epochs_run"] == 3
 
