@@ -22,7 +22,8 @@ HEADERS = {
     "params_recurrent": "recurrent", "recurrent_vs_lstm_pct": "rec. vs\nLSTM", "s_per_epoch": "s/epoch",
     "fit_seconds": "train s\n(mean)", "train_samples_per_s": "train\nsamples/s",
     "infer_samples_per_s": "infer\nsamples/s", "infer_ms_per_sample": "infer\nms/sample",
-    "metric_mean": "test {metric}\n(mean ± sd)", "beats_baseline": "beats\nbaseline",
+    "val_mean": "{val_metric}\n(mean ± sd)", "metric_mean": "test {metric}\n(mean ± sd)",
+    "beats_baseline": "beats\nbaseline",
     "mse_vs_baseline": MSE_HEADER, "best_epoch": "best\nepoch", "cudnn": CUDNN_HEADER,
     "peak_rss_mib": "peak RSS\nMiB", "peak_gpu_mib": "peak GPU\nMiB", "errors": "errors",
 }
@@ -32,8 +33,8 @@ CONSOLE_GROUPS = {
     "size and speed": ("model", "length", "params_total", "params_recurrent", "recurrent_vs_lstm_pct",
                        "s_per_epoch", "fit_seconds", "train_samples_per_s", "infer_samples_per_s",
                        "infer_ms_per_sample", "peak_rss_mib", "peak_gpu_mib"),
-    "test metric over seeds": ("model", "length", "runs", "metric_mean", "beats_baseline", "mse_vs_baseline",
-                               "best_epoch", "cudnn", "errors"),
+    "validation and test over seeds": ("model", "length", "runs", "val_mean", "metric_mean", "beats_baseline",
+                                       "mse_vs_baseline", "best_epoch", "cudnn", "errors"),
 }
 
 
@@ -42,7 +43,8 @@ def _comparison_cells(df, only: tuple[str, ...] | None = None) -> tuple[list[str
     columns = [c for c in HEADERS if c in df.columns and (only is None or c in only)
                and not (c == "errors" and df[c].isna().all())]
     metric = str(df["metric"].iloc[0]).removeprefix("test_") if len(df) else "metric"
-    headers = [HEADERS[c].format(metric=metric) for c in columns]
+    val_metric = next((str(v) for v in df.get("val_metric", []) if not missing(v)), "validation")
+    headers = [HEADERS[c].format(metric=metric, val_metric=val_metric) for c in columns]
     rows = []
     for rec in df.to_dict(orient="records"):
         rows.append([format_cell(c, rec.get(c), rec) for c in columns])

@@ -22,7 +22,8 @@ from gru_lab.report.plots import plot_sweep
 
 SWEEP_HEADERS = {
     "model": "model", "runs": "runs", "params_total": "params", "params_recurrent": "recurrent",
-    "s_per_epoch": "s/epoch", "fit_seconds": "train s\n(mean)", "metric_mean": "test {metric}\n(mean ± sd)",
+    "s_per_epoch": "s/epoch", "fit_seconds": "train s\n(mean)", "val_rank": "rank\n(val)",
+    "val_mean": "{val_metric}\n(mean ± sd)", "metric_mean": "test {metric}\n(mean ± sd)",
     "beats_baseline": "beats\nbaseline",
     "mse_vs_baseline": MSE_HEADER, "best_epoch": "best\nepoch", "errors": "errors",
 }
@@ -33,7 +34,8 @@ def _sweep_cells(df, axes: list[str]) -> tuple[list[str], list[list[str]]]:
     columns = axes + [c for c in SWEEP_HEADERS if c in df.columns
                       and not (c in ("errors", "mse_vs_baseline") and df[c].isna().all())]
     metric = str(df["metric"].iloc[0]).removeprefix("test_") if len(df) else "metric"
-    headers = [c if c in axes else SWEEP_HEADERS[c].format(metric=metric) for c in columns]
+    val_metric = next((str(v) for v in df.get("val_metric", []) if not missing(v)), "validation")
+    headers = [c if c in axes else SWEEP_HEADERS[c].format(metric=metric, val_metric=val_metric) for c in columns]
     rows = [[axis_text(rec.get(c)) if c in axes else format_cell(c, rec.get(c), rec) for c in columns]
             for rec in df.to_dict(orient="records")]
     return headers, rows
@@ -43,7 +45,7 @@ def sweep_table(df, axes: list[str], title: str) -> Table:
     headers, rows = _sweep_cells(df, axes)
     table = Table(title=title, header_style="bold")
     for h in headers:
-        left = h in axes or h in ("model", "runs", "errors", "beats\nbaseline")
+        left = h in axes or h in ("model", "runs", "errors", "beats\nbaseline", "rank\n(val)")
         table.add_column(h, justify="left" if left else "right", overflow="fold", no_wrap=h != "errors")
     for row in rows:
         table.add_row(*(escape(c) for c in row))

@@ -1,0 +1,79 @@
+"""Choosing among runs on the validation split only: a run's validation numbers (from its history.csv, at the
+epoch whose weights were tested) and the one rule that picks a best row of a sweep table, ties included.
+
+The test metric is reported beside the choice and never read by it: choosing on test and reporting test would
+report the luck of the choice.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+from gru_lab.runs.records import metric_of, missing
+
+# Said in every table note that names a best row, so a reader can redo the choice by hand.
+TIE_RULE = "ties broken by lower validation loss, then fewer parameters, then plan order"
+
+
+def validation_metric(task: str) -> tuple[str, str]:
+    """(history column, what a table calls it) of the validation counterpart of a task's test metric: accuracy
+    is val_accuracy; mse is val_loss (regression trains on the mse, and records no separate val_mse)."""
+    metric, _ = metric_of(task)
+    return ("val_accuracy", "val_accuracy") if metric == "accuracy" else ("val_loss", "val_mse")
+
+
+def validation_of(folder: str | Path | None, metrics: dict[str, Any] | None, task: str) -> dict[str, Any]:
+    """A run's validation numbers at the epoch its test metric was taken at (metrics' evaluated_epoch, else the
+    last epoch of its history.csv): {"val_value": ..., "val_loss": ...}, None where the run has none (no
+    validation split, no history, not finished)."""
+    empty = {"val_value": None, "val_loss": None}
+    if folder is None or not metrics:
+        return empty
+    try:
+        with open(Path(folder) / "history.csv", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except OSError:
+        return empty
+    if not rows:
+        return empty
+    epoch = metrics.get("evaluated_epoch")
+    row = next((r for r in rows if not missing(epoch) and _number(r.get("epoch")) == int(epoch)), rows[-1])
+    column, _ = validation_metric(metrics.get("task") or task)
+    return {"val_value": _number(row.get(column)), "val_loss": _number(row.get("val_loss"))}
+
+
+def _number(text: Any) -> float | None:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return None if value != value else value
+
+
+def ranking(rows: list[dict[str, Any]], higher_is_better: bool) -> list[int]:
+    """Positions of the rows that have a validation value, best first: by each row's "val_mean" (its validation
+    metric over seeds), then TIE_RULE ("val_loss_mean", "params_total", then position). Rows without a
+    validation value are left out: they are never chosen. Nothing here reads a test number."""
+
+    def key(i: int) -> tuple:
+        r = rows[i]
+        value = _rounded(r["val_mean"])
+        loss, params = r.get("val_loss_mean"), r.get("params_total")
+        return (-value if higher_is_better else value,
+                float("inf") if missing(loss) else _rounded(loss),
+                float("inf") if missing(params) else params, i)
+
+    return sorted((i for i, r in enumerate(rows) if not missing(r.get("val_mean"))), key=key)
+
+
+def best_index(rows: list[dict[str, Any]], higher_is_better: bool) -> int | None:
+    """The position of the best row by validation (ranking's first), None when no row has a validation value."""
+    order = ranking(rows, higher_is_better)
+    return order[0] if order else None
+
+
+def _rounded(value: float) -> float:
+    # Means over seeds summed in another order differ in the last bits; equal to 12 digits is a tie.
+    return float(f"{float(value):.12g}")
