@@ -153,8 +153,22 @@ def train(
                 raise RunStopped(f"{machine_limit(exc)}; the finished epochs are kept in {folder.workdir}: "
                                   f"make room, then `{again}` writes the record.") from None
     _print_run(result.metrics, run_dir)
+    if result.status == "finished":
+        _print_run_verdict(cfg, result.metrics)
     if result.status in ("diverged", "failed"):
         raise RunStopped(f"{stopped_reason(result.metrics)} (recorded in {run_dir})")
+
+
+def _print_run_verdict(cfg, metrics: dict) -> None:
+    """One line: the run against every baseline its record holds (naive and classical), won or lost."""
+    from gru_lab.experiments.tables import model_text
+    from gru_lab.experiments.verdicts import run_verdict
+    from gru_lab.report.compare import VERDICT_STYLE
+
+    verdict = run_verdict(model_text(cfg.model), metrics)
+    if verdict is not None:
+        out.print(f"[{VERDICT_STYLE[verdict.status]}]verdict:[/] {escape(verdict.detail)}", soft_wrap=True,
+                  highlight=False)
 
 
 def _interrupted(cfg, result, data, again: str) -> None:

@@ -69,10 +69,11 @@ def comparison_tables(df, title: str) -> list[Table]:
 def verdicts_table(verdicts) -> Table:
     table = Table(title="Claims checked against these runs", header_style="bold", show_lines=True)
     table.add_column("claim")
-    table.add_column("verdict", no_wrap=True)
+    table.add_column("verdict")
     table.add_column("numbers", overflow="fold")
     for v in verdicts:
-        table.add_row(escape(v.claim), f"[{VERDICT_STYLE[v.status]}]{v.status}[/]", escape(v.detail))
+        finding = f": {escape(v.finding)}" if v.finding else ""
+        table.add_row(escape(v.claim), f"[{VERDICT_STYLE[v.status]}]{v.status}[/]{finding}", escape(v.detail))
     return table
 
 
@@ -90,8 +91,8 @@ def comparison_record(result, comp: Comparison) -> dict[str, Any]:
                                  "units": plan.units, "equal_params": plan.equal_params, "budget": plan.budget,
                                  "compare_seconds": result.seconds}),
         "table": records(comp.table), "runs": records(comp.runs),
-        "verdicts": [{"claim": v.claim, "status": v.status, "detail": v.detail, "numbers": v.numbers}
-                     for v in comp.verdicts],
+        "verdicts": [{"claim": v.claim, "status": v.status, "finding": v.finding, "detail": v.detail,
+                      "numbers": v.numbers} for v in comp.verdicts],
         "notes": comp.notes, "plots": {k: p.name for k, p in comp.files.items() if k in PLOTS},
     }
 
@@ -109,7 +110,7 @@ def comparison_markdown(result, comp: Comparison) -> str:
              "## Table", "", markdown_table(*_comparison_cells(comp.table))]
     lines += [f"- {n}" for n in comp.notes] + [""]
     lines += ["## Verdicts", ""]
-    lines += [f"- **{v.claim}**: {v.status}. {v.detail}" for v in comp.verdicts] + [""]
+    lines += [f"- **{v.claim}**: {v.text}. {v.detail}" for v in comp.verdicts] + [""]
     if any(k in PLOTS for k in comp.files):
         lines += ["## Plots", ""]
         lines += [f"![{PLOTS[k]}]({p.name})" + "\n" for k, p in comp.files.items() if k in PLOTS]

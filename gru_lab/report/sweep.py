@@ -72,8 +72,8 @@ def sweep_record(result, rep: SweepReport) -> dict[str, Any]:
                                  "seeds": plan.seeds, "backend": result.backend, "sweep_seconds": result.seconds}),
         "table": records(rep.table), "runs": records(rep.runs), "notes": rep.notes,
         "baselines": [b.record() for b in result.baselines.values()],
-        "verdicts": [{"claim": v.claim, "status": v.status, "detail": v.detail, "numbers": v.numbers}
-                     for v in rep.verdicts],
+        "verdicts": [{"claim": v.claim, "status": v.status, "finding": v.finding, "detail": v.detail,
+                      "numbers": v.numbers} for v in rep.verdicts],
         "plot": rep.files["plot"].name if "plot" in rep.files else None,
     }
 
@@ -94,7 +94,7 @@ def sweep_markdown(result, rep: SweepReport) -> str:
     lines += [f"- {n}" for n in rep.notes] + [""]
     if rep.verdicts:
         lines += ["## Against the classical baseline", ""]
-        lines += [f"- **{v.claim}**: {v.status}. {v.detail}" for v in rep.verdicts] + [""]
+        lines += [f"- **{v.claim}**: {v.text}. {v.detail}" for v in rep.verdicts] + [""]
     if "plot" in rep.files:
         lines += ["## Plot", "", f"![test metric against each swept axis]({rep.files['plot'].name})", ""]
     lines += ["## Runs", ""]
@@ -116,7 +116,8 @@ def print_sweep(console, result, rep: SweepReport) -> None:
     for note in rep.notes:
         console.print(f"[dim]- {escape(note)}[/]", soft_wrap=True)
     for v in rep.verdicts:
-        console.print(f"[{VERDICT_STYLE[v.status]}]{v.status}[/]: {escape(v.claim)}. {escape(v.detail)}",
+        finding = f" - {escape(v.finding)}" if v.finding else ""
+        console.print(f"[{VERDICT_STYLE[v.status]}]{v.status}[/]: {escape(v.claim)}{finding}. {escape(v.detail)}",
                       soft_wrap=True)
     for key in ("md", "csv", "json", "plot"):
         if key in rep.files:
