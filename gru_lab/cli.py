@@ -101,7 +101,8 @@ def _load(config: Optional[Path], overrides: Optional[list[str]]):
 @user_errors
 def train(
     config: Annotated[Optional[Path], typer.Argument(
-        help="Experiment YAML. Omitted: the embedded default (GRU on synthetic sine waves, no download).")] = None,
+        help="Experiment YAML. Omitted: the embedded default (a GRU on the adding problem, synthetic, "
+             "no download).")] = None,
     set_: SetOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
     resume: Annotated[bool, typer.Option(
