@@ -219,6 +219,9 @@ def _runs_with_progress(plan, quiet: bool, execute, one_line: bool):
         return execute(plan)
     from gru_lab.report import progress
 
+    if not err.is_terminal:  # a live bar would show nothing until the end: plain lines instead
+        on_event, _ = progress.runs_lines(err, plan)
+        return execute(plan, on_event=on_event)
     with progress.display(err) as bars:
         on_event, done = progress.runs_hook(bars, plan, one_line)
         result = execute(plan, on_event=on_event)
@@ -495,7 +498,7 @@ def report(
     """One leaderboard of every run under a folder: printed, and written to <folder>/leaderboard.csv and .md;
     then how many unfinished run folders are left there, and how to resume or remove them."""
     from gru_lab.errors import RunError
-    from gru_lab.report.leaderboard import leaderboard_table, unfinished_text, write_leaderboard
+    from gru_lab.report.leaderboard import leaderboard_view, unfinished_text, write_leaderboard
     from gru_lab.runs.folder import all_unfinished, remove_unfinished
     from gru_lab.runs.records import leaderboard_frame
 
@@ -510,7 +513,7 @@ def report(
     if df.empty and not left and not clean:
         raise RunError(f"{results}: no run folders found (a run folder holds metrics.json); train or compare first.")
     if not df.empty:
-        out.print(leaderboard_table(df, title=f"Leaderboard: {results} ({len(df)} runs)"))
+        out.print(leaderboard_view(df, f"Leaderboard: {results} ({len(df)} runs)", out.width), highlight=False)
         for kind, path in write_leaderboard(df, results).items():
             out.print(f"{kind}: {path}", soft_wrap=True, highlight=False)
     if left:

@@ -37,6 +37,28 @@ def leaderboard_table(df, title: str) -> Table:
     return table
 
 
+def leaderboard_view(df, title: str, width: int):
+    """The leaderboard for a console `width` columns wide: the table where its cells fit whole, else (a pipe
+    or a narrow terminal) one plain line per run under its dataset, so a run id or a metric is never folded
+    into a column two characters wide."""
+    from rich.text import Text
+
+    headers, rows = _leaderboard_cells(df)
+    # Each column as wide as its widest cell (a header's widest line), plus the borders and padding.
+    natural = sum(max([len(line) for line in h.split("\n")] + [len(r[i]) for r in rows]) + 3
+                  for i, h in enumerate(headers)) + 1
+    if natural <= width:
+        return leaderboard_table(df, title)
+    lines, dataset = [title], None
+    for r in rows:
+        if r[0] != dataset:
+            dataset = r[0]
+            lines.append(f"{dataset}:")
+        # The metric opens its own line, so wrapping never parts it from its value.
+        lines += [f"  #{r[1]} {r[3]}", f"     {r[5]}; {r[4]}; {r[6]} params; {r[7]} s/epoch; {r[2]}"]
+    return Text("\n".join(lines))
+
+
 def write_leaderboard(df, root: Path) -> dict[str, Path]:
     """<root>/leaderboard.csv and .md: derived views, rewritten each time; no run folder is touched."""
     paths = {"csv": root / "leaderboard.csv", "md": root / "leaderboard.md"}
