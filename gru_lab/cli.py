@@ -498,7 +498,8 @@ def report(
     """One leaderboard of every run under a folder: printed, and written to <folder>/leaderboard.csv and .md;
     then how many unfinished run folders are left there, and how to resume or remove them."""
     from gru_lab.errors import RunError
-    from gru_lab.report.leaderboard import leaderboard_view, unfinished_text, write_leaderboard
+    from gru_lab.experiments.selection import rank_on_validation
+    from gru_lab.report.leaderboard import RANK_RULE, leaderboard_view, unfinished_text, write_leaderboard
     from gru_lab.runs.folder import all_unfinished, remove_unfinished
     from gru_lab.runs.records import leaderboard_frame
 
@@ -508,12 +509,13 @@ def report(
         removed, busy = remove_unfinished(results)
         err.print(f"removed {removed} unfinished run folder(s)" + (f"; {busy} in use by a running training, kept"
                                                                     if busy else ""), highlight=False)
-    df = leaderboard_frame(results)
+    df = rank_on_validation(leaderboard_frame(results), results)
     left = all_unfinished(results)
     if df.empty and not left and not clean:
         raise RunError(f"{results}: no run folders found (a run folder holds metrics.json); train or compare first.")
     if not df.empty:
         out.print(leaderboard_view(df, f"Leaderboard: {results} ({len(df)} runs)", out.width), highlight=False)
+        out.print(f"ranked by {RANK_RULE}", highlight=False, style="dim")
         for kind, path in write_leaderboard(df, results).items():
             out.print(f"{kind}: {path}", soft_wrap=True, highlight=False)
     if left:

@@ -15,6 +15,8 @@ from gru_lab.runs.records import metric_of, missing
 
 # Said in every table note that names a best row, so a reader can redo the choice by hand.
 TIE_RULE = "ties broken by lower validation loss, then fewer parameters, then plan order"
+# The leaderboard has no plan: its runs' last resort is their name and run id (a run id starts with its time).
+BOARD_TIE_RULE = TIE_RULE.replace("plan order", "name and run id")
 
 
 def validation_metric(task: str) -> tuple[str, str]:
@@ -77,3 +79,41 @@ def best_index(rows: list[dict[str, Any]], higher_is_better: bool) -> int | None
 def _rounded(value: float) -> float:
     # Means over seeds summed in another order differ in the last bits; equal to 12 digits is a tie.
     return float(f"{float(value):.12g}")
+
+
+def rank_on_validation(board, root: str | Path):
+    """A leaderboard (runs.records.leaderboard_frame: one row per run folder under root) re-ranked within each
+    dataset by each run's validation metric at its tested epoch (validation_of), BOARD_TIE_RULE after it; the test
+    metric stays beside it, never used to rank. Adds val_metric and val_value; runs without a validation value
+    come last in each dataset, unranked (rank None), in the frame's order."""
+    import json
+
+    import pandas as pd
+
+    if board.empty:
+        return board
+    found = []
+    for row in board.itertuples():
+        folder = Path(root) / row.folder
+        try:
+            metrics = json.loads((folder / "metrics.json").read_text())
+        except (OSError, ValueError):
+            metrics = {}
+        task = metrics.get("task") or "regression"
+        numbers = validation_of(folder, metrics, task) if metrics.get("status") == "finished" else {}
+        found.append({"val_metric": validation_metric(task)[1], "val_value": numbers.get("val_value"),
+                      "_val_loss": numbers.get("val_loss")})
+    board = pd.concat([board.reset_index(drop=True), pd.DataFrame(found)], axis=1)
+    parts = []
+    # Sorted by name and run id first: the frame comes best test first, and a tie must not fall back on test.
+    board = board.sort_values(["dataset", "name", "run_id"], kind="stable")
+    for _, group in board.groupby("dataset", sort=True):
+        higher = metric_of("binary" if group.metric.iloc[0] == "accuracy" else "regression")[1]
+        rows = [{"val_mean": v, "val_loss_mean": loss, "params_total": p}
+                for v, loss, p in zip(group.val_value, group._val_loss, group.params)]
+        order = ranking(rows, higher)
+        rest = [i for i in range(len(group)) if i not in order]
+        ranked = group.iloc[order + rest].copy()
+        ranked["rank"] = pd.array(list(range(1, len(order) + 1)) + [None] * len(rest), dtype="Int64")
+        parts.append(ranked)
+    return pd.concat(parts).drop(columns="_val_loss").reset_index(drop=True)

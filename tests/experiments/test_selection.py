@@ -5,8 +5,10 @@ the validation column beside test and states its tie rule; ties go by the rule. 
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -116,3 +118,28 @@ def test_compare_shows_validation_beside_test_and_says_what_chose_the_best_epoch
     assert BEST_EPOCH_NOTE in comp.notes
     header = next(line for line in comparison_markdown(result, comp).splitlines() if line.startswith("| model"))
     assert header.index("val_mse (mean ± sd)") < header.index("test mse (mean ± sd)")
+
+
+def test_the_leaderboard_ranks_on_validation_and_ties_never_fall_back_on_test(tmp_path, runner):
+    from gru_lab.cli import app
+    from gru_lab.experiments.selection import rank_on_validation
+    from gru_lab.runs.records import leaderboard_frame
+
+    # (run id, val_loss per epoch, test mse): b and c tie on validation; c has the better test, b the earlier id.
+    runs = [("a-run", [0.5], 0.1), ("b-run", [0.2], 0.4), ("c-run", [0.2], 0.3), ("d-run", None, 0.05)]
+    for run_id, val, test in runs:
+        folder = tmp_path / "lab" / run_id
+        metrics = record(folder, val or [0.1], test)
+        if val is None:  # no validation split: history without val_loss
+            (folder / "history.csv").write_text("epoch,seconds,loss\n1,0.1,1.0\n")
+        (folder / "metrics.json").write_text(json.dumps({**metrics, "name": "lab", "run_id": run_id}))
+        (folder / "config.yaml").write_text(yaml.safe_dump(base(tmp_path)))
+    board = rank_on_validation(leaderboard_frame(tmp_path), tmp_path)
+    assert list(board.run_id) == ["b-run", "c-run", "a-run", "d-run"]
+    assert [None if r is pd.NA else r for r in board["rank"]] == [1, 2, 3, None]
+    assert list(board.val_value[:3]) == pytest.approx([0.2, 0.2, 0.5])
+    result = runner.invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    md = (tmp_path / "leaderboard.md").read_text()
+    assert "ranked within each dataset by the validation metric" in md and "never used to rank" in md
+    assert md.index("b-run") < md.index("c-run") < md.index("a-run") < md.index("d-run")
