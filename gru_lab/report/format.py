@@ -23,8 +23,8 @@ def format_cell(column: str, value: Any, rec: dict[str, Any]) -> str:
     """One cell of a comparison or sweep table, formatted the same way in both (rich and Markdown)."""
     if column in ("metric_mean", "val_mean"):
         sd = rec.get("metric_std" if column == "metric_mean" else "val_std")
-        if missing(value):
-            return "diverged" if rec.get("diverged") else "-"  # every run of the group diverged: nothing to average
+        if missing(value):  # every run of the group diverged: nothing to average (a baseline row has no count)
+            return "diverged" if not missing(rec.get("diverged")) and rec.get("diverged") else "-"
         return f"{value:.4g}" + ("" if missing(sd) else f" ± {sd:.2g}")
     if missing(value):
         return "-"

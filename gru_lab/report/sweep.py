@@ -29,9 +29,13 @@ SWEEP_HEADERS = {
 }
 
 
-def _sweep_cells(df, axes: list[str]) -> tuple[list[str], list[list[str]]]:
-    """Headers and formatted cells of a sweep frame, shared by rich and Markdown."""
-    columns = axes + [c for c in SWEEP_HEADERS if c in df.columns
+# The console table leaves these to sweep.md/.csv, so that the validation and test columns fit 120 columns.
+CONSOLE_LEAVES = ("params_recurrent", "fit_seconds", "mse_vs_baseline")
+
+
+def _sweep_cells(df, axes: list[str], leave: tuple[str, ...] = ()) -> tuple[list[str], list[list[str]]]:
+    """Headers and formatted cells of a sweep frame, shared by rich and Markdown (leave: columns not shown)."""
+    columns = axes + [c for c in SWEEP_HEADERS if c in df.columns and c not in leave
                       and not (c in ("errors", "mse_vs_baseline") and df[c].isna().all())]
     metric = str(df["metric"].iloc[0]).removeprefix("test_") if len(df) else "metric"
     val_metric = next((str(v) for v in df.get("val_metric", []) if not missing(v)), "validation")
@@ -42,11 +46,13 @@ def _sweep_cells(df, axes: list[str]) -> tuple[list[str], list[list[str]]]:
 
 
 def sweep_table(df, axes: list[str], title: str) -> Table:
-    headers, rows = _sweep_cells(df, axes)
+    headers, rows = _sweep_cells(df, axes, CONSOLE_LEAVES)
     table = Table(title=title, header_style="bold")
     for h in headers:
         left = h in axes or h in ("model", "runs", "errors", "beats\nbaseline", "rank\n(val)")
-        table.add_column(h, justify="left" if left else "right", overflow="fold", no_wrap=h != "errors")
+        # Words may wrap (a baseline's long label, "does not hold"); numbers and run counts stay whole.
+        wraps = h in ("errors", "model", "beats\nbaseline")
+        table.add_column(h, justify="left" if left else "right", overflow="fold", no_wrap=not wraps)
     for row in rows:
         table.add_row(*(escape(c) for c in row))
     return table
