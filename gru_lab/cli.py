@@ -206,6 +206,10 @@ def _train_with_progress(cfg, data, quiet: bool, workdir: Path | None = None):
         return run_training(cfg, data, workdir=workdir)
     from gru_lab.report import progress
 
+    if not err.is_terminal:  # a live bar would show nothing until the end: plain epoch lines instead
+        return run_training(cfg, data, epoch_hook=progress.training_lines(err, cfg.name, cfg.train.epochs),
+                            workdir=workdir)
+
     with progress.display(err) as bars:
         on_epoch, on_batch, done = progress.training_hooks(bars, cfg.name, cfg.train.epochs)
         result = run_training(cfg, data, epoch_hook=on_epoch, batch_hook=on_batch, workdir=workdir)

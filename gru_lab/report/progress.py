@@ -114,3 +114,21 @@ def runs_lines(console, plan, every: float = 30.0, clock: Callable[[], float] | 
         last.pop(run.run_id, None)
 
     return on_event, lambda: None
+
+
+def training_lines(console, name: str, epochs: int, every: float = 30.0, clock: Callable[[], float] | None = None
+                   ) -> Callable:
+    """The epoch hook for training.fit.train when stderr is not a terminal: a plain line for an epoch at most every
+    `every` seconds (the first and the last epoch always), instead of a live bar that shows nothing until the end."""
+    import time
+
+    clock = clock or time.monotonic
+    last = [float("-inf")]
+
+    def on_epoch(epoch: int, logs: dict, seconds: float) -> None:
+        if epoch in (1, epochs) or clock() - last[0] >= every:
+            last[0] = clock()
+            console.print(f"{name}: epoch {epoch}/{epochs} in {seconds:.1f} s  {_logs(logs)}", markup=False,
+                          highlight=False, soft_wrap=True)
+
+    return on_epoch

@@ -143,3 +143,14 @@ def test_the_leaderboard_ranks_on_validation_and_ties_never_fall_back_on_test(tm
     md = (tmp_path / "leaderboard.md").read_text()
     assert "ranked within each dataset by the validation metric" in md and "never used to rank" in md
     assert md.index("b-run") < md.index("c-run") < md.index("a-run") < md.index("d-run")
+
+
+@pytest.mark.parametrize("rec,text", [
+    ({"diverged": float("nan")}, "-"),  # a classical baseline's row: no validation, nothing diverged
+    ({"diverged": 0}, "-"),
+    ({"diverged": 2}, "diverged"),
+], ids=["baseline-row", "none-diverged", "all-diverged"])
+def test_an_empty_validation_cell(rec, text):
+    from gru_lab.report.format import format_cell
+
+    assert format_cell("val_mean", None, rec) == text

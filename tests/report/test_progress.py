@@ -60,3 +60,15 @@ def test_compare_and_sweep_print_lines_when_stderr_is_not_a_terminal(capsys):
     err = capsys.readouterr().err
     assert "[2/3] finished GRU seed 1 (gru-s1-abc) in 81 s: test mse 0.0123" in err.splitlines()
     assert "[3/3] failed GRU seed 2" in err and "[1/3] reused GRU seed 0" in err
+
+
+def test_training_on_a_pipe_prints_the_first_last_and_every_30_seconds_epochs():
+    from gru_lab.report.progress import training_lines
+
+    now, console = [0.0], Console(file=io.StringIO(), width=80)
+    on_epoch = training_lines(console, "demo", 6, every=30.0, clock=lambda: now[0])
+    for epoch in range(1, 7):
+        now[0] = 12.0 * epoch
+        on_epoch(epoch, {"loss": 1.0 / epoch}, 12.0)
+    assert [line.split(" in ")[0] for line in console.file.getvalue().splitlines()] == [
+        "demo: epoch 1/6", "demo: epoch 4/6", "demo: epoch 6/6"]  # at 12 s, 48 s (36 s later) and the last
