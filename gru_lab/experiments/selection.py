@@ -70,12 +70,6 @@ def ranking(rows: list[dict[str, Any]], higher_is_better: bool) -> list[int]:
     return sorted((i for i, r in enumerate(rows) if not missing(r.get("val_mean"))), key=key)
 
 
-def best_index(rows: list[dict[str, Any]], higher_is_better: bool) -> int | None:
-    """The position of the best row by validation (ranking's first), None when no row has a validation value."""
-    order = ranking(rows, higher_is_better)
-    return order[0] if order else None
-
-
 def _rounded(value: float) -> float:
     # Means over seeds summed in another order differ in the last bits; equal to 12 digits is a tie.
     return float(f"{float(value):.12g}")
@@ -85,7 +79,7 @@ def rank_on_validation(board, root: str | Path):
     """A leaderboard (runs.records.leaderboard_frame: one row per run folder under root) re-ranked within each
     dataset by each run's validation metric at its tested epoch (validation_of), BOARD_TIE_RULE after it; the test
     metric stays beside it, never used to rank. Adds val_metric and val_value; runs without a validation value
-    come last in each dataset, unranked (rank None), in the frame's order."""
+    come last in each dataset, unranked (rank None), by name and run id."""
     import json
 
     import pandas as pd

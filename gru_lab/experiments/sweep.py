@@ -392,7 +392,7 @@ def best_note(best: dict[str, Any], axes: list[str]) -> str:
     val_sd = "" if missing(best.get("val_std")) else f" ± {best['val_std']:.2g}"
     sd = "" if missing(best.get("metric_std")) else f" ± {best['metric_std']:.2g}"
     test = "-" if missing(best["metric_mean"]) else f"{best['metric_mean']:.4g}"
-    return (f"best: {where} (rank 1 of val_rank): chosen on mean {best['val_metric']} {best['val_mean']:.4g}{val_sd} "
+    return (f"best: {where} (rank 1 on validation): chosen on mean {best['val_metric']} {best['val_mean']:.4g}{val_sd} "
             f"at the epoch each run was tested, {TIE_RULE}; its {best['metric'].replace('_', ' ')} "
             f"{test}{sd} ({best['runs']} runs) is reported, never used to choose.")
 

@@ -18,6 +18,8 @@ RANK_RULE = (f"the validation metric at the epoch each run was tested (accuracy:
 
 
 def _leaderboard_cells(df) -> tuple[list[str], list[list[str]]]:
+    import pandas as pd
+
     headers = ["dataset", "#", "name", "run id", "model", "validation", "test metric", "params", "s/epoch"]
     rows = []
     for r in df.to_dict(orient="records"):
@@ -25,7 +27,7 @@ def _leaderboard_cells(df) -> tuple[list[str], list[list[str]]]:
         if r["status"] != "finished":
             value += f" ({r['status']})"
         val = "-" if missing(r.get("val_value")) else f"{r['val_metric']} {r['val_value']:.4g}"
-        rank = "-" if missing(r["rank"]) or r["rank"] is None else str(r["rank"])
+        rank = "-" if r["rank"] is None or pd.isna(r["rank"]) else str(r["rank"])  # pandas' NA: unranked
         rows.append([r["dataset"], rank, r["name"], r["run_id"],
                      r["model"], val, value,
                      "-" if missing(r["params"]) else f"{int(r['params']):,}",

@@ -143,6 +143,7 @@ def test_the_leaderboard_ranks_on_validation_and_ties_never_fall_back_on_test(tm
     md = (tmp_path / "leaderboard.md").read_text()
     assert "ranked within each dataset by the validation metric" in md and "never used to rank" in md
     assert md.index("b-run") < md.index("c-run") < md.index("a-run") < md.index("d-run")
+    assert "| - | lab | d-run |" in md  # unranked: no validation
 
 
 @pytest.mark.parametrize("rec,text", [
