@@ -414,7 +414,7 @@ def test_accuracy_verdict(groups, higher, status):
     ({10: {"simple_rnn": [0.1], "gru": [0.01]}, 40: {"simple_rnn": [0.9], "gru": [0.01]}}, INCONCLUSIVE),  # one seed
 ], ids=["degrades-with-T", "keeps-up", "behind-everywhere", "one-length", "one-seed"])
 def test_long_dependency_verdict(by_length, status):
-    assert long_dependency_verdict(by_length).status == status
+    assert long_dependency_verdict(by_length, validation=by_length).status == status  # validation agrees with test
 
 
 def test_long_dependency_is_inconclusive_without_the_adding_problem(finished):

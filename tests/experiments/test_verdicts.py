@@ -120,3 +120,19 @@ def test_one_run_against_every_baseline_it_recorded(metrics, status, line):
 def test_no_verdict_without_a_baseline_or_a_test_metric():
     assert run_verdict("GRU(8)", {"task": "regression", "test": {"mse": 0.1}}) is None
     assert run_verdict("GRU(8)", {"task": "regression", "test": {}, "data": {"baseline_mse": 1.0}}) is None
+
+
+def test_the_gated_cell_simple_rnn_is_set_against_is_chosen_on_validation():
+    from gru_lab.experiments.verdicts import long_dependency_verdict
+
+    # On test GRU looks best at T=40 (0.01) and SimpleRNN trails it; validation prefers LSTM, which SimpleRNN
+    # matches within the spread: the choice on validation decides the verdict.
+    test = {10: {"simple_rnn": [0.10, 0.12], "gru": [0.01, 0.02], "lstm": [0.02, 0.03]},
+            40: {"simple_rnn": [0.30, 0.50], "gru": [0.01, 0.02], "lstm": [0.30, 0.40]}}
+    validation = {10: {"simple_rnn": [0.1, 0.1], "gru": [0.01, 0.01], "lstm": [0.02, 0.02]},
+                  40: {"simple_rnn": [0.4, 0.4], "gru": [0.05, 0.05], "lstm": [0.02, 0.02]}}
+    chosen = long_dependency_verdict(test, validation)
+    assert chosen.status == FAILS and "LSTM" in chosen.detail and "T=40: SimpleRNN 0.400" in chosen.detail
+    assert long_dependency_verdict(test, test).status == HOLDS  # what choosing on test would have said
+    none = long_dependency_verdict(test, {})
+    assert none.status == INCONCLUSIVE and "never on test" in none.detail
