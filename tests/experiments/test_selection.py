@@ -155,3 +155,28 @@ def test_an_empty_validation_cell(rec, text):
     from gru_lab.report.format import format_cell
 
     assert format_cell("val_mean", None, rec) == text
+
+
+def test_compare_sets_simple_rnn_against_the_gated_cell_validation_chose(tmp_path):
+    from gru_lab.experiments.compare import CompareResult, plan_compare
+    from gru_lab.experiments.compare import summarize as compare_summary
+    from gru_lab.experiments.verdicts import CLAIM_LONG, FAILS
+
+    raw = {**base(tmp_path / "results"), "data": {"name": "adding", "length": 10, "n_train": 32, "n_val": 8,
+                                                   "n_test": 8}}
+    path = tmp_path / "b.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    plan = plan_compare(path, cells=["rnn", "gru", "lstm"], seeds=2, lengths=["10,40"])
+    # (validation mse, test mse) per cell at T=40; at T=10 every cell learns. GRU has the best test, LSTM the best
+    # validation; SimpleRNN is within the spread of LSTM.
+    at_40 = {"simple_rnn": [(0.4, 0.3), (0.4, 0.5)], "gru": [(0.05, 0.01), (0.05, 0.02)],
+             "lstm": [(0.02, 0.30), (0.02, 0.40)]}
+    outcomes = []
+    for r in plan.runs:
+        val, test = at_40[r.cell][plan.seeds.index(r.seed)] if r.length == 40 else (0.01, 0.01)
+        folder = plan.folder / r.run_id
+        metrics = {**record(folder, [val], test), "data": {"baseline_mse": 1.0}}
+        outcomes.append(RunOutcome(r, "finished", folder, metrics))
+    verdict = {v.claim: v for v in compare_summary(CompareResult(plan, outcomes, False, "inline", 0.0, {})).verdicts}
+    long_dep = verdict[CLAIM_LONG]
+    assert long_dep.status == FAILS and "T=40: SimpleRNN 0.400±0.141 vs LSTM 0.350" in long_dep.detail
