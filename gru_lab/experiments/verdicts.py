@@ -91,7 +91,7 @@ def speed_verdict(pairs: list[tuple[float, float]], kernels: tuple[str | None, s
         return Verdict(CLAIM_SPEED, INCONCLUSIVE, detail + (
             f" Not judged: the cells trained on kernels of different tiers ({ran}), so the ratio measures the "
             "implementations, not the cells. For like with like: GRU_LAB_COMPILED=0 and --set train.xla=off "
-            "(every cell on gru-lab's fused TensorFlow loop)."), numbers, "not judged: kernels of different tiers")
+            "(every cell on gru-lab's fused TensorFlow loop)."), numbers, "the cells ran kernels of different tiers")
     detail += f" Both cells trained on the {next(iter(tiers[0]))} tier ({kernels[0]}; {kernels[1]})."
     if spread is None:
         return Verdict(CLAIM_SPEED, INCONCLUSIVE, detail + " One pair has no spread: use --seeds 2 or more.",
