@@ -52,6 +52,12 @@ def test_train_writes_a_complete_run_record(runner, write_config, tmp_path):
     predicted = model.predict(data.x_test, verbose=0).reshape(-1)
     assert metrics["test"]["mse"] == pytest.approx(float(((predicted - data.y_test) ** 2).mean()), rel=1e-4)
     assert "test mse" in result.stdout and str(run) in result.stdout
+    # One verdict line against every baseline the record holds, won or lost as its numbers say.
+    baselines = [metrics["data"]["baseline_mse"]] + [b["value"] for b in metrics["classical_baseline"]["items"]]
+    verdict = [line for line in result.stdout.splitlines() if line.startswith("verdict: ")]
+    beats = all(metrics["test"]["mse"] < b for b in baselines)
+    assert len(verdict) == 1 and verdict[0].startswith("verdict: GRU(5) beats every baseline" if beats else
+                                                       "verdict: GRU(5) loses to "), verdict
 
 
 def test_second_run_never_overwrites_the_first(runner, write_config, tmp_path):
