@@ -101,7 +101,8 @@ def _load(config: Optional[Path], overrides: Optional[list[str]]):
 @user_errors
 def train(
     config: Annotated[Optional[Path], typer.Argument(
-        help="Experiment YAML. Omitted: the embedded default (GRU on synthetic sine waves, no download).")] = None,
+        help="Experiment YAML. Omitted: the embedded default (a GRU on the adding problem, synthetic, "
+             "no download).")] = None,
     set_: SetOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
     resume: Annotated[bool, typer.Option(
@@ -121,8 +122,8 @@ def train(
     with open_run(cfg, resume=resume) as folder:
         state = load_state(folder.workdir) if folder.resumed else None
         if state is not None:
-            err.print(f"resuming {folder.workdir} after epoch {state.epochs_done} of {cfg.train.epochs}",
-                      highlight=False, soft_wrap=True)
+            err.print(f"resuming run {folder.run_id} after epoch {state.epochs_done} of {cfg.train.epochs} "
+                      f"(its record: {folder.parent / folder.run_id})", highlight=False, soft_wrap=True)
         elif resume:
             err.print(f"nothing to resume for this config under {folder.parent}: training from the first epoch",
                       highlight=False, soft_wrap=True)
@@ -138,7 +139,7 @@ def train(
         _compiled_loops_first([cfg])
         result = _train_with_progress(cfg, data, quiet, folder.workdir)
         if result.status == "interrupted":
-            _interrupted(cfg, result, data, again)
+            _interrupted(cfg, result, data, again, folder.run_id)
         if result.status == "finished" and cfg.baseline.kind != "none":
             from gru_lab.experiments.baselines import fit_baselines
 
@@ -153,21 +154,37 @@ def train(
                 raise RunStopped(f"{machine_limit(exc)}; the finished epochs are kept in {folder.workdir}: "
                                   f"make room, then `{again}` writes the record.") from None
     _print_run(result.metrics, run_dir)
+    if result.status == "finished":
+        _print_run_verdict(cfg, result.metrics)
     if result.status in ("diverged", "failed"):
         raise RunStopped(f"{stopped_reason(result.metrics)} (recorded in {run_dir})")
 
 
-def _interrupted(cfg, result, data, again: str) -> None:
-    """Ctrl-C: the finished epochs become a run folder (status interrupted) and stay resumable; exit 130."""
+def _print_run_verdict(cfg, metrics: dict) -> None:
+    """One line: the run against every baseline its record holds (naive and classical), won or lost."""
+    from gru_lab.experiments.tables import model_text
+    from gru_lab.experiments.verdicts import run_verdict
+    from gru_lab.report.compare import VERDICT_STYLE
+
+    verdict = run_verdict(model_text(cfg.model), metrics)
+    if verdict is not None:
+        out.print(f"[{VERDICT_STYLE[verdict.status]}]verdict:[/] {escape(verdict.detail)}", soft_wrap=True,
+                  highlight=False)
+
+
+def _interrupted(cfg, result, data, again: str, run_id: str) -> None:
+    """Ctrl-C: the finished epochs become the run's record (status interrupted, under the run's own id) and stay
+    resumable; the resumed run's record replaces it in the same folder. Exit 130."""
     from gru_lab.runs.folder import save_run
 
     if not result.history:
         err.print("[yellow]interrupted[/] before the first epoch finished: nothing kept.")
         raise typer.Exit(code=130)
-    run_dir = save_run(cfg, result, data)
+    run_dir = save_run(cfg, result, data, run_id=run_id)
     _print_run(result.metrics, run_dir)
     err.print(f"[yellow]interrupted:[/] kept {len(result.history)} finished epoch(s) in {run_dir}; "
-              f"`{escape(again)}` continues from epoch {len(result.history) + 1}.", highlight=False, soft_wrap=True)
+              f"`{escape(again)}` continues from epoch {len(result.history) + 1} and writes the finished run "
+              "there.", highlight=False, soft_wrap=True)
     raise typer.Exit(code=130)
 
 
@@ -191,6 +208,10 @@ def _train_with_progress(cfg, data, quiet: bool, workdir: Path | None = None):
         return run_training(cfg, data, workdir=workdir)
     from gru_lab.report import progress
 
+    if not err.is_terminal:  # a live bar would show nothing until the end: plain epoch lines instead
+        return run_training(cfg, data, epoch_hook=progress.training_lines(err, cfg.name, cfg.train.epochs),
+                            workdir=workdir)
+
     with progress.display(err) as bars:
         on_epoch, on_batch, done = progress.training_hooks(bars, cfg.name, cfg.train.epochs)
         result = run_training(cfg, data, epoch_hook=on_epoch, batch_hook=on_batch, workdir=workdir)
@@ -204,6 +225,9 @@ def _runs_with_progress(plan, quiet: bool, execute, one_line: bool):
         return execute(plan)
     from gru_lab.report import progress
 
+    if not err.is_terminal:  # a live bar would show nothing until the end: plain lines instead
+        on_event, _ = progress.runs_lines(err, plan)
+        return execute(plan, on_event=on_event)
     with progress.display(err) as bars:
         on_event, done = progress.runs_hook(bars, plan, one_line)
         result = execute(plan, on_event=on_event)
@@ -480,7 +504,8 @@ def report(
     """One leaderboard of every run under a folder: printed, and written to <folder>/leaderboard.csv and .md;
     then how many unfinished run folders are left there, and how to resume or remove them."""
     from gru_lab.errors import RunError
-    from gru_lab.report.leaderboard import leaderboard_table, unfinished_text, write_leaderboard
+    from gru_lab.experiments.selection import rank_on_validation
+    from gru_lab.report.leaderboard import RANK_RULE, leaderboard_view, unfinished_text, write_leaderboard
     from gru_lab.runs.folder import all_unfinished, remove_unfinished
     from gru_lab.runs.records import leaderboard_frame
 
@@ -490,12 +515,13 @@ def report(
         removed, busy = remove_unfinished(results)
         err.print(f"removed {removed} unfinished run folder(s)" + (f"; {busy} in use by a running training, kept"
                                                                     if busy else ""), highlight=False)
-    df = leaderboard_frame(results)
+    df = rank_on_validation(leaderboard_frame(results), results)
     left = all_unfinished(results)
     if df.empty and not left and not clean:
         raise RunError(f"{results}: no run folders found (a run folder holds metrics.json); train or compare first.")
     if not df.empty:
-        out.print(leaderboard_table(df, title=f"Leaderboard: {results} ({len(df)} runs)"))
+        out.print(leaderboard_view(df, f"Leaderboard: {results} ({len(df)} runs)", out.width), highlight=False)
+        out.print(f"ranked by {RANK_RULE}", highlight=False, style="dim")
         for kind, path in write_leaderboard(df, results).items():
             out.print(f"{kind}: {path}", soft_wrap=True, highlight=False)
     if left:

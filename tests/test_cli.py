@@ -52,6 +52,12 @@ def test_train_writes_a_complete_run_record(runner, write_config, tmp_path):
     predicted = model.predict(data.x_test, verbose=0).reshape(-1)
     assert metrics["test"]["mse"] == pytest.approx(float(((predicted - data.y_test) ** 2).mean()), rel=1e-4)
     assert "test mse" in result.stdout and str(run) in result.stdout
+    # One verdict line against every baseline the record holds, won or lost as its numbers say.
+    baselines = [metrics["data"]["baseline_mse"]] + [b["value"] for b in metrics["classical_baseline"]["items"]]
+    verdict = [line for line in result.stdout.splitlines() if line.startswith("verdict: ")]
+    beats = all(metrics["test"]["mse"] < b for b in baselines)
+    assert len(verdict) == 1 and verdict[0].startswith("verdict: GRU(5) beats every baseline" if beats else
+                                                       "verdict: GRU(5) loses to "), verdict
 
 
 def test_second_run_never_overwrites_the_first(runner, write_config, tmp_path):
@@ -102,11 +108,16 @@ def test_interrupted_train_keeps_finished_epochs_and_resume_finishes_it(runner, 
     metrics = json.loads((kept / "metrics.json").read_text())
     assert metrics["status"] == "interrupted" and metrics["epochs_run"] == 2 and (kept / "model.keras").is_file()
 
+    assert f"in {kept};" in result.stderr and "writes the finished run there" in result.stderr
+    assert unfinished.name.startswith(f".partial-{kept.name}-")  # one run id for the record and its state
+
     resumed = runner.invoke(app, ["train", str(path), "-q", "--resume"])
     assert resumed.exit_code == 0, resumed.output
-    assert f"resuming {unfinished} after epoch 2 of 3" in resumed.stderr
-    finished = [p for p in _runs(tmp_path / "results" / "tiny")[0] if p != kept]
-    assert len(finished) == 1 and not _runs(tmp_path / "results" / "tiny")[1]
+    assert f"resuming run {kept.name} after epoch 2 of 3 (its record: {kept})" in resumed.stderr
+    # One run, one folder: the finished run replaced its interrupted record, and nothing else is left.
+    finished = _runs(tmp_path / "results" / "tiny")[0]
+    assert finished == [kept] and not _runs(tmp_path / "results" / "tiny")[1]
+    assert [p.name for p in kept.parent.iterdir()] == [kept.name]
     ours = json.loads((finished[0] / "metrics.json").read_text())
     assert ours["status"] == "finished" and ours["resumed"] == [{"from_epoch": 3}] and ours["epochs_run"] == 3
 

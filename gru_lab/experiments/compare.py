@@ -173,7 +173,8 @@ def runs_frame(result: CompareResult):
 
 
 COLUMNS = ("runs", "params_total", "params_recurrent", "recurrent_vs_lstm_pct", "s_per_epoch", "fit_seconds",
-           "train_samples_per_s", "infer_samples_per_s", "infer_ms_per_sample", "metric", "metric_mean", "metric_std",
+           "train_samples_per_s", "infer_samples_per_s", "infer_ms_per_sample", "val_metric", "val_mean", "val_std",
+           "metric", "metric_mean", "metric_std",
            "beats_baseline", "best_epoch", "cudnn", "kernel", "peak_rss_mib", "mse_vs_baseline", "peak_gpu_mib",
            "errors", "diverged")
 
@@ -255,6 +256,11 @@ def lstm_reference_note(plan: ComparePlan, result: CompareResult) -> str | None:
 
 # ----------------------------------------------------------------------------- what a comparison says
 
+# What chose each run's best epoch (training.fit.best_epoch_rule): never a test number.
+BEST_EPOCH_NOTE = ("best epoch: each run's epoch with the best validation loss (train.early_stopping.monitor when "
+                   "set; the training loss without a validation split), never a test number; the validation column "
+                   "is at the epoch that was tested, shown as (test: N) where it is not the best epoch.")
+
 
 @dataclass
 class Comparison:
@@ -278,5 +284,6 @@ def summarize(result: CompareResult) -> Comparison:
     else:
         notes.append("peak RSS: each run's own worker process (ru_maxrss), so it includes TensorFlow's runtime.")
     notes += tables.baseline_notes(result.baselines.values())
+    notes.append(BEST_EPOCH_NOTE)
     return Comparison(comparison_frame(result), runs_frame(result),
                       check_claims(plan, runs_frame(result), result.baselines), notes)

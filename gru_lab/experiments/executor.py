@@ -237,8 +237,8 @@ def execute_runs(runs: list, folder: Path, runner: Runner | None = None, on_even
     does the work elsewhere (a worker process, a Ray task); events then come from those threads, one
     at a time.
 
-    Events: ("reuse" | "start", run, {}), ("epoch", run, epoch info), ("finish", run, {"folder"}),
-    ("fail", run, {"error"}).
+    Events: ("reuse" | "start", run, {}), ("epoch", run, epoch info), ("finish", run, {"folder", "metrics",
+    "seconds"}), ("fail", run, {"error"}).
     """
     runner = runner or run_in_subprocess
     lock = threading.Lock()
@@ -282,7 +282,7 @@ def execute_runs(runs: list, folder: Path, runner: Runner | None = None, on_even
         if outcome.status == "failed":
             emit("fail", run, {"error": outcome.error})
         else:
-            emit("finish", run, {"folder": outcome.folder})
+            emit("finish", run, {"folder": outcome.folder, "metrics": outcome.metrics, "seconds": outcome.seconds})
 
     interrupted = False
     try:

@@ -28,6 +28,7 @@ from gru_lab.experiments import tables
 from gru_lab.experiments.baselines import Baselines, baselines_for, of_run, with_settings
 from gru_lab.experiments.executor import EventHook, Runner, RunOutcome, execute_runs, isolation_of, run_in_subprocess
 from gru_lab.experiments.planning import PlannedRun, plan_runs, results_folder
+from gru_lab.experiments.selection import TIE_RULE, ranking
 from gru_lab.experiments.verdicts import Verdict, baseline_verdict
 from gru_lab.runs.records import metric_of, missing
 
@@ -285,13 +286,15 @@ def runs_frame(result: SweepResult):
     return tables.runs_frame(result.outcomes, lambda run: {k: _axis_cell(v) for k, v in run.values.items()})
 
 
-COLUMNS = ("runs", "params_total", "params_recurrent", "s_per_epoch", "fit_seconds", "metric", "metric_mean",
-           "metric_std", "beats_baseline", "mse_vs_baseline", "best_epoch", "errors", "diverged")
+COLUMNS = ("runs", "params_total", "params_recurrent", "s_per_epoch", "fit_seconds", "val_metric", "val_mean",
+           "val_std", "val_loss_mean", "metric", "metric_mean", "metric_std", "beats_baseline", "mse_vs_baseline",
+           "best_epoch", "errors", "diverged")
 
 
 def sweep_frame(result: SweepResult):
-    """One row per grid point: its values, the model, parameters, time, the test metric over seeds
-    (experiments.tables) and whether it beats its data's classical baseline; then one row per classical
+    """One row per grid point: its values, the model, parameters, time, the validation metric and beside it the
+    test metric over seeds (experiments.tables), its rank on validation (experiments.selection; 1 is the
+    point best_point names) and whether it beats its data's classical baseline; then one row per classical
     baseline, its axis cells showing the values its grid points share ("-" where they differ)."""
     import pandas as pd
 
@@ -313,7 +316,12 @@ def sweep_frame(result: SweepResult):
         shared = {k: _axis_cell(points[0][k]) if all(value_text(p[k]) == value_text(points[0][k]) for p in points)
                   else "-" for k in plan.axes}
         rows += [{**shared, **tables.baseline_row(b)} for b in found.items]
+    recurrent = rows[:len(plan.points)]
+    for rank, index in enumerate(ranking(recurrent, metric_of(tables.task_of(plan.base))[1]), start=1):
+        recurrent[index]["val_rank"] = rank
     frame = pd.DataFrame(rows)
+    if "val_rank" not in frame:
+        frame["val_rank"] = None
     return frame.drop(columns=[c for c in ("beats_baseline",) if frame[c].isna().all()])
 
 
@@ -338,13 +346,10 @@ def point_verdicts(result: SweepResult, runs=None) -> list[Verdict | None]:
 
 
 def best_point(table) -> dict[str, Any] | None:
-    """The row with the best mean test metric (accuracy highest, mse lowest), if any finished."""
-    scored = table[table.kind == "recurrent"].dropna(subset=["metric_mean"])
-    if scored.empty:
-        return None
-    higher = metric_of("binary" if scored.metric.iloc[0] == "test_accuracy" else "regression")[1]
-    row = scored.loc[scored.metric_mean.idxmax() if higher else scored.metric_mean.idxmin()]
-    return row.to_dict()
+    """The grid point ranked first on validation (sweep_frame's val_rank: experiments.selection's rule), if
+    any finished with a validation value. Its test metric is reported, never used to choose."""
+    chosen = table[(table.kind == "recurrent") & (table.val_rank == 1)]
+    return None if chosen.empty else chosen.iloc[0].to_dict()
 
 
 # ----------------------------------------------------------------------------- what a sweep says
@@ -374,11 +379,22 @@ def summarize(result: SweepResult) -> SweepReport:
         notes.append("runs trained inline (one process): peak memory and timings are not per run.")
     best = best_point(table)
     if best is not None:
-        where = ", ".join(f"{k}={axis_text(best[k])}" for k in plan.axes)
-        sd = "" if missing(best.get("metric_std")) else f" ± {best['metric_std']:.2g}"
-        notes.append(f"best: {where}: {best['metric'].replace('_', ' ')} {best['metric_mean']:.4g}{sd} "
-                     f"({best['runs']} runs)")
+        notes.append(best_note(best, list(plan.axes)))
+    elif (table.kind == "recurrent").any() and table[table.kind == "recurrent"].metric_mean.notna().any():
+        notes.append("best: none chosen: no finished run has a validation value (data.n_val is 0?), and a sweep "
+                     "never chooses on the test split.")
     return SweepReport(table, runs_frame(result), notes, verdicts=[v for v in point_verdicts(result) if v])
+
+
+def best_note(best: dict[str, Any], axes: list[str]) -> str:
+    """The best point, what chose it (validation) and what it scored on test (reported, not chosen on)."""
+    where = ", ".join(f"{k}={axis_text(best[k])}" for k in axes)
+    val_sd = "" if missing(best.get("val_std")) else f" ± {best['val_std']:.2g}"
+    sd = "" if missing(best.get("metric_std")) else f" ± {best['metric_std']:.2g}"
+    test = "-" if missing(best["metric_mean"]) else f"{best['metric_mean']:.4g}"
+    return (f"best: {where} (rank 1 on validation): chosen on mean {best['val_metric']} {best['val_mean']:.4g}{val_sd} "
+            f"at the epoch each run was tested, {TIE_RULE}; its {best['metric'].replace('_', ' ')} "
+            f"{test}{sd} ({best['runs']} runs) is reported, never used to choose.")
 
 
 def axis_text(value: Any) -> str:

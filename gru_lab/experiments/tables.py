@@ -10,6 +10,7 @@ from typing import Any
 
 from gru_lab import cells
 from gru_lab.data import spec_for
+from gru_lab.experiments.selection import validation_metric, validation_of
 from gru_lab.models.kernels import kernel_text
 from gru_lab.models.plan import count_params
 from gru_lab.runs.records import measured, metric_of, missing
@@ -33,6 +34,7 @@ def runs_frame(outcomes, columns=lambda _run: {}):
         rows.append({
             "run_id": o.run.run_id, "point": o.run.point, **columns(o.run), "seed": o.run.seed, "status": o.status,
             **measured(m, task_of(o.run.cfg)),
+            **(validation_of(o.folder, m, task_of(o.run.cfg)) if o.ok else {"val_value": None, "val_loss": None}),
             "cudnn": cudnn_text(m.get("cudnn")) if m else None,
             "kernel": kernel_text(m.get("execution")) if m else None,
             "threads": threads, "run_seconds": o.seconds,
@@ -46,6 +48,7 @@ def group_stats(group, cfg) -> dict[str, Any]:
     done = group[group.status.isin(DONE)]
     metric, _ = metric_of(task_of(cfg))
     values = [float(v) for v in done.value.dropna()]
+    val = [float(v) for v in done.val_value.dropna()]
     if len(done) and not done.params_total.isna().all():
         total, recurrent = int(done.params_total.iloc[0]), int(done.params_recurrent.iloc[0])
     else:
@@ -65,6 +68,11 @@ def group_stats(group, cfg) -> dict[str, Any]:
         "train_samples_per_s": median(done.train_samples_per_s),
         "infer_samples_per_s": median(done.infer_samples_per_s),
         "infer_ms_per_sample": median(done.infer_ms_per_sample),
+        # validation beside test: what a selection reads (experiments.selection), at the epoch that was tested
+        "val_metric": validation_metric(task_of(cfg))[1],
+        "val_mean": statistics.fmean(val) if val else None,
+        "val_std": statistics.stdev(val) if len(val) > 1 else None,
+        "val_loss_mean": mean(done.val_loss),
         "metric": f"test_{metric}",
         "metric_mean": statistics.fmean(values) if values else None,
         "metric_std": statistics.stdev(values) if len(values) > 1 else None,

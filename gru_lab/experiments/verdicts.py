@@ -25,6 +25,14 @@ class Verdict:
     status: str  # HOLDS, FAILS or INCONCLUSIVE
     detail: str  # the numbers, in a sentence
     numbers: dict[str, Any] = field(default_factory=dict)
+    # What was found, in words that name the better side ("GRU more accurate than LSTM (0.91 vs 0.87, beyond
+    # the seeds' spread)"), shown with the status so that "does not hold" never stands alone.
+    finding: str = ""
+
+    @property
+    def text(self) -> str:
+        """The status and, where there is one, the finding: "does not hold: GRU more accurate than LSTM (...)"."""
+        return f"{self.status}: {self.finding}" if self.finding else self.status
 
 
 CLAIM_PARAMS = "GRU has fewer parameters than LSTM"
@@ -52,19 +60,30 @@ def speed_verdict(pairs: list[tuple[float, float]], kernels: tuple[str | None, s
 
     Judged only when both cells trained on kernels of one and the same tier (models.kernels.tier): across
     tiers the ratio measures the implementations, not the cells, so it is inconclusive and says which tiers
-    ran. Then it holds when GRU is faster in every pair and does not hold when it is slower in every pair;
-    with fewer than two pairs there is no spread to judge, and a split is inconclusive.
+    ran. Then a speed claim needs a margin larger than the run-to-run spread: it holds when GRU is faster in
+    every pair and its mean seconds per epoch are below LSTM's by more than the seeds' spread
+    sqrt(sd_gru^2 + sd_lstm^2); it does not hold when LSTM is faster the same way; anything else (a split, a
+    margin inside the spread, fewer than two pairs) is inconclusive. A 5% difference on a shared CPU whose
+    runs vary by 20% is not a win.
     """
     pairs = [(gru, lstm) for gru, lstm in pairs if gru and lstm]
     if not pairs:
         return Verdict(CLAIM_SPEED, INCONCLUSIVE, "needs finished GRU and LSTM runs with the same seed.")
     ratios = sorted(gru / lstm for gru, lstm in pairs)
     median = statistics.median(ratios)
+    gru_s, lstm_s = [g for g, _ in pairs], [lstm for _, lstm in pairs]
+    mean_gru, mean_lstm = statistics.fmean(gru_s), statistics.fmean(lstm_s)
+    margin = mean_lstm - mean_gru  # > 0: GRU's epochs are shorter
+    spread = math.hypot(statistics.stdev(gru_s), statistics.stdev(lstm_s)) if len(pairs) > 1 else None
     tiers = [_tiers(k) for k in kernels]
     numbers = {"ratio_median": median, "ratio_min": ratios[0], "ratio_max": ratios[-1], "pairs": len(ratios),
+               "gru_s_per_epoch": mean_gru, "lstm_s_per_epoch": mean_lstm, "margin_s": margin, "spread_s": spread,
                "tiers": {"gru": sorted(tiers[0]), "lstm": sorted(tiers[1])}}
-    detail = (f"GRU/LSTM seconds per epoch = {median:.2f} (median of {len(ratios)} seed pair(s); "
-              f"spread {ratios[0]:.2f}-{ratios[-1]:.2f}): {speed_ratio_text('GRU', median)}.")
+    beyond = spread is not None and abs(margin) > spread
+    detail = (f"GRU {mean_gru:.3g} vs LSTM {mean_lstm:.3g} s/epoch (mean of {len(ratios)} seed pair(s)); "
+              f"GRU/LSTM time ratio {median:.2f} (median; per pair {ratios[0]:.2f}-{ratios[-1]:.2f})"
+              + ("" if spread is None else f"; difference {abs(margin):.3g} s, {'beyond' if beyond else 'within'} "
+                                           f"the seeds' spread {spread:.3g} s") + ".")
     same_tier = len(tiers[0]) == 1 and tiers[0] == tiers[1] and None not in tiers[0]
     if not same_tier:
         ran = ", ".join(f"{cell} {kernel or 'not recorded'} (tier {', '.join(sorted(map(str, t)))})"
@@ -72,24 +91,31 @@ def speed_verdict(pairs: list[tuple[float, float]], kernels: tuple[str | None, s
         return Verdict(CLAIM_SPEED, INCONCLUSIVE, detail + (
             f" Not judged: the cells trained on kernels of different tiers ({ran}), so the ratio measures the "
             "implementations, not the cells. For like with like: GRU_LAB_COMPILED=0 and --set train.xla=off "
-            "(every cell on gru-lab's fused TensorFlow loop)."), numbers)
+            "(every cell on gru-lab's fused TensorFlow loop)."), numbers, "the cells ran kernels of different tiers")
     detail += f" Both cells trained on the {next(iter(tiers[0]))} tier ({kernels[0]}; {kernels[1]})."
-    if len(ratios) < 2:
-        return Verdict(CLAIM_SPEED, INCONCLUSIVE, detail + " One pair has no spread: use --seeds 2 or more.", numbers)
-    if ratios[-1] < 1:
-        return Verdict(CLAIM_SPEED, HOLDS, detail, numbers)
-    if ratios[0] >= 1:
-        return Verdict(CLAIM_SPEED, FAILS, detail, numbers)
-    return Verdict(CLAIM_SPEED, INCONCLUSIVE, detail + " The spread straddles 1.", numbers)
+    if spread is None:
+        return Verdict(CLAIM_SPEED, INCONCLUSIVE, detail + " One pair has no spread: use --seeds 2 or more.",
+                       numbers, "one seed pair: no spread to judge a margin against")
+    if beyond and ratios[-1] < 1:
+        return Verdict(CLAIM_SPEED, HOLDS, detail, numbers,
+                       speed_ratio_text("GRU", "LSTM", median) + " (beyond the seeds' spread)")
+    if beyond and ratios[0] > 1:
+        return Verdict(CLAIM_SPEED, FAILS, detail, numbers,
+                       speed_ratio_text("GRU", "LSTM", median) + " (beyond the seeds' spread)")
+    why = "the pairs split" if beyond else "the difference is within the seeds' spread"
+    return Verdict(CLAIM_SPEED, INCONCLUSIVE, detail, numbers,
+                   f"neither cell faster beyond the run-to-run spread ({why}; time ratio {median:.2f})")
 
 
-def speed_ratio_text(who: str, ratio: float) -> str:
-    """A time ratio (who's seconds / the other's) as a speed: "GRU is 2.4x faster", "GRU is 1.3x slower"."""
+def speed_ratio_text(who: str, other: str, ratio: float) -> str:
+    """A time ratio (who's seconds / the other's) named by the faster cell, never "1x":
+    "GRU 2.40x as fast as LSTM", "LSTM 1.30x as fast as GRU", "GRU as fast as LSTM (time ratio 1.00)"."""
     if ratio <= 0:
         return f"{who}'s time is not measurable"
-    if abs(ratio - 1) < 0.005:
-        return f"{who} is as fast (1.0x)"
-    return f"{who} is {1 / ratio:.2g}x faster" if ratio < 1 else f"{who} is {ratio:.2g}x slower"
+    if f"{ratio:.2f}" == "1.00":
+        return f"{who} as fast as {other} (time ratio {ratio:.3f})"
+    faster, slower, times = (who, other, 1 / ratio) if ratio < 1 else (other, who, ratio)
+    return f"{faster} {times:.2f}x as fast as {slower}"
 
 
 def _tiers(kernels: str | None) -> set[str | None]:
@@ -106,7 +132,8 @@ def accuracy_verdict(groups: dict[int | None, tuple[list[float], list[float]]], 
     Comparable when |mean difference| is inside the seed spread sqrt(sd_gru^2 + sd_lstm^2) at every
     length; not comparable when it is outside at some length. Needs two runs of each.
     """
-    parts, statuses, numbers = [], [], {}
+    parts, statuses, numbers, findings = [], [], {}, []
+    better_word = "more accurate" if metric == "accuracy" else f"lower test {metric}"
     for length, (gru, lstm) in groups.items():
         at = "" if length is None else f"T={length}: "
         if len(gru) < 2 or len(lstm) < 2:
@@ -117,24 +144,31 @@ def accuracy_verdict(groups: dict[int | None, tuple[list[float], list[float]]], 
         spread = math.hypot(statistics.stdev(gru), statistics.stdev(lstm))
         better = "GRU" if (diff > 0) == higher_is_better else "LSTM"
         inside = abs(diff) <= spread
-        parts.append(f"{at}GRU {statistics.fmean(gru):.4g} vs LSTM {statistics.fmean(lstm):.4g} test {metric}, "
-                     f"difference {diff:+.3g} {'inside' if inside else 'outside'} the seed spread {spread:.3g}"
-                     + ("" if inside else f" ({better} better)"))
+        worse = "LSTM" if better == "GRU" else "GRU"
+        means = {"GRU": statistics.fmean(gru), "LSTM": statistics.fmean(lstm)}
+        parts.append(f"{at}GRU {means['GRU']:.4g} vs LSTM {means['LSTM']:.4g} test {metric}, "
+                     f"difference {diff:+.3g} {'inside' if inside else 'outside'} the seed spread {spread:.3g}")
+        findings.append(f"{at}GRU and LSTM within the seeds' spread ({means['GRU']:.3g} vs {means['LSTM']:.3g})"
+                        if inside else f"{at}{better} {better_word} than {worse} ({means[better]:.3g} vs "
+                                       f"{means[worse]:.3g}, beyond the seeds' spread)")
         statuses.append(HOLDS if inside else FAILS)
         numbers[str(length)] = {"difference": diff, "spread": spread}
     if not statuses:
         return Verdict(CLAIM_ACCURACY, INCONCLUSIVE, "needs finished GRU and LSTM runs.")
     status = FAILS if FAILS in statuses else HOLDS if all(s == HOLDS for s in statuses) else INCONCLUSIVE
-    return Verdict(CLAIM_ACCURACY, status, "; ".join(parts) + ".", numbers)
+    return Verdict(CLAIM_ACCURACY, status, "; ".join(parts) + ".", numbers, "; ".join(findings))
 
 
-def long_dependency_verdict(by_length: dict[int, dict[str, list[float]]]) -> Verdict:
+def long_dependency_verdict(by_length: dict[int, dict[str, list[float]]],
+                            validation: dict[int, dict[str, list[float]]]) -> Verdict:
     """by_length: adding-problem T -> cell -> normalised test mse of each run (mse / predict-the-mean mse:
-    1 = learned nothing, 0 = perfect).
+    1 = learned nothing, 0 = perfect); validation: the same runs' validation mse, which chooses the gated cell
+    SimpleRNN is set against (the lower mean): choosing it on the test numbers it is then judged on would
+    flatter it.
 
-    Holds when, at the longest T, SimpleRNN trails the best gated cell by more than the seed spread and
+    Holds when, at the longest T, SimpleRNN trails the chosen gated cell by more than the seed spread and
     by more than it does at the shortest T. Does not hold when SimpleRNN is within the spread of (or
-    better than) the best gated cell at the longest T.
+    better than) the chosen gated cell at the longest T.
     """
     lengths = sorted(t for t, cells in by_length.items() if cells)
     if len(lengths) < 2:
@@ -148,7 +182,11 @@ def long_dependency_verdict(by_length: dict[int, dict[str, list[float]]]) -> Ver
         if len(rnn) < 2 or not gated:
             return Verdict(CLAIM_LONG, INCONCLUSIVE,
                            f"needs two or more finished SimpleRNN and gated (GRU/LSTM) runs at T={t}.")
-        best = min(gated, key=lambda c: statistics.fmean(gated[c]))
+        chooser = validation.get(t) or {}
+        if any(len(chooser.get(c) or []) == 0 for c in gated):
+            return Verdict(CLAIM_LONG, INCONCLUSIVE, f"needs the gated runs' validation mse at T={t} to choose the "
+                                                     "gated cell to compare with (data.n_val > 0); never on test.")
+        best = min(gated, key=lambda c: statistics.fmean(chooser[c]))
         gap = statistics.fmean(rnn) - statistics.fmean(gated[best])
         spread = math.hypot(statistics.stdev(rnn), statistics.stdev(gated[best]))
         gaps[t] = (gap, spread)
@@ -159,11 +197,12 @@ def long_dependency_verdict(by_length: dict[int, dict[str, list[float]]]) -> Ver
                      f"{statistics.fmean(gated[best]):.3f}±{statistics.stdev(gated[best]):.3f}")
     short, long_ = lengths[0], lengths[-1]
     gap, spread = gaps[long_]
-    detail = "test mse / predict-the-mean mse, " + "; ".join(parts) + "."
+    detail = ("test mse / predict-the-mean mse, " + "; ".join(parts) + " (the gated cell: the lower mean "
+              "validation mse at that T).")
     if gap <= spread:
         return Verdict(CLAIM_LONG, FAILS,
                        detail + f" At T={long_} SimpleRNN is within the seed spread of (or better than) "
-                                "the best gated cell.", numbers)
+                                "the gated cell.", numbers)
     if gap > gaps[short][0]:
         return Verdict(CLAIM_LONG, HOLDS,
                        detail + f" The gap grows from {gaps[short][0]:.3f} to {gap:.3f} as T grows.", numbers)
@@ -193,9 +232,11 @@ def baseline_verdict(model: str, values: list[float], best, metric: str, higher_
     if len(values) < 2:
         return Verdict(claim, INCONCLUSIVE, detail + " One run has no spread: use --seeds 2 or more.", numbers)
     if all(better):
-        return Verdict(claim, HOLDS, detail, numbers)
+        return Verdict(claim, HOLDS, detail, numbers,
+                       f"{model} better than {best.label} in every seed ({mean:.4g} vs {best.value:.4g} test {metric})")
     if not any(better):
-        return Verdict(claim, FAILS, detail, numbers)
+        return Verdict(claim, FAILS, detail, numbers, f"{best.label} better than {model} in every seed "
+                                                      f"({best.value:.4g} vs {mean:.4g} test {metric})")
     return Verdict(claim, INCONCLUSIVE, detail + " The seeds fall on both sides of it.", numbers)
 
 
@@ -227,12 +268,15 @@ def check_claims(plan, runs, baselines: dict | None = None) -> list[Verdict]:
         verdicts.append(Verdict(CLAIM_LONG, INCONCLUSIVE, "no SimpleRNN in this compare."))
     else:
         by_length: dict[int, dict[str, list[float]]] = {}
+        validation: dict[int, dict[str, list[float]]] = {}
         for row in done.itertuples():
             if row.value is None or not row.baseline_mse:
                 continue
             length = int(row.length) if row.length is not None and not _isnan(row.length) else plan.base.data.length
             by_length.setdefault(length, {}).setdefault(row.cell, []).append(float(row.value) / float(row.baseline_mse))
-        verdicts.append(long_dependency_verdict(by_length))
+            if row.val_value is not None and not _isnan(row.val_value):
+                validation.setdefault(length, {}).setdefault(row.cell, []).append(float(row.val_value))
+        verdicts.append(long_dependency_verdict(by_length, validation))
     if baselines is not None:
         verdicts += baseline_verdicts(plan, runs, baselines).values()
     return verdicts
@@ -286,3 +330,42 @@ def _values_at(frame, length: int | None) -> list[float]:
     """The test metric of some runs at one adding-problem length (None: a compare without lengths)."""
     at = frame[frame.length.isna()] if length is None else frame[frame.length == length]
     return [float(v) for v in at.value.dropna()]
+
+
+def run_baselines(metrics: dict[str, Any]) -> list[tuple[str, float]]:
+    """(label, test value) of every baseline one run's record holds, naive then classical: predict the mean,
+    repeat the last value, the majority class (its data's), then its classical_baseline's items."""
+    data = metrics.get("data") or {}
+    classical = (metrics.get("classical_baseline") or {}).get("items") or []
+    names = {b.get("name") for b in classical}
+    found = []
+    if data.get("baseline_mse") is not None:
+        found.append(("predict the mean", float(data["baseline_mse"])))
+    if data.get("last_value_mse") is not None and "last_value" not in names:
+        found.append(("repeat the last value", float(data["last_value_mse"])))
+    if data.get("majority_accuracy") is not None:
+        found.append((f"always '{data.get('majority_class')}'", float(data["majority_accuracy"])))
+    found += [(b["label"], float(b["value"])) for b in classical if b.get("value") is not None]
+    return found
+
+
+def run_verdict(model: str, metrics: dict[str, Any]) -> Verdict | None:
+    """One finished run against every baseline its record holds (run_baselines): holds when its test metric is
+    better than each, does not hold when some baseline is as good or better (named, with both numbers). None
+    when the run has no test metric or no baseline. One run has no seed spread: the detail says so."""
+    metric, higher = metric_of(metrics.get("task") or "regression")
+    value = (metrics.get("test") or {}).get(metric)
+    baselines = run_baselines(metrics)
+    if value is None or not baselines:
+        return None
+    claim = f"{model} beats its baselines"
+    lost = [(label, b) for label, b in baselines if not (value > b if higher else value < b)]
+    beaten = [(label, b) for label, b in baselines if (label, b) not in lost]
+    listed = ", ".join(f"{label} {b:.4g}" for label, b in (lost or beaten))
+    numbers = {"value": value, "baselines": dict(baselines), "lost_to": [label for label, _ in lost]}
+    if not lost:
+        return Verdict(claim, HOLDS, f"{model} beats every baseline: test {metric} {value:.4g} vs {listed} (one run: "
+                                     "compare or sweep with --seeds 2 or more judges it against the seeds' spread).",
+                       numbers)
+    also = f"; it beats {', '.join(f'{label} {b:.4g}' for label, b in beaten)}" if beaten else ""
+    return Verdict(claim, FAILS, f"{model} loses to {listed}: its test {metric} is {value:.4g}{also}.", numbers)

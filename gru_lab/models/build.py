@@ -17,9 +17,9 @@ def build_model(m: ModelConfig, spec: InputSpec):
     from keras import layers
 
     if spec.input_kind == "tokens":
-        inputs = keras.Input(shape=(spec.timesteps,), dtype="int32", name="tokens")
+        inputs = keras.Input(shape=(input_steps(m, spec),), dtype="int32", name="tokens")
     else:
-        inputs = keras.Input(shape=(spec.timesteps, spec.features), dtype="float32", name="sequence")
+        inputs = keras.Input(shape=(input_steps(m, spec), spec.features), dtype="float32", name="sequence")
     # A left-padded mask makes Keras's cuDNN path fail at run time; run those layers without cuDNN.
     use_cudnn = "auto" if not ((m.mask_zero or spec.masked) and spec.padding == "pre") else False
     own_loops = not loop_blockers(m)  # the layers check the rest (device, compiled or fused) when called
@@ -74,6 +74,15 @@ def build_model(m: ModelConfig, spec: InputSpec):
             raise RuntimeError(f"unknown layer kind {plan.kind}")
         x = layer(x)
     return keras.Model(inputs, x, name=f"{m.cell}_model")
+
+
+def input_steps(m: ModelConfig, spec: InputSpec) -> int | None:
+    """The input's length: None (any) where padding is masked (token ids with mask_zero, or the real-valued
+    sequences of data.name: sequences behind their Masking layer), since gru-lab's pipelines then trim each
+    batch to its longest sequence (training.pipeline) and short ones make batches shorter than maxlen; Keras's
+    predict checks the concrete batch against the input's shape. Unrolled loops need the length fixed."""
+    masked = m.mask_zero if spec.input_kind == "tokens" else spec.masked
+    return None if masked and not m.unroll else spec.timesteps
 
 
 def layer_params(model) -> list[dict[str, Any]]:

@@ -22,7 +22,8 @@ HEADERS = {
     "params_recurrent": "recurrent", "recurrent_vs_lstm_pct": "rec. vs\nLSTM", "s_per_epoch": "s/epoch",
     "fit_seconds": "train s\n(mean)", "train_samples_per_s": "train\nsamples/s",
     "infer_samples_per_s": "infer\nsamples/s", "infer_ms_per_sample": "infer\nms/sample",
-    "metric_mean": "test {metric}\n(mean ± sd)", "beats_baseline": "beats\nbaseline",
+    "val_mean": "{val_metric}\n(mean ± sd)", "metric_mean": "test {metric}\n(mean ± sd)",
+    "beats_baseline": "beats\nbaseline",
     "mse_vs_baseline": MSE_HEADER, "best_epoch": "best\nepoch", "cudnn": CUDNN_HEADER,
     "peak_rss_mib": "peak RSS\nMiB", "peak_gpu_mib": "peak GPU\nMiB", "errors": "errors",
 }
@@ -32,8 +33,8 @@ CONSOLE_GROUPS = {
     "size and speed": ("model", "length", "params_total", "params_recurrent", "recurrent_vs_lstm_pct",
                        "s_per_epoch", "fit_seconds", "train_samples_per_s", "infer_samples_per_s",
                        "infer_ms_per_sample", "peak_rss_mib", "peak_gpu_mib"),
-    "test metric over seeds": ("model", "length", "runs", "metric_mean", "beats_baseline", "mse_vs_baseline",
-                               "best_epoch", "cudnn", "errors"),
+    "validation and test over seeds": ("model", "length", "runs", "val_mean", "metric_mean", "beats_baseline",
+                                       "mse_vs_baseline", "best_epoch", "cudnn", "errors"),
 }
 
 
@@ -42,7 +43,8 @@ def _comparison_cells(df, only: tuple[str, ...] | None = None) -> tuple[list[str
     columns = [c for c in HEADERS if c in df.columns and (only is None or c in only)
                and not (c == "errors" and df[c].isna().all())]
     metric = str(df["metric"].iloc[0]).removeprefix("test_") if len(df) else "metric"
-    headers = [HEADERS[c].format(metric=metric) for c in columns]
+    val_metric = next((str(v) for v in df.get("val_metric", []) if not missing(v)), "validation")
+    headers = [HEADERS[c].format(metric=metric, val_metric=val_metric) for c in columns]
     rows = []
     for rec in df.to_dict(orient="records"):
         rows.append([format_cell(c, rec.get(c), rec) for c in columns])
@@ -67,10 +69,11 @@ def comparison_tables(df, title: str) -> list[Table]:
 def verdicts_table(verdicts) -> Table:
     table = Table(title="Claims checked against these runs", header_style="bold", show_lines=True)
     table.add_column("claim")
-    table.add_column("verdict", no_wrap=True)
+    table.add_column("verdict")
     table.add_column("numbers", overflow="fold")
     for v in verdicts:
-        table.add_row(escape(v.claim), f"[{VERDICT_STYLE[v.status]}]{v.status}[/]", escape(v.detail))
+        finding = f": {escape(v.finding)}" if v.finding else ""
+        table.add_row(escape(v.claim), f"[{VERDICT_STYLE[v.status]}]{v.status}[/]{finding}", escape(v.detail))
     return table
 
 
@@ -88,8 +91,8 @@ def comparison_record(result, comp: Comparison) -> dict[str, Any]:
                                  "units": plan.units, "equal_params": plan.equal_params, "budget": plan.budget,
                                  "compare_seconds": result.seconds}),
         "table": records(comp.table), "runs": records(comp.runs),
-        "verdicts": [{"claim": v.claim, "status": v.status, "detail": v.detail, "numbers": v.numbers}
-                     for v in comp.verdicts],
+        "verdicts": [{"claim": v.claim, "status": v.status, "finding": v.finding, "detail": v.detail,
+                      "numbers": v.numbers} for v in comp.verdicts],
         "notes": comp.notes, "plots": {k: p.name for k, p in comp.files.items() if k in PLOTS},
     }
 
@@ -107,7 +110,7 @@ def comparison_markdown(result, comp: Comparison) -> str:
              "## Table", "", markdown_table(*_comparison_cells(comp.table))]
     lines += [f"- {n}" for n in comp.notes] + [""]
     lines += ["## Verdicts", ""]
-    lines += [f"- **{v.claim}**: {v.status}. {v.detail}" for v in comp.verdicts] + [""]
+    lines += [f"- **{v.claim}**: {v.text}. {v.detail}" for v in comp.verdicts] + [""]
     if any(k in PLOTS for k in comp.files):
         lines += ["## Plots", ""]
         lines += [f"![{PLOTS[k]}]({p.name})" + "\n" for k, p in comp.files.items() if k in PLOTS]

@@ -21,16 +21,16 @@ def fmt(value: Any, digits: int = 4) -> str:
 
 def format_cell(column: str, value: Any, rec: dict[str, Any]) -> str:
     """One cell of a comparison or sweep table, formatted the same way in both (rich and Markdown)."""
-    if column == "metric_mean":
-        sd = rec.get("metric_std")
-        if missing(value):
-            return "diverged" if rec.get("diverged") else "-"  # every run of the group diverged: nothing to average
+    if column in ("metric_mean", "val_mean"):
+        sd = rec.get("metric_std" if column == "metric_mean" else "val_std")
+        if missing(value):  # every run of the group diverged: nothing to average (a baseline row has no count)
+            return "diverged" if not missing(rec.get("diverged")) and rec.get("diverged") else "-"
         return f"{value:.4g}" + ("" if missing(sd) else f" ± {sd:.2g}")
     if missing(value):
         return "-"
     if column == "recurrent_vs_lstm_pct":
         return f"{value:.1f}%"
-    if column in ("params_total", "params_recurrent", "length"):
+    if column in ("params_total", "params_recurrent", "length", "val_rank"):
         return f"{int(value):,}"
     if column in ("peak_rss_mib", "peak_gpu_mib", "train_samples_per_s", "infer_samples_per_s"):
         return f"{value:,.0f}"

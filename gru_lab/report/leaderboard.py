@@ -8,19 +8,28 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
+from gru_lab.experiments.selection import BOARD_TIE_RULE
 from gru_lab.files import atomic_write_text
 from gru_lab.report.format import markdown_table, missing
 
+RANK_RULE = (f"the validation metric at the epoch each run was tested (accuracy: higher, mse: lower), "
+             f"{BOARD_TIE_RULE}; the test metric is shown beside it, never used to rank; runs without validation "
+             "are unranked (#: -)")
+
 
 def _leaderboard_cells(df) -> tuple[list[str], list[list[str]]]:
-    headers = ["dataset", "#", "name", "run id", "model", "test metric", "params", "s/epoch"]
+    import pandas as pd
+
+    headers = ["dataset", "#", "name", "run id", "model", "validation", "test metric", "params", "s/epoch"]
     rows = []
     for r in df.to_dict(orient="records"):
         value = "-" if missing(r["value"]) else f"{r['metric']} {r['value']:.4g}"
         if r["status"] != "finished":
             value += f" ({r['status']})"
-        rows.append([r["dataset"], str(r["rank"]), r["name"], r["run_id"],
-                     r["model"], value,
+        val = "-" if missing(r.get("val_value")) else f"{r['val_metric']} {r['val_value']:.4g}"
+        rank = "-" if r["rank"] is None or pd.isna(r["rank"]) else str(r["rank"])  # pandas' NA: unranked
+        rows.append([r["dataset"], rank, r["name"], r["run_id"],
+                     r["model"], val, value,
                      "-" if missing(r["params"]) else f"{int(r['params']):,}",
                      "-" if missing(r["s_per_epoch"]) else f"{r['s_per_epoch']:.3g}"])
     return headers, rows
@@ -31,18 +40,40 @@ def leaderboard_table(df, title: str) -> Table:
     table = Table(title=title, header_style="bold")
     for h in headers:
         table.add_column(h, justify="right" if h in ("#", "params", "s/epoch") else "left",
-                         no_wrap=h in ("run id", "dataset", "test metric"), overflow="fold")
+                         no_wrap=h in ("run id", "dataset", "validation", "test metric"), overflow="fold")
     for row in rows:
         table.add_row(*(escape(c) for c in row))
     return table
+
+
+def leaderboard_view(df, title: str, width: int):
+    """The leaderboard for a console `width` columns wide: the table where its cells fit whole, else (a pipe
+    or a narrow terminal) one plain line per run under its dataset, so a run id or a metric is never folded
+    into a column two characters wide."""
+    from rich.text import Text
+
+    headers, rows = _leaderboard_cells(df)
+    # Each column as wide as its widest cell (a header's widest line), plus the borders and padding.
+    natural = sum(max([len(line) for line in h.split("\n")] + [len(r[i]) for r in rows]) + 3
+                  for i, h in enumerate(headers)) + 1
+    if natural <= width:
+        return leaderboard_table(df, title)
+    lines, dataset = [title], None
+    for r in rows:
+        if r[0] != dataset:
+            dataset = r[0]
+            lines.append(f"{dataset}:")
+        # The metric opens its own line, so wrapping never parts it from its value.
+        lines += [f"  #{r[1]} {r[3]} ({r[2]})", f"     {r[5]}; test {r[6]}; {r[4]}; {r[7]} params; {r[8]} s/epoch"]
+    return Text("\n".join(lines))
 
 
 def write_leaderboard(df, root: Path) -> dict[str, Path]:
     """<root>/leaderboard.csv and .md: derived views, rewritten each time; no run folder is touched."""
     paths = {"csv": root / "leaderboard.csv", "md": root / "leaderboard.md"}
     atomic_write_text(paths["csv"], df.to_csv(index=False))
-    atomic_write_text(paths["md"], f"# Leaderboard: {root}\n\n{len(df)} runs, best test metric first within each "
-                                   f"dataset (accuracy: higher, mse: lower).\n\n"
+    atomic_write_text(paths["md"], f"# Leaderboard: {root}\n\n{len(df)} runs, ranked within each dataset by "
+                                   f"{RANK_RULE}.\n\n"
                                    + markdown_table(*_leaderboard_cells(df)))
     return paths
 

@@ -73,3 +73,62 @@ def runs_hook(progress, plan, one_line: bool) -> tuple[Callable, Callable]:
             progress.update(shared, visible=False)
 
     return on_event, done
+
+
+def runs_lines(console, plan, every: float = 30.0, clock: Callable[[], float] | None = None
+               ) -> tuple[Callable, Callable]:
+    """(event hook, done) for executor.execute_runs when stderr is not a terminal (CI, nohup, a pipe), where a
+    live bar shows nothing until the end: one plain line per run that finishes, fails or is reused, with the
+    count done so far, and, for a run still training, one line per epoch at most every `every` seconds."""
+    import time
+
+    clock = clock or time.monotonic
+    total, done = len(plan.runs), [0]
+    last: dict[str, float] = {}  # run id -> when its last line was printed
+
+    def say(text: str) -> None:
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    def on_event(kind: str, run, info: dict) -> None:
+        if kind == "start":
+            last[run.run_id] = clock()
+            return
+        if kind == "epoch":
+            if clock() - last.get(run.run_id, float("-inf")) >= every:
+                last[run.run_id] = clock()
+                say(f"  {run.label}: epoch {info['epoch']}/{run.cfg.train.epochs} in {info['seconds']:.1f} s  "
+                    f"{_logs(info.get('logs') or {})}")
+            return
+        done[0] += 1
+        count = f"[{done[0]}/{total}]"
+        if kind == "reuse":
+            say(f"{count} reused {run.label} ({run.run_id})")
+        elif kind == "fail":
+            say(f"{count} failed {run.label} ({run.run_id}): {info['error']}")
+        elif kind == "finish":
+            m = info.get("metrics") or {}
+            test = ", ".join(f"test {k} {v:.4g}" for k, v in (m.get("test") or {}).items() if k != "loss")
+            took = f" in {info['seconds']:.0f} s" if info.get("seconds") is not None else ""
+            say(f"{count} {m.get('status', 'finished')} {run.label} ({run.run_id}){took}"
+                + (f": {test}" if test else ""))
+        last.pop(run.run_id, None)
+
+    return on_event, lambda: None
+
+
+def training_lines(console, name: str, epochs: int, every: float = 30.0, clock: Callable[[], float] | None = None
+                   ) -> Callable:
+    """The epoch hook for training.fit.train when stderr is not a terminal: a plain line for an epoch at most every
+    `every` seconds (the first and the last epoch always), instead of a live bar that shows nothing until the end."""
+    import time
+
+    clock = clock or time.monotonic
+    last = [float("-inf")]
+
+    def on_epoch(epoch: int, logs: dict, seconds: float) -> None:
+        if epoch in (1, epochs) or clock() - last[0] >= every:
+            last[0] = clock()
+            console.print(f"{name}: epoch {epoch}/{epochs} in {seconds:.1f} s  {_logs(logs)}", markup=False,
+                          highlight=False, soft_wrap=True)
+
+    return on_epoch

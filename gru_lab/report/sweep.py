@@ -22,29 +22,37 @@ from gru_lab.report.plots import plot_sweep
 
 SWEEP_HEADERS = {
     "model": "model", "runs": "runs", "params_total": "params", "params_recurrent": "recurrent",
-    "s_per_epoch": "s/epoch", "fit_seconds": "train s\n(mean)", "metric_mean": "test {metric}\n(mean ± sd)",
+    "s_per_epoch": "s/epoch", "fit_seconds": "train s\n(mean)", "val_rank": "rank\n(val)",
+    "val_mean": "{val_metric}\n(mean ± sd)", "metric_mean": "test {metric}\n(mean ± sd)",
     "beats_baseline": "beats\nbaseline",
     "mse_vs_baseline": MSE_HEADER, "best_epoch": "best\nepoch", "errors": "errors",
 }
 
 
-def _sweep_cells(df, axes: list[str]) -> tuple[list[str], list[list[str]]]:
-    """Headers and formatted cells of a sweep frame, shared by rich and Markdown."""
-    columns = axes + [c for c in SWEEP_HEADERS if c in df.columns
+# The console table leaves these to sweep.md/.csv, so that the validation and test columns fit 120 columns.
+CONSOLE_LEAVES = ("params_recurrent", "fit_seconds", "mse_vs_baseline")
+
+
+def _sweep_cells(df, axes: list[str], leave: tuple[str, ...] = ()) -> tuple[list[str], list[list[str]]]:
+    """Headers and formatted cells of a sweep frame, shared by rich and Markdown (leave: columns not shown)."""
+    columns = axes + [c for c in SWEEP_HEADERS if c in df.columns and c not in leave
                       and not (c in ("errors", "mse_vs_baseline") and df[c].isna().all())]
     metric = str(df["metric"].iloc[0]).removeprefix("test_") if len(df) else "metric"
-    headers = [c if c in axes else SWEEP_HEADERS[c].format(metric=metric) for c in columns]
+    val_metric = next((str(v) for v in df.get("val_metric", []) if not missing(v)), "validation")
+    headers = [c if c in axes else SWEEP_HEADERS[c].format(metric=metric, val_metric=val_metric) for c in columns]
     rows = [[axis_text(rec.get(c)) if c in axes else format_cell(c, rec.get(c), rec) for c in columns]
             for rec in df.to_dict(orient="records")]
     return headers, rows
 
 
 def sweep_table(df, axes: list[str], title: str) -> Table:
-    headers, rows = _sweep_cells(df, axes)
+    headers, rows = _sweep_cells(df, axes, CONSOLE_LEAVES)
     table = Table(title=title, header_style="bold")
     for h in headers:
-        left = h in axes or h in ("model", "runs", "errors", "beats\nbaseline")
-        table.add_column(h, justify="left" if left else "right", overflow="fold", no_wrap=h != "errors")
+        left = h in axes or h in ("model", "runs", "errors", "beats\nbaseline", "rank\n(val)")
+        # Words may wrap (a baseline's long label, "does not hold"); numbers and run counts stay whole.
+        wraps = h in ("errors", "model", "beats\nbaseline")
+        table.add_column(h, justify="left" if left else "right", overflow="fold", no_wrap=not wraps)
     for row in rows:
         table.add_row(*(escape(c) for c in row))
     return table
@@ -70,8 +78,8 @@ def sweep_record(result, rep: SweepReport) -> dict[str, Any]:
                                  "seeds": plan.seeds, "backend": result.backend, "sweep_seconds": result.seconds}),
         "table": records(rep.table), "runs": records(rep.runs), "notes": rep.notes,
         "baselines": [b.record() for b in result.baselines.values()],
-        "verdicts": [{"claim": v.claim, "status": v.status, "detail": v.detail, "numbers": v.numbers}
-                     for v in rep.verdicts],
+        "verdicts": [{"claim": v.claim, "status": v.status, "finding": v.finding, "detail": v.detail,
+                      "numbers": v.numbers} for v in rep.verdicts],
         "plot": rep.files["plot"].name if "plot" in rep.files else None,
     }
 
@@ -92,7 +100,7 @@ def sweep_markdown(result, rep: SweepReport) -> str:
     lines += [f"- {n}" for n in rep.notes] + [""]
     if rep.verdicts:
         lines += ["## Against the classical baseline", ""]
-        lines += [f"- **{v.claim}**: {v.status}. {v.detail}" for v in rep.verdicts] + [""]
+        lines += [f"- **{v.claim}**: {v.text}. {v.detail}" for v in rep.verdicts] + [""]
     if "plot" in rep.files:
         lines += ["## Plot", "", f"![test metric against each swept axis]({rep.files['plot'].name})", ""]
     lines += ["## Runs", ""]
@@ -114,7 +122,8 @@ def print_sweep(console, result, rep: SweepReport) -> None:
     for note in rep.notes:
         console.print(f"[dim]- {escape(note)}[/]", soft_wrap=True)
     for v in rep.verdicts:
-        console.print(f"[{VERDICT_STYLE[v.status]}]{v.status}[/]: {escape(v.claim)}. {escape(v.detail)}",
+        finding = f" - {escape(v.finding)}" if v.finding else ""
+        console.print(f"[{VERDICT_STYLE[v.status]}]{v.status}[/]: {escape(v.claim)}{finding}. {escape(v.detail)}",
                       soft_wrap=True)
     for key in ("md", "csv", "json", "plot"):
         if key in rep.files:

@@ -145,20 +145,36 @@ class RunFolder:
 
     def commit_record(self, metrics: dict[str, Any]) -> Path:
         """Write metrics.json last (its presence marks the record complete), rename into place, and keep
-        metrics["run_id"] equal to the folder name when a clash added a suffix."""
+        metrics["run_id"] equal to the folder name when a clash added a suffix. The record of this same run
+        stopped with Ctrl-C (status interrupted, same run id and config) is replaced: one run, one folder."""
         self.write_json("metrics.json", metrics)
-        final = self.commit()
+        final = self.commit(replaces=lambda found: _interrupted_record_of(found, metrics))
         if final.name != self.run_id:
             metrics["run_id"] = final.name
             atomic_write_json(final / "metrics.json", metrics)
         return final
 
-    def commit(self) -> Path:
-        """Rename into results/<name>/<run-id>; a clash (same second, same config) gets a suffix. The resume
-        state and run.json are not part of the record; the lock goes with the folder and is removed after."""
+    def commit(self, replaces=None) -> Path:
+        """Rename into results/<name>/<run-id>; a clash (same second, same config) gets a suffix, unless
+        replaces(existing folder) says the folder there is an earlier record of this same run: it is moved
+        aside (hidden), this one renamed into place, then the old one removed. The resume state and run.json
+        are not part of the record; the lock goes with the folder and is removed after."""
         shutil.rmtree(self.partial / RESUME_STATE, ignore_errors=True)
         (self.partial / "run.json").unlink(missing_ok=True)
         candidate, n = self.parent / self.run_id, 1
+        if replaces is not None and candidate.is_dir() and replaces(candidate):
+            aside = candidate.with_name(f".replaced-{candidate.name}-{os.getpid()}")
+            os.rename(candidate, aside)
+            try:
+                os.rename(self.partial, candidate)
+            except OSError:
+                os.rename(aside, candidate)
+                raise
+            shutil.rmtree(aside, ignore_errors=True)
+            self.final = candidate
+            (candidate / LOCK).unlink(missing_ok=True)
+            self._unlock()
+            return candidate
         while True:
             try:
                 # os.rename onto an existing non-empty directory fails, so a clash can never overwrite.
@@ -175,6 +191,16 @@ class RunFolder:
         (candidate / LOCK).unlink(missing_ok=True)
         self._unlock()
         return candidate
+
+
+def _interrupted_record_of(found: Path, metrics: dict[str, Any]) -> bool:
+    """Whether the record in found is this run's, stopped with Ctrl-C: status interrupted, same id and config."""
+    try:
+        old = json.loads((found / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (old.get("status") == "interrupted" and old.get("run_id") == metrics.get("run_id")
+            and old.get("config_hash") == metrics.get("config_hash"))
 
 
 def lock(folder: RunFolder) -> bool:

@@ -23,11 +23,6 @@ from gru_lab.models.kernels import cudnn_blockers
 from gru_lab.models.plan import plan_layers
 from gru_lab.training.memory import peak_memory, reset_gpu_peak
 
-# Keras 3's fit makes two iterators of the train dataset per epoch after the first (one at the end of an epoch,
-# which it drops, and one at the start of the next), and each draws a fresh shuffled order; a resumed run makes
-# as many before it continues, so epoch k sees the order it saw uninterrupted (tests/training/test_resume.py).
-KERAS_ITERATORS_PER_EPOCH = 2
-
 # Hooks let the CLI draw progress without the library printing anything.
 EpochHook = Callable[[int, dict[str, float], float], None]  # (epoch 1-based, logs, seconds)
 BatchHook = Callable[[int, int], None]  # (batch 1-based, batches per epoch)
@@ -198,7 +193,7 @@ def _fit_and_evaluate(cfg: ExperimentConfig, data: Dataset, plan, epoch_hook: Ep
     if x_val is not None:
         fit_kwargs["validation_data"] = pipeline.eval_dataset(x_val, y_val, eval_batch_size, trim, by_length=bucket)
     n_fit = len(x_fit)
-    steps = -(-n_fit // t.batch_size)
+    steps = pipeline.train_steps(n_fit, t.batch_size)
     timing = timing_callback(None, batch_hook, steps)
     done = saved.epochs_done if saved else 0
     resumed = (saved.resumed + [{"from_epoch": done + 1}]) if saved else []
@@ -228,11 +223,12 @@ def _fit_and_evaluate(cfg: ExperimentConfig, data: Dataset, plan, epoch_hook: Ep
         if saved is not None and saved.complete:
             _end_of_training(model, early_stop)  # the state was saved after the last epoch: evaluate next
         else:
-            train_ds = pipeline.train_dataset(x_fit, y_fit, t.batch_size, seed, trim, bucket)
-            for _ in range(KERAS_ITERATORS_PER_EPOCH * done):  # each iterator draws the next shuffled order
-                iter(train_ds)
-            model.fit(train_ds, epochs=t.epochs, initial_epoch=done, shuffle=False, callbacks=callbacks, verbose=0,
-                      **fit_kwargs)
+            # Every epoch's batches are a function of (seed, epoch), and one iterator serves the whole fit: a
+            # resumed run trains epoch k+1 on the batches an uninterrupted run gives it (pipeline.epoch_batches).
+            train_ds = pipeline.train_dataset(x_fit, y_fit, t.batch_size, seed, trim, bucket,
+                                              epochs=t.epochs, first_epoch=done)
+            model.fit(train_ds, epochs=t.epochs, initial_epoch=done, steps_per_epoch=steps, shuffle=False,
+                      callbacks=callbacks, verbose=0, **fit_kwargs)
     except KeyboardInterrupt:
         status = "interrupted"
     except cb.Diverged as exc:

@@ -129,25 +129,64 @@ def _batched(x, y, index_batches, trim_padding: str | None = None):
     return ds.prefetch(PREFETCH_BATCHES).with_options(_options())
 
 
-def train_dataset(x, y, batch_size: int, seed: int, trim_padding: str | None = None, bucket: bool = False):
-    """Reshuffled every epoch (a fresh, seeded permutation each pass), then batched: same seed, same order.
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int,
+                  lengths: np.ndarray | None = None) -> list[np.ndarray]:
+    """The row indices of each batch of one epoch (0-based): a pure function of (seed, epoch), so a resumed run
+    makes the very batches of the epochs it continues, however many iterators anything made before.
 
-    bucket (with trim_padding): the shuffled order is sorted by length within windows of
-    BUCKET_WINDOW_BATCHES batches and the batches of each window are shuffled, so each batch, trimmed to its
-    longest sequence, carries little padding."""
+    A seeded permutation of the n rows, cut into batches. With lengths (bucketing), the permutation is sorted by
+    length within windows of BUCKET_WINDOW_BATCHES batches and the full batches of each window come in a seeded
+    order; the last, partial batch of the epoch stays last."""
+    rng = np.random.default_rng((seed % 2**32, epoch))
+    order = rng.permutation(n)
+    if lengths is None:
+        return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    lengths = np.asarray(lengths)
+    window = batch_size * BUCKET_WINDOW_BATCHES
+    batches: list[np.ndarray] = []
+    for start in range(0, n, window):
+        part = order[start:start + window]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        cut = [part[i:i + batch_size] for i in range(0, len(part), batch_size)]
+        full = [b for b in cut if len(b) == batch_size]
+        batches.extend(full[i] for i in rng.permutation(len(full)))
+        batches.extend(b for b in cut if len(b) < batch_size)
+    return batches
+
+
+def train_dataset(x, y, batch_size: int, seed: int, trim_padding: str | None = None, bucket: bool = False,
+                  epochs: int = 1, first_epoch: int = 0):
+    """The batches of epochs first_epoch .. epochs-1 (0-based) one after another, each epoch in its own seeded
+    order (epoch_batches): fit with steps_per_epoch = train_steps(len(x), batch_size), so that Keras keeps one
+    iterator for the whole fit, and a resumed run passes first_epoch = the epochs it has done.
+
+    bucket (with trim_padding): batches hold sequences of similar lengths, each trimmed to its longest."""
     import tensorflow as tf
 
-    order = tf.data.Dataset.range(len(x)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    if not bucket:
-        return _batched(x, y, order.batch(batch_size), trim_padding)
-    lengths = tf.constant(sequence_lengths(x, trim_padding))
-    sorted_windows = order.batch(batch_size * BUCKET_WINDOW_BATCHES).map(
-        lambda idx: tf.gather(idx, tf.argsort(tf.gather(lengths, idx), stable=True)))
-    index_batches = sorted_windows.unbatch().batch(batch_size).shuffle(
-        BUCKET_WINDOW_BATCHES, seed=seed + 1, reshuffle_each_iteration=True)
-    # unbatch() hides the count from tf.data; Keras needs it to know where an epoch ends without running dry.
-    index_batches = index_batches.apply(tf.data.experimental.assert_cardinality(-(-len(x) // batch_size)))
+    n = len(x)
+    lengths = sequence_lengths(x, trim_padding) if bucket else None
+
+    def table(epoch):  # the epoch's batches as rows of indices, -1 past a short batch's end
+        rows = np.full((train_steps(n, batch_size), batch_size), -1, dtype="int64")
+        for i, idx in enumerate(epoch_batches(n, batch_size, seed, int(epoch), lengths)):
+            rows[i, :len(idx)] = idx
+        return rows
+
+    def one_epoch(epoch):
+        rows = tf.numpy_function(table, [epoch], tf.int64, stateful=False)
+        rows.set_shape((None, batch_size))
+        return tf.data.Dataset.from_tensor_slices(rows).map(lambda row: tf.boolean_mask(row, row >= 0))
+
+    index_batches = tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
+    # flat_map hides the count from tf.data; Keras needs it to know where the data ends.
+    index_batches = index_batches.apply(
+        tf.data.experimental.assert_cardinality(max(0, epochs - first_epoch) * train_steps(n, batch_size)))
     return _batched(x, y, index_batches, trim_padding)
+
+
+def train_steps(n: int, batch_size: int) -> int:
+    """Batches in one epoch of n rows (the last one may be short)."""
+    return -(-n // batch_size)
 
 
 def eval_dataset(x, y, batch_size: int, trim_padding: str | None = None, by_length: bool = False):

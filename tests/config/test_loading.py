@@ -210,7 +210,7 @@ def test_embedded_default_loads():
     from gru_lab.config import EMBEDDED_DEFAULT
 
     cfg = load_config(EMBEDDED_DEFAULT)
-    assert cfg.data.name == "sine"
+    assert cfg.data.name == "adding" and cfg.model.cell == "gru"
 
 
 def test_overrides_are_parsed_as_yaml_and_validated_like_the_file(write_config):

@@ -176,8 +176,8 @@ def test_sweep_table_and_files_come_from_the_run_records(tmp_path):
         assert row["runs"] == "2/2" and row["metric_mean"] == pytest.approx(sum(m["test"]["mse"] for m in records) / 2)
         assert row["params_recurrent"] == records[0]["params"]["recurrent"]
     assert table[0]["params_recurrent"] == 3 * 3 * (1 + 3 + 2) and table[1]["params_recurrent"] == 4 * 3 * (1 + 3 + 1)
-    best = min(table, key=lambda row: row["metric_mean"])
-    assert any(note.startswith(f"best: model.cell={best['model.cell']}") for note in rep.notes)
+    best = min(table, key=lambda row: row["val_mean"])  # mse: the lowest validation mean, never the test's
+    assert any(note.startswith(f"best: model.cell={best['model.cell']} ") for note in rep.notes)
     folder = plan.folder
     assert {p.name for p in folder.iterdir() if p.is_file()} == {"sweep.csv", "sweep.md", "sweep.json", "sweep.png"}
     assert (folder / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

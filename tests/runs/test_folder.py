@@ -81,3 +81,28 @@ def test_atomic_write_gives_normal_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+
+
+def _record(tmp_path, run_id: str, status: str, config_hash: str = "abc", value: int = 0):
+    with RunFolder(tmp_path, "exp", run_id) as folder:
+        folder.write_text("value.txt", str(value))
+        return folder.commit_record({"status": status, "run_id": run_id, "config_hash": config_hash})
+
+
+@pytest.mark.parametrize("earlier, same_config, replaced", [
+    ("interrupted", True, True),  # the run's own Ctrl-C record: its continuation takes its folder
+    ("finished", True, False),  # a result is never overwritten
+    ("diverged", True, False),
+    ("interrupted", False, False),  # another config's run that happens to carry the id
+], ids=["own-interrupted-record", "finished", "diverged", "other-config"])
+def test_a_run_replaces_only_its_own_interrupted_record(tmp_path, earlier, same_config, replaced):
+    """One run, one folder (issue 19): a run stopped with Ctrl-C, resumed and finished (or stopped again) ends in
+    the folder the user was told about, not beside a stale interrupted record."""
+    first = _record(tmp_path, "run1", earlier, "abc" if same_config else "xyz", value=1)
+    second = _record(tmp_path, "run1", "finished", "abc", value=2)
+    names = sorted(p.name for p in (tmp_path / "exp").iterdir())
+    if replaced:
+        assert second == first and names == ["run1"] and (first / "value.txt").read_text() == "2"
+    else:
+        assert second.name == "run1-2" and names == ["run1", "run1-2"]
+        assert (first / "value.txt").read_text() == "1"

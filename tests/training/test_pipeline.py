@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from gru_lab.training import pipeline
 
@@ -29,18 +28,34 @@ def test_validation_split_is_keras_s(n, fraction):
 def test_train_batches_cover_every_sample_in_a_new_seeded_order_each_epoch():
     x = np.arange(50, dtype=np.int32)[:, None].repeat(3, axis=1)
     y = np.arange(50, dtype=np.float32)
-    tf.random.set_seed(0)  # as train() does (keras.utils.set_random_seed) before it builds the pipelines
-    ds = pipeline.train_dataset(x, y, 16, seed=7)
-    epoch1, epoch2 = _batches(ds), _batches(ds)
+    ds = pipeline.train_dataset(x, y, 16, seed=7, epochs=2)
+    assert int(ds.cardinality()) == 2 * pipeline.train_steps(50, 16) == 8  # Keras reads where the data ends
+    batches = _batches(ds)
+    epoch1, epoch2 = batches[:4], batches[4:]
     assert [len(b[0]) for b in epoch1] == [16, 16, 16, 2]
     order1 = np.concatenate([b[1] for b in epoch1])
     order2 = np.concatenate([b[1] for b in epoch2])
     assert sorted(order1) == list(range(50)) and sorted(order2) == list(range(50))
     assert list(order1) != list(order2)  # reshuffled each epoch
     np.testing.assert_array_equal(np.concatenate([b[0][:, 0] for b in epoch1]), order1)  # x and y stay paired
-    tf.random.set_seed(0)
     again = pipeline.train_dataset(x, y, 16, seed=7)
     np.testing.assert_array_equal(np.concatenate([b[1] for b in _batches(again)]), order1)  # same seed, same order
+    other = pipeline.train_dataset(x, y, 16, seed=8)
+    assert np.concatenate([b[1] for b in _batches(other)]).tolist() != order1.tolist()
+
+
+@pytest.mark.parametrize("bucket", [False, True], ids=["shuffled", "bucketed"])
+def test_a_dataset_started_at_epoch_k_gives_the_batches_of_epoch_k(bucket):
+    """What makes a resumed run's epochs those of an uninterrupted run: the batches are a function of (seed,
+    epoch), not of how many iterators were made before (a shuffle feeding another shuffle is not advanced by an
+    iterator that is never read, which made resumed bucketed runs drift)."""
+    lengths = np.random.default_rng(2).integers(1, 30, 90)
+    x, y = _reviews(lengths, 30, "post"), np.arange(90, dtype=np.float32)
+    whole = [b[1].tolist() for b in _batches(pipeline.train_dataset(x, y, 8, 5, "post", bucket, epochs=3))]
+    for k in (1, 2):
+        later = pipeline.train_dataset(x, y, 8, 5, "post", bucket, epochs=3, first_epoch=k)
+        assert [b[1].tolist() for b in _batches(later)] == whole[k * 12:]
+    assert whole[:12] != whole[12:24]
 
 
 def test_no_pipeline_autotunes():
@@ -95,10 +110,11 @@ def test_bucketed_batches_hold_neighbouring_lengths_in_a_new_order_each_epoch(pa
     x, y = _reviews(lengths, n, padding), lengths.astype(np.float32)
 
     def epochs(count):
-        tf.random.set_seed(0)
-        ds = pipeline.train_dataset(x, y, 4, seed=3, trim_padding=padding, bucket=True)
-        assert int(ds.cardinality()) == pipeline.BUCKET_WINDOW_BATCHES  # Keras reads where an epoch ends from it
-        return [_batches(ds) for _ in range(count)]
+        ds = pipeline.train_dataset(x, y, 4, seed=3, trim_padding=padding, bucket=True, epochs=count)
+        assert int(ds.cardinality()) == count * pipeline.BUCKET_WINDOW_BATCHES  # Keras reads where the data ends
+        batches = _batches(ds)
+        return [batches[i:i + pipeline.BUCKET_WINDOW_BATCHES] for i in range(0, len(batches),
+                                                                           pipeline.BUCKET_WINDOW_BATCHES)]
 
     first, second = epochs(2)
     for epoch in (first, second):

@@ -18,7 +18,7 @@ from gru_lab.config import config_from_raw
 from gru_lab.data import load_dataset
 from gru_lab.training.fit import train
 from gru_lab.training.resume import STATE_DIR, load_state
-from tests.conftest import ROOT, tiny_config
+from tests.conftest import ROOT, short_texts, tiny_config
 
 LOGGED = ("loss", "mae", "val_loss", "val_mae")
 
@@ -64,18 +64,48 @@ def test_a_stopped_run_resumed_from_its_state_equals_an_uninterrupted_run(tmp_pa
         ["state.json", f"variables-{whole.metrics['epochs_run']}.npz", f"best-{whole.metrics['best_epoch']}.npz"])
 
 
-def test_without_the_skipped_shuffles_a_resumed_run_would_differ(tmp_path, monkeypatch):
-    """The check above can fail: a continuation that replays epoch 1's order instead of epoch k's diverges."""
-    import gru_lab.training.fit as fit
+@pytest.mark.parametrize("make_text", [False, True], ids=["sine", "masked-text-bucketed"])
+def test_a_resume_that_replays_epoch_1s_batches_would_differ(tmp_path, monkeypatch, make_text):
+    """The check above can fail: a continuation that trains on epoch 1's batches instead of epoch k's diverges
+    (shown by handing the resumed run a pipeline that ignores the epoch it starts at)."""
+    from gru_lab.training import pipeline
 
-    cfg = config_from_raw({**tiny_config(), "train": {"epochs": 2, "batch_size": 16}}, "test")
+    cfg = text_config(tmp_path, epochs=2) if make_text else config_from_raw(
+        {**tiny_config(), "train": {"epochs": 2, "batch_size": 16}}, "test")
     data = load_dataset(cfg.data, cfg.seed)
     whole = train(cfg, data)
-    train(cfg, data, epoch_hook=stop_after(1), workdir=tmp_path)
-    monkeypatch.setattr(fit, "KERAS_ITERATORS_PER_EPOCH", 0)
-    resumed = train(cfg, data, workdir=tmp_path)
+    train(cfg, data, epoch_hook=stop_after(1), workdir=tmp_path / "run")
+    real = pipeline.train_dataset
+
+    def from_epoch_1(*args, first_epoch=0, **kwargs):
+        return real(*args, **kwargs)  # first_epoch left at its default, 0
+
+    monkeypatch.setattr(pipeline, "train_dataset", from_epoch_1)
+    resumed = train(cfg, data, workdir=tmp_path / "run")
     assert resumed.history[0]["loss"] == whole.history[0]["loss"]
     assert resumed.history[1]["loss"] != pytest.approx(whole.history[1]["loss"], abs=1e-7)
+
+
+def text_config(tmp_path, epochs: int = 4, dropout: float = 0.2):
+    """Issue 19's resumed text run: short texts, masked padding, batches bucketed by length and trimmed."""
+    raw = short_texts(tmp_path)
+    raw["model"]["dropout"] = dropout
+    raw["train"]["epochs"] = epochs
+    return config_from_raw(raw, "test")
+
+
+def test_a_resumed_text_run_with_dropout_equals_the_uninterrupted_one(tmp_path):
+    """Issue 19: a masked text run with input dropout, stopped after epoch 2 and resumed, drifted from epoch 3
+    on (the bucketed batches of a resumed run were not those of the uninterrupted one)."""
+    cfg = text_config(tmp_path)
+    data = load_dataset(cfg.data, cfg.seed)
+    whole = train(cfg, data)
+    assert whole.metrics["execution"]["batches"] == {"trim_padding": "post", "by_length": True}
+    train(cfg, data, epoch_hook=stop_after(2), workdir=tmp_path / "run")
+    resumed = train(cfg, data, workdir=tmp_path / "run")
+    assert [r["loss"] for r in resumed.history] == [r["loss"] for r in whole.history]  # to the last bit
+    assert [r["val_loss"] for r in resumed.history] == [r["val_loss"] for r in whole.history]
+    assert resumed.metrics["test"] == whole.metrics["test"]
 
 
 def test_an_interrupted_run_keeps_the_model_of_its_last_finished_epoch(tmp_path):
