@@ -531,6 +531,9 @@ def bench(
                         "minutes on 2 cores), --quick a few sizes, --full all 18. Writes results/bench-sizes/<time>/."
                         " GRU_LAB_ISA=avx2 caps every library at AVX2.")] = False,
     full: Annotated[bool, typer.Option("--full", help="With --sizes: the full grid (long).")] = False,
+    alternatives: Annotated[bool, typer.Option(
+        "--alternatives", help="With --sizes: also gru-lab's fused loops under XLA, to check that the kernel plan "
+                               "chose the faster of its kernels at each size.")] = False,
 ) -> None:
     """Time gru-lab's training path against a plain Keras baseline written the tutorial's way (and with --peers
     torch, the same model in PyTorch), per cell: s/epoch, train and inference samples/s, test metric, peak memory,
@@ -540,15 +543,15 @@ def bench(
     from gru_lab.bench.bench import DEFAULT_CONFIG
     from gru_lab.config import load_config
 
-    if sizes or full:
+    if sizes or full or alternatives:
         given = [name for name, value in (("CONFIG", config), ("--set", set_), ("--ablation", ablation),
                                           ("--isolate", isolate), ("--recipe", recipe)) if value]
         if given or not sizes:
-            raise GruLabError(f"bench: {', '.join(given) or '--full'} cannot be used "
+            raise GruLabError(f"bench: {', '.join(given) or '--full/--alternatives'} cannot be used "
                               f"{'with' if sizes else 'without'} --sizes.")
         _bench_sizes([cell_names.canonical(c) for c in cells.split(",") if c.strip()],
                      "quick" if quick else "full" if full else "reduced",
-                     "torch" in [p.strip() for p in peers.split(",")])
+                     "torch" in [p.strip() for p in peers.split(",")], alternatives)
         return
     overrides = list(set_ or [])
     if quick:
@@ -579,7 +582,7 @@ def bench(
     out.print(f"bench folder: {result.folder} ({', '.join(p.name for p in files.values())})", soft_wrap=True)
 
 
-def _bench_sizes(cells: list[str], grid: str, torch: bool) -> None:
+def _bench_sizes(cells: list[str], grid: str, torch: bool, alternatives: bool) -> None:
     """bench --sizes: each (cell, inputs, variant) over the grid in its own process; the table, the heat maps."""
     from gru_lab.bench import torch_peer
     from gru_lab.bench.isa import requested_isa
@@ -592,8 +595,10 @@ def _bench_sizes(cells: list[str], grid: str, torch: bool) -> None:
         err.print(f"note: {torch_peer.INSTALL}", markup=False, highlight=False, soft_wrap=True)
     _compiled_loops_first([point_config(c, "real", Size(32, 50, 16), GRU_LAB) for c in cells])
     with err.status("bench --sizes: starting...") as status:
-        result = run_sizes(cells, grid, torch=torch, isa=isa, on_job=lambda cell, inputs, variant: status.update(
-            f"bench --sizes: {cell}, {inputs} inputs, {variant} (every size, in its own process)..."))
+        def on_job(cell: str, inputs: str, variant: str) -> None:
+            status.update(f"bench --sizes: {cell}, {inputs} inputs, {variant} (every size, in its own process)...")
+
+        result = run_sizes(cells, grid, torch=torch, isa=isa, alternatives=alternatives, on_job=on_job)
     files = write_sizes(result)
     print_sizes(out, result)
     out.print(f"bench folder: {result.folder} ({', '.join(p.name for p in files.values())})", soft_wrap=True)

@@ -52,6 +52,9 @@ MIN_SECONDS = {"quick": 0.3, "reduced": 1.0, "full": 1.0}  # timing per measurem
 MAX_REPEATS = 50
 
 GRU_LAB, KERAS, TORCH = "gru-lab", "keras", "pytorch"
+# `--alternatives`: gru-lab's layers with its other CPU kernel, the fused TensorFlow loop under XLA (train.xla on
+# turns the compiled loops off), so that each size shows whether the plan chose the faster of its own kernels.
+FUSED = "gru-lab fused+xla"
 VARIANTS = (GRU_LAB, KERAS, TORCH)
 PEERS = (KERAS, TORCH)
 # The issue's targets, wherever gru-lab's loops run (not on Keras's loop): name -> (ratio column, bound, reading).
@@ -61,6 +64,7 @@ TARGETS = {
     "infer>=2x keras": ("infer_vs_keras", 2.0),
     "products>=50% of peak": ("train_share", 0.5),  # at 128 units and up
     "memory<=keras": ("memory_vs_keras", 1.0),  # at 2,000 steps; a bound from above
+    "plan's kernel fastest": ("train_vs_fused", 1.0),  # with --alternatives: the plan's loops against fused+xla
 }
 
 PointHook = Callable[[str, str, str], None]  # (cell, inputs, variant) as each worker starts
@@ -162,6 +166,9 @@ def missed_targets(r: dict[str, Any]) -> list[str]:
         if name.startswith("memory"):
             if r["steps"] >= 2000 and value > bound:
                 missed.append(name)
+        elif name.startswith("plan"):
+            if value < bound and "compiled" in str(r.get("kernel")):  # only where the plan chose another kernel
+                missed.append(name)
         elif name == "train>pytorch":
             if value <= bound:
                 missed.append(name)
@@ -193,6 +200,9 @@ def ratios_frame(rows):
             rec[f"{what}_best_peer"] = best
             rec[f"{what}_vs_best_peer"] = ratio(g[column], peers[best]) if best else None
         rec["memory_vs_keras"] = ratio(g["grown_mib"], by[KERAS]["grown_mib"]) if KERAS in by else None
+        for what in ("train", "infer"):
+            column = f"{what}_samples_per_s"
+            rec[f"{what}_vs_fused"] = ratio(g[column], by[FUSED][column]) if FUSED in by else None
         rec["train_share"] = g.get("train_share")
         rec["infer_share"] = g.get("infer_share")
         rec["targets_missed"] = ", ".join(missed_targets(rec))
@@ -205,7 +215,7 @@ def ratios_frame(rows):
 
 def run_sizes(cells: list[str], grid: str = "reduced", *, inputs: tuple[str, ...] = INPUTS, torch: bool = True,
               output_dir: Path = Path("results"), folder: Path | None = None, on_job: PointHook | None = None,
-              isa: str = "native") -> SizesResult:
+              isa: str = "native", alternatives: bool = False) -> SizesResult:
     """Every job of plan_jobs in its own process, one after the other; a failed worker is a note and the bench
     goes on. torch=False (or PyTorch not installed: a note) leaves the pytorch rows out."""
     import pandas as pd
@@ -214,7 +224,7 @@ def run_sizes(cells: list[str], grid: str = "reduced", *, inputs: tuple[str, ...
     from gru_lab.bench.isa import cpu_flags, describe, machine_isa, worker_env
 
     notes: list[str] = []
-    variants = [GRU_LAB, KERAS]
+    variants = [GRU_LAB] + ([FUSED] if alternatives else []) + [KERAS]
     if torch and torch_peer.torch_installed():
         variants.append(TORCH)
     elif torch:
@@ -237,10 +247,12 @@ def run_sizes(cells: list[str], grid: str = "reduced", *, inputs: tuple[str, ...
             continue
         rows += answer["rows"]
         if job["variant"] == TORCH:
-            notes_torch = answer.get("library", {})
-            notes_torch = f"pytorch {notes_torch.get('version')}, {notes_torch.get('threads')} intra-op threads"
-            if notes_torch not in notes:
-                notes.append(notes_torch)
+            lib = answer.get("library", {})
+            said = (f"pytorch {lib.get('version')}, {lib.get('threads')} intra-op threads, OMP_WAIT_POLICY "
+                    f"{lib.get('omp_wait_policy')} (OpenMP's default spins at a barrier: fastest on free cores, many "
+                    "times slower where another process holds one)")
+            if said not in notes:
+                notes.append(said)
     frame = pd.DataFrame(rows)
     flags = cpu_flags()
     loads = [v for v in ([load_start] + frame.get("load_before", pd.Series(dtype=float)).tolist()
@@ -276,7 +288,8 @@ def point_config(cell: str, inputs: str, size: Size, variant: str):
            "model": {"cell": cell, "units": size.units, **({"embedding_dim": EMBEDDING_DIM} if inputs == "tokens"
                                                             else {}),
                      **({"loops": "keras"} if variant == KERAS else {})},
-           "train": {"batch_size": size.batch, "optimizer": "adam", "learning_rate": 0.001}}
+           "train": {"batch_size": size.batch, "optimizer": "adam", "learning_rate": 0.001,
+                     **({"xla": "on"} if variant == FUSED else {})}}
     return config_from_raw(raw, "bench --sizes")
 
 
@@ -365,7 +378,7 @@ def _tf_builder(cell: str, inputs: str, size: Size, variant: str):
         cfg = point_config(cell, inputs, size, variant)
         spec = point_spec(inputs, size)
         loss, metrics = loss_and_metrics(spec.task)
-        if variant == GRU_LAB:  # as training.fit runs it: the plan's loops, XLA and determinism
+        if variant in (GRU_LAB, FUSED):  # as training.fit runs it: the plan's loops, XLA and determinism
             setup = prepare(cfg, spec)
             plan = setup.plan
             set_seed(cfg.train_seed, deterministic_ops=not plan.xla)
@@ -485,7 +498,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
 
         if not os.environ.get("OMP_NUM_THREADS"):
             torch.set_num_threads(job["threads"])
-        library = {"version": torch.__version__, "threads": torch.get_num_threads()}
+        library = {"version": torch.__version__, "threads": torch.get_num_threads(),
+                   "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY") or "default"}
     rows = []
     # The first size runs twice, the first time unrecorded: the library's runtime starts then (its threads, its
     # allocator's first arenas), and would otherwise count as the first size's memory and warm-up.

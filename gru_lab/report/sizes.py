@@ -18,6 +18,7 @@ RATIO_HEADERS = {
     "kernel": "gru-lab kernel (train, inference)",
     "train_vs_keras": "train\n÷ keras", "train_vs_pytorch": "train\n÷ pytorch",
     "infer_vs_keras": "infer\n÷ keras", "infer_vs_pytorch": "infer\n÷ pytorch",
+    "train_vs_fused": "train\n÷ fused+xla", "infer_vs_fused": "infer\n÷ fused+xla",
     "memory_vs_keras": "memory growth\n÷ keras", "train_gflops": "products\nGFLOP/s (train)",
     "peak_gflops": "peak\nGFLOP/s", "train_share": "share\nof peak", "targets_missed": "targets missed",
 }
@@ -29,7 +30,7 @@ ROW_HEADERS = {
     "kernel": "kernel", "load": "load\nbefore/after",
 }
 CONSOLE = ("cell", "inputs", "units", "steps", "batch", "train_vs_keras", "train_vs_pytorch", "infer_vs_keras",
-           "infer_vs_pytorch", "memory_vs_keras", "train_share", "targets_missed")
+           "infer_vs_pytorch", "train_vs_fused", "memory_vs_keras", "train_share", "targets_missed")
 PEER_MARK = {"keras": "K", "pytorch": "T"}  # the heat maps' note of which peer was the best
 
 
@@ -48,7 +49,8 @@ def _ratio_table(result, only: tuple[str, ...] | None = None) -> tuple[list[str]
             "train_share": num(rec.get("train_share"), "{:.0%}"), "targets_missed": rec.get("targets_missed") or "-",
             "memory_vs_keras": num(rec.get("memory_vs_keras"), "{:.2f}"),
         }
-        for c in ("train_vs_keras", "train_vs_pytorch", "infer_vs_keras", "infer_vs_pytorch"):
+        for c in ("train_vs_keras", "train_vs_pytorch", "infer_vs_keras", "infer_vs_pytorch", "train_vs_fused",
+                  "infer_vs_fused"):
             cells[c] = num(rec.get(c), "{:.2f}x")
         table.append([cells[c] for c in columns])
     return [RATIO_HEADERS[c] for c in columns], table

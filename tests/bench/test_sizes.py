@@ -120,6 +120,10 @@ def test_ratios_are_divisions_of_the_measured_rows_and_the_best_peer_is_the_fast
     assert r["train_best_peer"] == TORCH and r["train_vs_best_peer"] == 1.5
     assert r["infer_vs_keras"] == 3.0 and r["infer_best_peer"] == KERAS and r["infer_vs_best_peer"] == 3.0
     assert r["memory_vs_keras"] == 50.0 / 40.0 and r["train_share"] == 0.6 and r["targets_missed"] == ""
+    assert r["train_vs_fused"] is None  # without --alternatives
+    rows = pd.concat([rows, pd.DataFrame([_row(sizes.FUSED, 400.0, 450.0, 30.0)])])
+    r = sizes.ratios_frame(rows).iloc[0].to_dict()
+    assert r["train_vs_fused"] == 0.75 and r["infer_vs_fused"] == 2.0 and r["targets_missed"] == "plan's kernel fastest"
 
 
 def test_a_peer_that_failed_at_a_size_is_not_compared_there():
@@ -139,8 +143,10 @@ def test_a_peer_that_failed_at_a_size_is_not_compared_there():
     ({"memory_vs_keras": 1.2, "steps": 2000}, ["memory<=keras"]),
     ({"train_vs_keras": 0.5, "kernel": "keras-loop, inference keras-loop"}, []),
     ({"train_vs_pytorch": None}, []),
+    ({"train_vs_fused": 0.9}, ["plan's kernel fastest"]),
+    ({"train_vs_fused": 0.9, "kernel": "fused+xla, inference fused+xla"}, []),
 ], ids=["train-keras", "train-torch-even", "infer", "share", "share-small", "memory-short", "memory-long",
-        "keras-loop", "not-run"])
+        "keras-loop", "not-run", "plan-slower", "plan-was-fused"])
 def test_the_targets_a_point_misses(rec, missed):
     assert sizes.missed_targets({"units": 128, "steps": 500, "kernel": "compiled", **rec}) == missed
 
@@ -200,7 +206,7 @@ def test_the_report_writes_the_table_the_rows_and_one_heat_map_a_cell(tmp_path):
     assert files["heatmap_gru"].read_bytes().startswith(b"\x89PNG")
     md = files["md"].read_text()
     assert "ISA AVX-512 (avx512f)" in md and "2 CPU cores" in md and "- a note" in md
-    assert "| GRU | real | 128 | 500 | 16 | compiled | 3.00x | 0.50x | 3.00x | 18.00x | 1.25 |" in md
+    assert "| GRU | real | 128 | 500 | 16 | compiled | 3.00x | 0.50x | 3.00x | 18.00x | - | - | 1.25 |" in md
     assert "train>pytorch, products>=50% of peak" in md  # 0.5x pytorch; share 30% at 128 units
     saved = json.loads(files["json"].read_text())
     assert len(saved["ratios"]) == 8 and saved["meta"]["grid"] == "quick"
@@ -209,7 +215,7 @@ def test_the_report_writes_the_table_the_rows_and_one_heat_map_a_cell(tmp_path):
 
 
 @pytest.mark.parametrize("args, says", [
-    (["--full"], "--full cannot be used without --sizes"),
+    (["--full"], "--full/--alternatives cannot be used without --sizes"),
     (["--sizes", "--ablation"], "--ablation cannot be used with --sizes"),
     (["--sizes", "--cells", "gru2"], "cells must be among"),
 ], ids=["full-alone", "ablation", "cell"])
