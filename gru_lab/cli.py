@@ -553,6 +553,9 @@ def bench(
                      "quick" if quick else "full" if full else "reduced",
                      "torch" in [p.strip() for p in peers.split(",")], alternatives)
         return
+    from gru_lab.bench.isa import requested_isa, worker_env
+
+    os.environ.update(worker_env(requested_isa()))  # GRU_LAB_ISA's cap, before TensorFlow or a worker starts
     overrides = list(set_ or [])
     if quick:
         overrides = ["data.n_train=2000", "data.n_test=1000", "train.epochs=2"] + overrides
