@@ -29,8 +29,9 @@ ROW_HEADERS = {
     "infer_gflops": "products\nGFLOP/s (infer)", "chain_gflops": "chain\nGFLOP/s", "peak_gflops": "peak\nGFLOP/s",
     "kernel": "kernel", "load": "load\nbefore/after",
 }
+# The console table fits 120 columns; the targets each size missed follow it, a line a size.
 CONSOLE = ("cell", "inputs", "units", "steps", "batch", "train_vs_keras", "train_vs_pytorch", "infer_vs_keras",
-           "infer_vs_pytorch", "train_vs_fused", "memory_vs_keras", "train_share", "targets_missed")
+           "infer_vs_pytorch", "train_vs_fused", "memory_vs_keras", "train_share")
 PEER_MARK = {"keras": "K", "pytorch": "T"}  # the heat maps' note of which peer was the best
 
 
@@ -183,9 +184,14 @@ def print_sizes(console, result) -> None:
     if rows:
         table = Table(title="bench --sizes: gru-lab against each peer", header_style="bold")
         for h in headers:
-            table.add_column(h, justify="left" if h in ("cell", "inputs", "targets missed") else "right")
+            table.add_column(h, justify="left" if h in ("cell", "inputs") else "right")
         for row in rows:
             table.add_row(*(escape(c) for c in row))
         console.print(table)
+    for rec in result.ratios.to_dict(orient="records"):
+        if rec.get("targets_missed"):
+            console.print(f"targets missed: {cell_names.label(rec['cell'])}, {rec['inputs']} inputs, {rec['units']} "
+                          f"units x {rec['steps']} steps x batch {rec['batch']}: {rec['targets_missed']}",
+                          soft_wrap=True, markup=False, highlight=False)
     for note in result.notes:
         console.print(f"note: {note}", soft_wrap=True, markup=False, highlight=False)
