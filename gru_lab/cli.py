@@ -549,6 +549,9 @@ def bench(
         if given or not sizes:
             raise GruLabError(f"bench: {', '.join(given) or '--full/--alternatives'} cannot be used "
                               f"{'with' if sizes else 'without'} --sizes.")
+        if quick and full:
+            raise GruLabError("bench --sizes: --quick (a few sizes) and --full (every size) exclude each other; "
+                              "give one of them, or neither for the reduced grid.")
         _bench_sizes([cell_names.canonical(c) for c in cells.split(",") if c.strip()],
                      "quick" if quick else "full" if full else "reduced",
                      "torch" in [p.strip() for p in peers.split(",")], alternatives)

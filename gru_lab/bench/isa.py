@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from gru_lab.errors import GruLabError
+from gru_lab.rnn import compiled
 from gru_lab.rnn.compiled import ISA_FLAGS, ISA_VAR
 
 # Each library's own switch, set in the environment of the bench's worker processes before they import it.
@@ -41,7 +42,7 @@ def machine_isa(flags: set[str]) -> str:
 
 def requested_isa() -> str:
     """$GRU_LAB_ISA (lower case), "native" when unset; a value the build does not know is the user's mistake."""
-    chosen = os.environ.get(ISA_VAR, "").strip().lower() or "native"
+    chosen = compiled.isa()
     if chosen not in ISA_FLAGS:
         raise GruLabError(f"{ISA_VAR}={chosen!r}: the instruction set must be one of {sorted(ISA_FLAGS)} "
                           "(unset = the machine's own).")

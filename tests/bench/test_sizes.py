@@ -218,7 +218,8 @@ def test_the_report_writes_the_table_the_rows_and_one_heat_map_a_cell(tmp_path):
     (["--full"], "--full/--alternatives cannot be used without --sizes"),
     (["--sizes", "--ablation"], "--ablation cannot be used with --sizes"),
     (["--sizes", "--cells", "gru2"], "cells must be among"),
-], ids=["full-alone", "ablation", "cell"])
+    (["--sizes", "--quick", "--full"], "--quick (a few sizes) and --full (every size) exclude each other"),
+], ids=["full-alone", "ablation", "cell", "quick-and-full"])
 def test_bench_sizes_refuses_a_wrong_command_line_in_one_line(runner, tmp_path, monkeypatch, args, says):
     monkeypatch.chdir(tmp_path)
     assert says in assert_user_error(runner.invoke(app, ["bench", *args]), tmp_path / "results")
