@@ -221,6 +221,7 @@ def run_sizes(cells: list[str], grid: str = "reduced", *, inputs: tuple[str, ...
     import pandas as pd
 
     from gru_lab.bench import torch_peer
+    from gru_lab.bench.bench import BUSY_LOAD
     from gru_lab.bench.isa import cpu_flags, describe, machine_isa, worker_env
 
     notes: list[str] = []
@@ -256,7 +257,7 @@ def run_sizes(cells: list[str], grid: str = "reduced", *, inputs: tuple[str, ...
     frame = pd.DataFrame(rows)
     flags = cpu_flags()
     loads = [v for v in ([load_start] + frame.get("load_before", pd.Series(dtype=float)).tolist()
-                         + frame.get("load_after", pd.Series(dtype=float)).tolist()) if v is not None]
+                         + frame.get("load_after", pd.Series(dtype=float)).tolist()) if v is not None and v == v]
     meta = {
         "started": started, "seconds": round(time.perf_counter() - t0, 1), "grid": grid, "cells": cells,
         "inputs": list(inputs), "variants": variants, "sizes": [asdict(s) for s in grid_sizes(grid)],
@@ -265,7 +266,7 @@ def run_sizes(cells: list[str], grid: str = "reduced", *, inputs: tuple[str, ...
         "vocabulary": VOCABULARY, "embedding_dim": EMBEDDING_DIM, "features": FEATURES,
         "min_seconds": MIN_SECONDS[grid], "peak_rows": PEAK_ROWS,
     }
-    if loads and max(loads) > 0.7 * (os.cpu_count() or 1) / 2:
+    if loads and max(loads) > BUSY_LOAD:
         notes.append(f"other work shared the CPU while this ran (1-minute load average {min(loads)} to {max(loads)} "
                      f"on {os.cpu_count()} cores): the variants ran one after the other, so their ratios are "
                      "noisy and the absolute rates inflated.")

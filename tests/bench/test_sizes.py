@@ -189,6 +189,7 @@ def _result(tmp_path):
         "load_before": 1.0, "load_after": 1.2}
         for kind in ("tokens", "real") for u in (32, 128) for s in (50, 500)
         for v, t, i, g in ((GRU_LAB, 300.0, 900.0, 50.0), (KERAS, 100.0, 300.0, 40.0), (TORCH, 600.0, 50.0, 10.0))])
+    rows = pd.concat([rows, pd.DataFrame([_row(TORCH, None, None, None, units=512, error="out of memory")])])
     meta = {"started": "2026-12-02T09:00:00Z", "seconds": 12.0, "grid": "quick", "cells": ["gru"],
             "inputs": ["tokens", "real"], "variants": [GRU_LAB, KERAS, TORCH], "sizes": [{}] * 4,
             "isa_text": "AVX-512 (avx512f)", "cpu_count": 2, "load_min": 1.0, "load_max": 1.2,
@@ -208,6 +209,7 @@ def test_the_report_writes_the_table_the_rows_and_one_heat_map_a_cell(tmp_path):
     assert "ISA AVX-512 (avx512f)" in md and "2 CPU cores" in md and "- a note" in md
     assert "| GRU | real | 128 | 500 | 16 | compiled | 3.00x | 0.50x | 3.00x | 18.00x | - | - | 1.25 |" in md
     assert "train>pytorch, products>=50% of peak" in md  # 0.5x pytorch; share 30% at 128 units
+    assert "| GRU | real | 512 | 500 | 16 | pytorch | - |" in md and "| failed: out of memory | - |" in md
     saved = json.loads(files["json"].read_text())
     assert len(saved["ratios"]) == 8 and saved["meta"]["grid"] == "quick"
     with pytest.raises(FileExistsError):  # a bench never writes into another's folder
@@ -279,3 +281,31 @@ def test_the_avx2_build_uses_no_avx512_register(tmp_path, monkeypatch):
     assert path.parent == tmp_path and "x86-64-v3" in compiled.log_path(path).read_text()
     code = subprocess.run(["objdump", "-d", str(path)], capture_output=True, text=True, check=True).stdout
     assert "%ymm" in code and "%zmm" not in code
+
+
+def test_run_sizes_runs_every_job_with_the_cap_and_notes_a_worker_that_failed(tmp_path, monkeypatch):
+    """The parent's side, workers faked: each job's rows gathered, GRU_LAB_ISA's cap in each worker's
+    environment, a failed worker a note (its stderr's first and last line), the rest measured."""
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    calls = []
+
+    def fake(module, job, what, env=None):
+        calls.append((module, job["variant"], env))
+        if job["variant"] == KERAS and job["inputs"] == "tokens":
+            raise RuntimeError(f"{what} failed (exit 1):\nTraceback\nMemoryError: boom")  # as workers.py says
+        return {"rows": [_row(job["variant"], 10.0, 20.0, 1.0, units=s["units"], steps=s["steps"]) | {
+            "inputs": job["inputs"], "batch": s["batch"], "load_before": 0.1, "load_after": 0.2}
+            for s in job["sizes"]]}
+
+    monkeypatch.setattr(sizes, "worker_answer", fake)
+    result = sizes.run_sizes(["gru"], "quick", torch=False, isa="avx2", alternatives=True, output_dir=tmp_path)
+    assert [(m, v) for m, v, _ in calls] == [("gru_lab.bench.sizes", v) for v in (GRU_LAB, sizes.FUSED, KERAS) * 2]
+    assert all(env["ONEDNN_MAX_CPU_ISA"] == "AVX2" for _, _, env in calls)
+    assert len(result.rows) == 5 * 4 and len(result.ratios) == 8
+    assert result.ratios[result.ratios["inputs"] == "tokens"]["train_vs_keras"].isna().all()
+    assert (result.ratios[result.ratios["inputs"] == "real"]["train_vs_keras"] == 1.0).all()
+    assert any("worker for gru/tokens/keras failed (exit 1): MemoryError: boom: no rows for it" in n
+               for n in result.notes)
+    assert result.meta["isa"] == "avx2" and "AVX2 cap" in result.meta["isa_text"]
+    assert result.meta["load_min"] <= 0.1 and result.meta["load_max"] >= 0.2  # the rows' and the parent's readings
+    assert result.folder.parent == tmp_path / "bench-sizes"
