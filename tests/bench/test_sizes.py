@@ -179,6 +179,17 @@ def test_gru_lab_isa_picks_the_compiled_loops_flags_and_caps_the_libraries(monke
         compiled.arch_flags()
 
 
+def test_the_avx2_library_is_another_file_and_the_native_one_keeps_its_name(monkeypatch):
+    """A capped build never replaces the native library (nor is loaded in its place); GRU_LAB_ISA=native is
+    the unset default's library, not a third build."""
+    monkeypatch.delenv(compiled.ISA_VAR, raising=False)
+    native = compiled.library_path()
+    monkeypatch.setenv(compiled.ISA_VAR, "avx2")
+    assert compiled.library_path() != native and compiled.library_path().parent == native.parent
+    monkeypatch.setenv(compiled.ISA_VAR, "native")
+    assert compiled.library_path() == native
+
+
 # ----------------------------------------------------------------------------- the report and the CLI
 
 
