@@ -156,14 +156,15 @@ def _by_length(ev, title: str):
                     fontsize=8, xytext=(0, 2), textcoords="offset points")
     ax.set_xticks(range(len(frame)), labels)
     unit = "tokens" if ev.record["task"] != "regression" else "steps"
-    ax.set_xlabel(f"true length before padding ({unit}; quantile buckets)")
+    cut = "; cut: share truncated to maxlen" if frame.truncated_share.any() else ""
+    ax.set_xlabel(f"true length before padding ({unit}; quantile buckets{cut})")
     ax.set_ylabel(f"test {metric}")
     if metric == "accuracy":
         ax.set_ylim(0, 1.12)
     else:
         ax.set_ylim(0, float(frame[metric].max()) * 1.25 or 1)
     ax.grid(alpha=0.3, axis="y")
-    ax.set_title(f"{title}: {metric} by length")
+    ax.set_title(f"{title}: {metric} by length" + (" (every input has the same length)" if len(frame) == 1 else ""))
     fig.tight_layout()
     return fig
 
