@@ -20,7 +20,7 @@ from tests.conftest import ROOT, assert_user_error, tiny_config
 
 def test_train_writes_a_complete_run_record(runner, write_config, tmp_path):
     path = write_config(tiny_config())
-    result = runner.invoke(app, ["train", str(path), "--set", "model.units=5"])
+    result = runner.invoke(app, ["train", str(path), "--set", "model.units=5", "--set", "output.evaluation=true"])
     assert result.exit_code == 0, result.output
     runs = sorted((tmp_path / "results" / "tiny").iterdir())
     assert len(runs) == 1 and not runs[0].name.startswith(".")

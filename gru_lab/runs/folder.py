@@ -313,7 +313,8 @@ def save_run(cfg: ExperimentConfig, result, data, run_id: str | None = None,
         metrics["model_file"] = "model.keras"
     write_learning_curves(result.history, metrics.get("task", ""), f"{cfg.name} - {folder.run_id}",
                           folder.path("learning_curves.png"))
-    if getattr(result, "test_predictions", None) is not None and metrics.get("status") == "finished":
+    if cfg.output.evaluation and getattr(result, "test_predictions", None) is not None \
+            and metrics.get("status") == "finished":
         write_test_evaluation(folder.path(EVALUATION), cfg, data, result.test_predictions, metrics)
     scratch = getattr(result, "scratch", None)  # files written during training without a workdir (tensorboard/)
     if scratch is not None:
