@@ -355,6 +355,33 @@ def predict(
 
 @app.command()
 @user_errors
+def evaluate(
+    run_dirs: Annotated[list[Path], typer.Argument(
+        help="A finished run folder; several are scored as one ensemble (the mean of their probabilities or "
+             "forecasts).", show_default=False)],
+    data: Annotated[Optional[Path], typer.Option(
+        "--data", "-d", help="Labelled data in the run's own format (a text table or class folders, a series file, "
+                             "the IMDB archive or folder), or a config whose data.path names it. Omitted: the "
+                             "run's own test split.", show_default=False)] = None,
+    out_dir: Annotated[Optional[Path], typer.Option(
+        "--out", "-o", help="A new folder for the files. Default: the run's evaluation/ (or evaluation-<time>/ "
+                            "when it has one already).", show_default=False)] = None,
+) -> None:
+    """Score finished runs without retraining: confusion matrix, per-class precision/recall/F1, ROC and PR curves,
+    calibration, the most confident mistakes, accuracy (or mse) by true length; for series the forecast on the
+    file's time axis beside the naive last-value forecast. Writes evaluation.json, CSVs and PNGs."""
+    from gru_lab.inference.evaluate import default_folder, evaluate_runs
+    from gru_lab.report.evaluation import check_new_folder, print_evaluation, write_evaluation_folder
+
+    folder = check_new_folder(out_dir or default_folder(run_dirs))
+    ev = evaluate_runs(run_dirs, data)
+    title = Path(run_dirs[0]).parent.name + (f" (ensemble of {len(run_dirs)})" if len(run_dirs) > 1 else "")
+    files = write_evaluation_folder(ev, folder, title)
+    print_evaluation(out, ev, files, folder)
+
+
+@app.command()
+@user_errors
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A finished run folder.", show_default=False)],
     fmt: Annotated[str, typer.Option(

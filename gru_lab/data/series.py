@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from gru_lab.config import SeriesData
-from gru_lab.data.base import Dataset
+from gru_lab.data.base import Dataset, Samples
 from gru_lab.data.files import Table, read_table
 from gru_lab.errors import DataError
 
@@ -274,11 +274,22 @@ def load(cfg: SeriesData, seed: int) -> Dataset:  # noqa: ARG001  the splits are
         "time_format": cfg.time_format, "time_step": (series.notes.get("time") or {}).get("step"),
         "header": cfg.header, "encoding": cfg.encoding, "separator": cfg.separator,
     }
+    first = val_end + window_starts(rows - val_end, cfg.window, cfg.horizon, cfg.stride) + cfg.window
+    time_label = inputs_record["time_column"] or "file line"
+    samples = Samples(np.full(len(x_test), cfg.window), times=forecast_times(series, first), time_label=time_label)
     return Dataset(
         name="series", task="regression", input_kind="real",
         x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val, x_test=x_test, y_test=y_test,
-        extra=extra, artifacts={"inputs": inputs_record},
+        extra=extra, artifacts={"inputs": inputs_record}, samples=samples,
     )
+
+
+def forecast_times(series: Series, rows: np.ndarray) -> list[Any]:
+    """The time of each of these rows (a timestamp as text, or a number), or without a time column the file line
+    it came from."""
+    if series.times is not None:
+        return [_time_text(series.times.to_numpy()[i]) for i in rows]
+    return [int(series.where[i].rsplit(" ", 1)[-1].rsplit(":", 1)[-1]) for i in rows]
 
 
 def last_values(x: np.ndarray, n_targets: int, horizon: int) -> np.ndarray:
