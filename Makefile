@@ -52,6 +52,16 @@ bench: $(STAMP)  ## gru-lab vs the plain Keras baseline and PyTorch (make instal
 bench-quick: $(STAMP)  ## the same bench on 2,000 reviews and 2 epochs, GRU only (checks the bench, not the speed)
 	GRU_LAB_IMDB=$${GRU_LAB_IMDB:-$(IMDB)} $(BIN)/gru-lab bench --quick --cells gru --peers torch --recipe configs/imdb_gru.yaml
 
+.PHONY: bench-sizes bench-sizes-full bench-sizes-quick
+bench-sizes: $(STAMP)  ## throughput over a grid of units x steps x batch, rnn/lstm/gru, token and real inputs: gru-lab vs Keras and PyTorch, ratio table and heat maps (reduced grid, ~20 min on 2 idle cores; GRU_LAB_ISA=avx2 caps the ISA)
+	$(BIN)/gru-lab bench --sizes --peers torch
+
+bench-sizes-full: $(STAMP)  ## the same over the full grid (18 sizes; long)
+	$(BIN)/gru-lab bench --sizes --full --peers torch
+
+bench-sizes-quick: $(STAMP)  ## the same on 4 small sizes, GRU only (checks the bench, not the speed)
+	$(BIN)/gru-lab bench --sizes --quick --cells gru --peers torch
+
 gpu-check: $(STAMP)  ## on a GPU machine: one epoch of the literal IMDB recipe and of imdb_compare's cells, on the GPU and on the CPU; which kernel ran (results/gpu-check/)
 	GRU_LAB_IMDB=$${GRU_LAB_IMDB:-$(IMDB)} $(BIN)/gru-lab gpu-check configs/imdb_gru_literal.yaml --compare configs/imdb_compare.yaml
 

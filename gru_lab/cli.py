@@ -355,6 +355,33 @@ def predict(
 
 @app.command()
 @user_errors
+def evaluate(
+    run_dirs: Annotated[list[Path], typer.Argument(
+        help="A finished run folder; several are scored as one ensemble (the mean of their probabilities or "
+             "forecasts).", show_default=False)],
+    data: Annotated[Optional[Path], typer.Option(
+        "--data", "-d", help="Labelled data in the run's own format (a text table or class folders, a series file, "
+                             "the IMDB archive or folder), or a config whose data.path names it. Omitted: the "
+                             "run's own test split.", show_default=False)] = None,
+    out_dir: Annotated[Optional[Path], typer.Option(
+        "--out", "-o", help="A new folder for the files. Default: the run's evaluation/ (or evaluation-<time>/ "
+                            "when it has one already).", show_default=False)] = None,
+) -> None:
+    """Score finished runs without retraining: confusion matrix, per-class precision/recall/F1, ROC and PR curves,
+    calibration, the most confident mistakes, accuracy (or mse) by true length; for series the forecast on the
+    file's time axis beside the naive last-value forecast. Writes evaluation.json, CSVs and PNGs."""
+    from gru_lab.inference.evaluate import default_folder, evaluate_runs
+    from gru_lab.report.evaluation import check_new_folder, print_evaluation, write_evaluation_folder
+
+    folder = check_new_folder(out_dir or default_folder(run_dirs))
+    ev = evaluate_runs(run_dirs, data)
+    title = Path(run_dirs[0]).parent.name + (f" (ensemble of {len(run_dirs)})" if len(run_dirs) > 1 else "")
+    files = write_evaluation_folder(ev, folder, title)
+    print_evaluation(out, ev, files, folder)
+
+
+@app.command()
+@user_errors
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A finished run folder.", show_default=False)],
     fmt: Annotated[str, typer.Option(
@@ -551,6 +578,15 @@ def bench(
         "--recipe", exists=True, dir_okay=False,
         help="Also time gru-lab's path on this config (model.cell set to each cell; repeatable), e.g. "
              "configs/imdb_gru.yaml, the masked recipe, beside the literal one.")] = None,
+    sizes: Annotated[bool, typer.Option(
+        "--sizes", help="Instead: train-step and inference throughput over a grid of units x steps x batch, token "
+                        "and real-valued inputs, against plain Keras (and --peers torch); a reduced grid (about 20 "
+                        "minutes on 2 cores), --quick a few sizes, --full all 18. Writes results/bench-sizes/<time>/."
+                        " GRU_LAB_ISA=avx2 caps every library at AVX2.")] = False,
+    full: Annotated[bool, typer.Option("--full", help="With --sizes: the full grid (long).")] = False,
+    alternatives: Annotated[bool, typer.Option(
+        "--alternatives", help="With --sizes: also gru-lab's fused loops under XLA, to check that the kernel plan "
+                               "chose the faster of its kernels at each size.")] = False,
 ) -> None:
     """Time gru-lab's training path against a plain Keras baseline written the tutorial's way (and with --peers
     torch, the same model in PyTorch), per cell: s/epoch, train and inference samples/s, test metric, peak memory,
@@ -560,6 +596,22 @@ def bench(
     from gru_lab.bench.bench import DEFAULT_CONFIG
     from gru_lab.config import load_config
 
+    if sizes or full or alternatives:
+        given = [name for name, value in (("CONFIG", config), ("--set", set_), ("--ablation", ablation),
+                                          ("--isolate", isolate), ("--recipe", recipe)) if value]
+        if given or not sizes:
+            raise GruLabError(f"bench: {', '.join(given) or '--full/--alternatives'} cannot be used "
+                              f"{'with' if sizes else 'without'} --sizes.")
+        if quick and full:
+            raise GruLabError("bench --sizes: --quick (a few sizes) and --full (every size) exclude each other; "
+                              "give one of them, or neither for the reduced grid.")
+        _bench_sizes([cell_names.canonical(c) for c in cells.split(",") if c.strip()],
+                     "quick" if quick else "full" if full else "reduced",
+                     "torch" in [p.strip() for p in peers.split(",")], alternatives)
+        return
+    from gru_lab.bench.isa import requested_isa, worker_env
+
+    os.environ.update(worker_env(requested_isa()))  # GRU_LAB_ISA's cap, before TensorFlow or a worker starts
     overrides = list(set_ or [])
     if quick:
         overrides = ["data.n_train=2000", "data.n_test=1000", "train.epochs=2"] + overrides
@@ -586,6 +638,28 @@ def bench(
                            peers=chosen_peers, recipes=recipes)
     files = write_bench(result)
     print_bench(out, result)
+    out.print(f"bench folder: {result.folder} ({', '.join(p.name for p in files.values())})", soft_wrap=True)
+
+
+def _bench_sizes(cells: list[str], grid: str, torch: bool, alternatives: bool) -> None:
+    """bench --sizes: each (cell, inputs, variant) over the grid in its own process; the table, the heat maps."""
+    from gru_lab.bench import torch_peer
+    from gru_lab.bench.isa import requested_isa
+    from gru_lab.bench.sizes import GRU_LAB, Size, plan_jobs, point_config, run_sizes
+    from gru_lab.report.sizes import print_sizes, write_sizes
+
+    isa = requested_isa()
+    plan_jobs(cells, grid)  # the user's mistakes first, before anything is built
+    if torch and not torch_peer.torch_installed():
+        err.print(f"note: {torch_peer.INSTALL}", markup=False, highlight=False, soft_wrap=True)
+    _compiled_loops_first([point_config(c, "real", Size(32, 50, 16), GRU_LAB) for c in cells])
+    with err.status("bench --sizes: starting...") as status:
+        def on_job(cell: str, inputs: str, variant: str) -> None:
+            status.update(f"bench --sizes: {cell}, {inputs} inputs, {variant} (every size, in its own process)...")
+
+        result = run_sizes(cells, grid, torch=torch, isa=isa, alternatives=alternatives, on_job=on_job)
+    files = write_sizes(result)
+    print_sizes(out, result)
     out.print(f"bench folder: {result.folder} ({', '.join(p.name for p in files.values())})", soft_wrap=True)
 
 

@@ -69,6 +69,8 @@ def tiny_config(**model) -> dict:
         "data": {"name": "sine", "window": 8, "n_train": 64, "n_val": 16, "n_test": 16},
         "model": {"cell": "gru", "units": 4, **model},
         "train": {"epochs": 2, "batch_size": 16},
+        # evaluation/ costs 1-3 s a run (scikit-learn, four PNGs): tests/inference/test_evaluate.py checks it
+        "output": {"evaluation": False},
     }
 
 

@@ -20,13 +20,16 @@ from tests.conftest import ROOT, assert_user_error, tiny_config
 
 def test_train_writes_a_complete_run_record(runner, write_config, tmp_path):
     path = write_config(tiny_config())
-    result = runner.invoke(app, ["train", str(path), "--set", "model.units=5"])
+    result = runner.invoke(app, ["train", str(path), "--set", "model.units=5", "--set", "output.evaluation=true"])
     assert result.exit_code == 0, result.output
     runs = sorted((tmp_path / "results" / "tiny").iterdir())
     assert len(runs) == 1 and not runs[0].name.startswith(".")
     run = runs[0]
     assert {p.name for p in run.iterdir()} == {"config.yaml", "metrics.json", "history.csv", "model.keras",
-                                               "inputs.json", "learning_curves.png"}
+                                               "inputs.json", "learning_curves.png", "evaluation"}
+    # synthetic sine windows: residuals and mse by length (one length), no series time axis to draw on
+    assert {p.name for p in (run / "evaluation").iterdir()} == {"evaluation.json", "by_length.csv", "by_length.png",
+                                                                "predictions.npz", "residuals.png"}
     assert (run / "learning_curves.png").read_bytes().startswith(b"\x89PNG")
     assert json.loads((run / "inputs.json").read_text())["window"] == 8  # what predict reads: windows of 8 values
 

@@ -151,3 +151,27 @@ def test_imdb_savedmodel_takes_raw_reviews_and_scores_as_predict(runner, trained
     assert scores == pytest.approx(predicted, abs=1e-5)
     result = runner.invoke(app, ["export", str(trained_run), "--text", "--out", str(tmp_path / "m.keras")])
     assert result.exit_code == 2 and "Use --format savedmodel" in result.stderr
+
+
+@pytest.mark.slow  # scores all 25,000 test reviews of the archive (~45 s on 2 cores)
+@needs_real_imdb
+def test_evaluate_an_imdb_run_on_the_archive_names_each_review_by_file(trained_run, tmp_path):
+    import numpy as np
+    from sklearn import metrics as sk
+    from typer.testing import CliRunner
+
+    own = json.loads((trained_run / "evaluation" / "evaluation.json").read_text())
+    recorded = json.loads((trained_run / "metrics.json").read_text())
+    assert own["accuracy"] == pytest.approx(recorded["test"]["accuracy"], abs=1e-6) and own["n"] == 1000
+    result = CliRunner().invoke(app, ["evaluate", str(trained_run), "--data", str(REAL_IMDB),
+                                      "--out", str(tmp_path / "all")])
+    assert result.exit_code == 0, result.output
+    ev = json.loads((tmp_path / "all" / "evaluation.json").read_text())
+    saved = np.load(tmp_path / "all" / "predictions.npz")
+    assert ev["n"] == 25000 and int(saved["y"].sum()) == 12500
+    assert ev["roc"]["pos"]["auc"] == pytest.approx(sk.roc_auc_score(saved["y"], saved["scores"][:, 1]))
+    assert all(m["source"].startswith("aclImdb/test/") and m["source"].endswith(".txt") for m in ev["mistakes"])
+    # maxlen 100 (START included): a review is cut when it has more; the longest quarter all are
+    assert np.array_equal(saved["truncated"], saved["lengths"] > 100)
+    assert ev["by_length"][-1]["truncated_share"] == 1.0
+    assert sum(b["truncated_share"] * b["count"] for b in ev["by_length"]) == pytest.approx(saved["truncated"].sum())

@@ -337,6 +337,9 @@ def run_bench(cfg: ExperimentConfig, cells: list[str], *, ablation: bool = False
                      f"{os.cpu_count()} cores): absolute times are inflated; the ratios compare variants "
                      "that ran one after the other.")
     meta = bench_meta(cfg, cells, data, started, load_seconds, ablation)
+    from gru_lab.bench.isa import cpu_flags, describe, requested_isa
+
+    meta["isa"] = describe(cpu_flags(), requested_isa())
     meta["peers"] = peer_status
     meta["recipes"] = {recipe_variant(r.name): r.name for r in recipes}
     folder = folder or Path(cfg.output.dir) / "bench" / time.strftime("%Y%m%d-%H%M%S", time.gmtime())

@@ -18,10 +18,11 @@ def load_average() -> float | None:
         return None
 
 
-def worker_answer(module: str, job: dict[str, Any], what: str, arrays: dict[str, np.ndarray] | None = None) -> dict:
+def worker_answer(module: str, job: dict[str, Any], what: str, arrays: dict[str, np.ndarray] | None = None,
+                  env: dict[str, str] | None = None) -> dict:
     """Run `python -m MODULE JOB.json ANSWER.json` in a fresh process and return its JSON answer. With arrays,
-    they go along as a .npz file whose path is job["arrays"]. A failed worker raises RuntimeError with the end
-    of its stderr (its last line last)."""
+    they go along as a .npz file whose path is job["arrays"]; env adds to the worker's environment (set before
+    it imports any library). A failed worker raises RuntimeError with the end of its stderr (its last line last)."""
     import json
     import subprocess
     import sys
@@ -34,7 +35,7 @@ def worker_answer(module: str, job: dict[str, Any], what: str, arrays: dict[str,
             np.savez(job["arrays"], **arrays)
         job_path.write_text(json.dumps(job))
         proc = subprocess.run([sys.executable, "-m", module, str(job_path), str(answer)], capture_output=True,
-                              text=True)
+                              text=True, env={**os.environ, **env} if env else None)
         if proc.returncode != 0 or not answer.is_file():
             raise RuntimeError(f"{what} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
         return json.loads(answer.read_text())

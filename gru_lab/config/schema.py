@@ -331,6 +331,7 @@ class OutputConfig(_Section):
     dir: str = "results"  # runs go to <dir>/<name>/<run-id>/
     save_model: bool = True  # write model.keras (needed by predict and export); it loads with plain Keras
     tensorboard: bool = False  # also write per-epoch scalars and the learning rate under <run folder>/tensorboard (`tensorboard --logdir results`)
+    evaluation: bool = True  # write evaluation/ (confusion, ROC/PR, calibration, accuracy by length, forecasts) from the test predictions at the end of training; costs 1-3 s a run (docs/evaluation.md); compare's length and ensemble tables read it
 
 
 class SweepConfig(_Section):

@@ -63,6 +63,23 @@ class Documents:
 
 
 @dataclass
+class Samples:
+    """What an evaluation shows of each test row, row for row with x_test (inference.evaluate reads it).
+
+    lengths: the true length of each input before padding (a text's tokens, the START mark included for IMDB;
+    the window or sequence length for real-valued inputs); truncated: cut to maxlen. text(i) and sources name
+    a text row for the table of confident mistakes; times place a series window's forecast on the file's time
+    axis (the time, or file line, of its first forecast row)."""
+
+    lengths: np.ndarray  # int (n,)
+    truncated: np.ndarray | None = None  # bool (n,)
+    sources: list[str] | None = None  # "file:line", a file, or where in a split
+    text: Callable[[int], str] | None = None  # row -> the text (IMDB decodes its ids only for the rows shown)
+    times: list[Any] | None = None  # series: time of each window's first forecast row
+    time_label: str | None = None  # the time axis's name: the time column, or "file line"
+
+
+@dataclass
 class Dataset:
     """Train/validation/test arrays plus what the model builder must know.
 
@@ -91,6 +108,9 @@ class Dataset:
     documents: dict[str, Documents] | None = None
     masked: bool = False  # real inputs: padding steps hold MASK_VALUE, masked by the model (data.name: sequences)
     units: Units | None = None  # regression: the test rows in the file's units (series, sequences)
+    # Row for row with x_test: true lengths, truncation, sources, times (inference.evaluate); None: lengths
+    # are the timesteps of every row.
+    samples: Samples | None = None
 
     @property
     def timesteps(self) -> int:

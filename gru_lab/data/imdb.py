@@ -26,7 +26,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from gru_lab.config import ImdbData
-from gru_lab.data.base import Dataset, Documents
+from gru_lab.data.base import Dataset, Documents, Samples
 from gru_lab.errors import DataError
 from gru_lab.files import atomic_writer
 
@@ -369,6 +369,7 @@ def load(cfg: ImdbData, seed: int) -> Dataset:
     """
     started = time.perf_counter()
     source = resolve_source(cfg)
+    vocab: list[str] = []
     if source is None:
         splits, word_index, extra = _load_keras(cfg)
         train_vocabulary = None
@@ -418,7 +419,30 @@ def load(cfg: ImdbData, seed: int) -> Dataset:
         vocab_size=None if cfg.as_real else cfg.num_words,  # no Embedding for raw ids, as base.Dataset says
         padding=cfg.padding, extra=extra, artifacts={"vocabulary": vocabulary},
         documents={"train": _documents(splits["train"], train_rows), "test": _documents(splits["test"], test_rows)},
+        samples=_samples(splits["test"], test_rows, cfg.maxlen, vocab, word_index),
     )
+
+
+def _samples(split: _Split, rows: np.ndarray, maxlen: int, vocab: list[str], word_index: dict[str, int]) -> Samples:
+    """The test reviews' lengths as the model sees them (START included) and their words, decoded from the ids
+    only for the rows an evaluation shows. The cache keeps no file names: a review is named by its split,
+    label and place in file-name order."""
+    lengths = split.lengths[rows]
+    words = vocab or [w for w, _ in sorted(word_index.items(), key=lambda item: item[1])]
+    first = INDEX_FROM + 1 if vocab else min(word_index.values(), default=INDEX_FROM + 1)
+    labels = split.labels[rows]
+    rank = rows - np.where(labels == 1, np.flatnonzero(split.labels == 1)[:1].tolist() or [0], 0)
+
+    def text(i: int) -> str:
+        ids = split.ids[split.offsets[rows[i]] + 1:split.offsets[rows[i] + 1]]
+        return " ".join(words[j - first] if 0 <= j - first < len(words) else "[?]" for j in ids.tolist())
+
+    if vocab:
+        sources = [f"aclImdb/test/{'pos' if y else 'neg'} review {r + 1} (file-name order)"
+                   for y, r in zip(labels.tolist(), rank.tolist())]
+    else:
+        sources = [f"keras.datasets.imdb test row {r + 1}" for r in rows.tolist()]
+    return Samples(lengths, lengths > maxlen, sources, text)
 
 
 def _documents(split: _Split, rows: np.ndarray) -> Documents:

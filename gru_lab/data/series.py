@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from gru_lab.config import SeriesData
-from gru_lab.data.base import Dataset, Units
+from gru_lab.data.base import Dataset, Samples, Units
 from gru_lab.data.files import Table, read_table
 from gru_lab.errors import DataError
 
@@ -373,11 +373,23 @@ def load(cfg: SeriesData, seed: int) -> Dataset:  # noqa: ARG001  the splits are
         "time_format": cfg.time_format, "time_step": (series.notes.get("time") or {}).get("step"),
         "header": cfg.header, "encoding": cfg.encoding, "separator": cfg.separator, "transform": transform,
     }
+    time_label = inputs_record["time_column"] or "file line"
+    # ahead[:, 0]: each test window's first forecast row in the file (a difference drops the file's first row).
+    samples = Samples(np.full(len(x_test), cfg.window), times=forecast_times(series, ahead[:, 0]),
+                      time_label=time_label)
     return Dataset(
         name="series", task="regression", input_kind="real",
         x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val, x_test=x_test, y_test=y_test,
-        extra=extra, artifacts={"inputs": inputs_record}, units=units,
+        extra=extra, artifacts={"inputs": inputs_record}, units=units, samples=samples,
     )
+
+
+def forecast_times(series: Series, rows: np.ndarray) -> list[Any]:
+    """The time of each of these rows (a timestamp as text, or a number), or without a time column the file line
+    it came from."""
+    if series.times is not None:
+        return [_time_text(series.times.to_numpy()[i]) for i in rows]
+    return [int(series.where[i].rsplit(" ", 1)[-1].rsplit(":", 1)[-1]) for i in rows]
 
 
 def last_values(x: np.ndarray, n_targets: int, horizon: int) -> np.ndarray:

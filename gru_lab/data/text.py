@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from gru_lab.config import TextData
-from gru_lab.data.base import Dataset
+from gru_lab.data.base import Dataset, Samples
 from gru_lab.data.files import decode, read_table
 from gru_lab.errors import DataError
 
@@ -193,13 +193,13 @@ def load(cfg: TextData, seed: int) -> Dataset:
         test = read_texts(cfg.test_path, cfg, "data.test_path", classes)
         y_test_all = _label_ids(test, classes, "train")
         train_rows, test_rows = np.arange(len(y_all)), np.arange(len(y_test_all))
-        test_texts = test.texts
+        test_texts, test_where = test.texts, test.where
     else:
         train_rows, test_rows = _stratified_split(y_all, cfg.test_share, rng)
         if len(test_rows) == 0:
             raise DataError(f"{cfg.path}: no texts are left for testing; set data.test_fraction above 0 or give "
                             "data.test_path.")
-        y_test_all, test_texts = y_all, source.texts
+        y_test_all, test_texts, test_where = y_all, source.texts, source.where
     # n_train slices the train texts before validation is held out of them (as train.validation_split would).
     train_rows = train_rows[_slice(y_all[train_rows], cfg.n_train, rng, "data.n_train", "train")]
     if cfg.val_path:
@@ -245,7 +245,9 @@ def load(cfg: TextData, seed: int) -> Dataset:
     if cfg.val_path or cfg.val_share:
         x_val, y_val = arrays([val_texts[i] for i in val_rows], y_val_all[val_rows])
 
-    tokens, oov = token_counts(settings, vocabulary, [test_texts[i] for i in test_rows])
+    shown = [test_texts[i] for i in test_rows]
+    tokens, oov = token_counts(settings, vocabulary, shown)
+    samples = Samples(tokens, tokens > cfg.maxlen, [test_where[i] for i in test_rows], shown.__getitem__)
     counts = np.bincount(y_train.astype(int), minlength=len(classes))
     majority = int(np.argmax(counts))
     extra = {
@@ -267,7 +269,7 @@ def load(cfg: TextData, seed: int) -> Dataset:
         name="text", task="binary" if binary else "multiclass", input_kind="tokens",
         x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val, x_test=x_test, y_test=y_test,
         vocab_size=cfg.num_words, num_classes=None if binary else len(classes), padding="post",
-        extra=extra, artifacts={"inputs": inputs},
+        extra=extra, artifacts={"inputs": inputs}, samples=samples,
     )
 
 

@@ -271,6 +271,7 @@ class Comparison:
     verdicts: list
     notes: list[str]
     files: dict[str, Path] = field(default_factory=dict)
+    lengths: Any = None  # experiments.by_length.LengthReport: metric by input length, the seeds' ensembles
 
 
 def summarize(result: CompareResult) -> Comparison:
@@ -285,5 +286,9 @@ def summarize(result: CompareResult) -> Comparison:
         notes.append("peak RSS: each run's own worker process (ru_maxrss), so it includes TensorFlow's runtime.")
     notes += tables.baseline_notes(result.baselines.values())
     notes.append(BEST_EPOCH_NOTE)
+    from gru_lab.experiments.by_length import length_report
+
+    lengths = length_report(result)
     return Comparison(comparison_frame(result), runs_frame(result),
-                      check_claims(plan, runs_frame(result), result.baselines), notes)
+                      check_claims(plan, runs_frame(result), result.baselines) + lengths.verdicts, notes,
+                      lengths=lengths)

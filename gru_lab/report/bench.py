@@ -100,7 +100,8 @@ def bench_markdown(result) -> str:
              f"{m['n_test']:,} test; {m['timesteps']} time steps; batch {m['batch_size']}; {m['epochs']} epoch(s); "
              f"units {m['units']}, embedding {m['embedding_dim']}",
              f"- machine: {env.get('cpu_count')} CPU core(s), device {env.get('device')}; "
-             f"TensorFlow {env.get('tensorflow')}, Keras {env.get('keras')}",
+             f"TensorFlow {env.get('tensorflow')}, Keras {env.get('keras')}"
+             + (f"; ISA {m['isa']}" if m.get("isa") else ""),
              "- keras baseline: Keras layers, model.fit on NumPy arrays with validation_split, evaluate/predict at "
              "Keras's default batch (32), as the IMDB GRU tutorial's script; gru-lab: `gru-lab train`'s path",
              *_workload_lines(m), ""]

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from gru_lab import cells as cell_names
 from gru_lab.experiments.compare import Comparison, summarize
+from gru_lab.report.compare_lengths import length_markdown, print_lengths, write_length_files
 from gru_lab.report.format import format_cell, markdown_table, missing, record_header, records, write_report
 from gru_lab.report.plots import PLOTS, write_plots
 
@@ -80,7 +81,9 @@ def verdicts_table(verdicts) -> Table:
 def write_comparison(result) -> Comparison:
     """comparison.csv/.md/.json and the plots under the compare folder, each written atomically."""
     comp = summarize(result)
-    return write_report(result, comp, "comparison", lambda folder: write_plots(result, comp, folder),
+    return write_report(result, comp, "comparison",
+                        lambda folder: {**write_plots(result, comp, folder),
+                                        **write_length_files(comp.lengths, folder)},
                         comparison_markdown, comparison_record)
 
 
@@ -94,6 +97,8 @@ def comparison_record(result, comp: Comparison) -> dict[str, Any]:
         "verdicts": [{"claim": v.claim, "status": v.status, "finding": v.finding, "detail": v.detail,
                       "numbers": v.numbers} for v in comp.verdicts],
         "notes": comp.notes, "plots": {k: p.name for k, p in comp.files.items() if k in PLOTS},
+        **({"by_length": records(comp.lengths.table), "ensembles": records(comp.lengths.ensembles)}
+           if comp.lengths is not None else {}),
     }
 
 
@@ -114,6 +119,7 @@ def comparison_markdown(result, comp: Comparison) -> str:
     if any(k in PLOTS for k in comp.files):
         lines += ["## Plots", ""]
         lines += [f"![{PLOTS[k]}]({p.name})" + "\n" for k, p in comp.files.items() if k in PLOTS]
+    lines += length_markdown(comp.lengths)
     lines += ["## Runs", ""]
     run_rows = [[r["run_id"], r["model"], "-" if missing(r["length"]) else str(int(r["length"])),
                  str(r["seed"]), r["status"], "-" if missing(r["value"]) else f"{r['value']:.4g}",
@@ -132,6 +138,7 @@ def print_comparison(console, result, comp: Comparison) -> None:
         console.print(table)
     for note in comp.notes:
         console.print(f"[dim]- {escape(note)}[/]", soft_wrap=True)
+    print_lengths(console, comp.lengths)
     console.print(verdicts_table(comp.verdicts))
     for key in ("md", "csv", "json"):
         if key in comp.files:

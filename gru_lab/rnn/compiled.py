@@ -40,12 +40,30 @@ BUILD_TIMEOUT_S = 900
 # The first set that compiles wins: the native instruction set (Eigen's AVX-512 FP16 code does not compile
 # with every g++, so that extension is left out), then the native set, then the compiler's default.
 ARCH_FLAGS = (["-march=native", "-mno-avx512fp16"], ["-march=native"], [])
+# GRU_LAB_ISA=avx2 builds for AVX2 and FMA only (x86-64-v3: Haswell's set, also AMD EPYC's), so that a machine
+# with AVX-512 can stand in for an AVX2-only one (`gru-lab bench --sizes` caps TensorFlow's and PyTorch's own
+# kernels likewise). Tuning stays native: -mtune changes scheduling, never the instructions used.
+ISA_VAR = "GRU_LAB_ISA"
+ISA_FLAGS = {"native": ARCH_FLAGS, "avx2": (["-march=x86-64-v3", "-mtune=native"], ["-mavx2", "-mfma"])}
 # TensorFlow's and Eigen's headers are included as system headers (-isystem), so their own hundreds of
 # warnings stay out and the build log shows this code's. -Wno-maybe-uninitialized: g++ 12 reports it from
 # inside its own AVX-512 intrinsics as Eigen inlines them (about 500 lines, none in this code).
 WARNINGS = ["-Wall", "-Wextra", "-Wno-maybe-uninitialized"]
 
 _state: dict[str, Any] = {"lib": None, "error": None, "tried": False}
+
+
+def isa() -> str:
+    """The instruction set the compiled loops are built for: $GRU_LAB_ISA (avx2), else "native"."""
+    return os.environ.get(ISA_VAR, "").strip().lower() or "native"
+
+
+def arch_flags() -> tuple[list[str], ...]:
+    """The flag sets the build tries, first that compiles wins; raises RuntimeError for an unknown $GRU_LAB_ISA."""
+    chosen = isa()
+    if chosen not in ISA_FLAGS:
+        raise RuntimeError(f"{ISA_VAR}={chosen!r} is not one of {sorted(ISA_FLAGS)}")
+    return ISA_FLAGS[chosen]
 
 
 def enabled_by_env() -> bool:
@@ -95,7 +113,8 @@ def library_path() -> Path:
     compile_flags, link_flags = _tf_flags()
     key = hashlib.sha256()
     for part in (*(f.read_bytes() for f in SOURCES + HEADERS), tf.__version__.encode(),
-                 " ".join(compile_flags + link_flags + WARNINGS).encode(), _cpu_signature().encode()):
+                 " ".join(compile_flags + link_flags + WARNINGS).encode(), _cpu_signature().encode(),
+                 *([] if isa() == "native" else [f"isa={isa()}".encode()])):
         key.update(part)
         key.update(b"\0")
     return build_dir() / f"loops-{key.hexdigest()[:16]}.so"
@@ -188,7 +207,7 @@ def build(path: Path | None = None) -> Path:
     tried, why = [], "(no output)"
     try:
         with tempfile.TemporaryDirectory(dir=path.parent, prefix=".build-") as work:
-            for arch in ARCH_FLAGS:
+            for arch in arch_flags():
                 objects = {src: Path(work) / f"{src.stem}.o" for src in SOURCES}
                 out = Path(work) / path.name
                 compiles, link = _commands(cxx, arch, objects, str(out))

@@ -36,6 +36,7 @@ PARTIAL = ".partial-"  # prefix of unfinished run folders (hidden: report and th
 LOCK = ".lock"
 RESUME_STATE = "resume"  # training.resume.STATE_DIR: the per-epoch state, dropped when the run is committed
 DONE = ("finished", "diverged")  # a run with one of these statuses is a result: reused, never redone
+EVALUATION = "evaluation"  # a finished run's evaluation of its test split (inference.evaluate)
 
 
 def config_hash(cfg: ExperimentConfig) -> str:
@@ -338,6 +339,9 @@ def save_run(cfg: ExperimentConfig, result, data, run_id: str | None = None,
         metrics["model_file"] = "model.keras"
     write_learning_curves(result.history, metrics.get("task", ""), f"{cfg.name} - {folder.run_id}",
                           folder.path("learning_curves.png"))
+    if cfg.output.evaluation and getattr(result, "test_predictions", None) is not None \
+            and metrics.get("status") == "finished":
+        write_test_evaluation(folder.path(EVALUATION), cfg, data, result.test_predictions, metrics)
     scratch = getattr(result, "scratch", None)  # files written during training without a workdir (tensorboard/)
     if scratch is not None:
         if (scratch / "tensorboard").is_dir() and not folder.path("tensorboard").exists():
@@ -347,6 +351,17 @@ def save_run(cfg: ExperimentConfig, result, data, run_id: str | None = None,
     if metrics.get("status") in DONE:
         remove_stale(folder.parent, config_hash(cfg))
     return final
+
+
+def write_test_evaluation(path: Path, cfg: ExperimentConfig, data, predictions, metrics: dict[str, Any]) -> None:
+    """evaluation/ for the test split, from the predictions training made: like learning_curves.png, part of
+    every finished run's record (inference.evaluate computes it, report.evaluation draws it; imported here, one
+    layer up, because the record is written here). Its seconds go into metrics.json."""
+    from gru_lab.inference.evaluate import write_run_evaluation
+
+    started = time.perf_counter()
+    write_run_evaluation(path, data, predictions, data.artifacts.get("inputs") or {}, f"{cfg.name}")
+    metrics["evaluation_seconds"] = round(time.perf_counter() - started, 3)
 
 
 def save_failure(cfg: ExperimentConfig, folder: RunFolder, error: str) -> Path:

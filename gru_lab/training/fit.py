@@ -35,6 +35,7 @@ class TrainResult:
     history: list[dict[str, float]]  # one row per finished epoch: epoch, seconds, train_seconds, logs...
     metrics: dict[str, Any]  # everything metrics.json records
     scratch: Path | None = None  # temporary folder of run-folder files (tensorboard/) when train had no workdir
+    test_predictions: Any = None  # the model's output on x_test, row for row (a finished run's evaluation/ reads it)
 
 
 def set_seed(seed: int, deterministic_ops: bool = True) -> None:
@@ -217,7 +218,7 @@ def _fit_and_evaluate(cfg: ExperimentConfig, data: Dataset, plan, epoch_hook: Ep
     if epoch_hook:
         callbacks.append(cb.EpochHook(epoch_hook, timing.rows))
 
-    status, extra = "finished", {}
+    status, extra, predictions = "finished", {}, None
     started = time.time()
     try:
         if saved is not None and saved.complete:
@@ -248,8 +249,9 @@ def _fit_and_evaluate(cfg: ExperimentConfig, data: Dataset, plan, epoch_hook: Ep
             if plan.xla_inference and not plan.xla:
                 _compile_inference(model)
             inference_trim = None if plan.xla_inference else trim
-            metrics.update(evaluate(model, data, eval_batch_size, inference_trim,
-                                    bucket and inference_trim is not None))
+            tested, predictions = evaluate(model, data, eval_batch_size, inference_trim,
+                                           bucket and inference_trim is not None)
+            metrics.update(tested)
         except Exception as exc:
             if machine_limit(exc) is None:
                 raise
@@ -265,7 +267,8 @@ def _fit_and_evaluate(cfg: ExperimentConfig, data: Dataset, plan, epoch_hook: Ep
         metrics["embedding_init_seconds"] = round(init_seconds, 2)
     # A model is kept only when it is the result of finished epochs and nothing broke its weights.
     keep = status == "finished" or (status == "interrupted" and history)
-    return TrainResult(status=status, model=model if keep else None, history=history, metrics=metrics)
+    return TrainResult(status=status, model=model if keep else None, history=history, metrics=metrics,
+                       test_predictions=predictions if status == "finished" else None)
 
 
 def _early_stopping(cfg: ExperimentConfig):
@@ -394,9 +397,9 @@ def eval_batch(t, compiled: bool = False) -> int:
 
 
 def evaluate(model, data: Dataset, batch_size: int, trim_padding: str | None = None,
-             by_length: bool = False) -> dict[str, Any]:
-    """Test metrics, evaluation time and inference throughput on the test set (by_length: evaluate in batches
-    sorted by length; predict keeps the test set's order)."""
+             by_length: bool = False) -> tuple[dict[str, Any], np.ndarray]:
+    """(test metrics, evaluation time and inference throughput on the test set; the predictions, row for row with
+    x_test). by_length: evaluate in batches sorted by length; predict keeps the test set's order."""
     from gru_lab.training import pipeline
 
     n = len(data.x_test)
@@ -436,7 +439,7 @@ def evaluate(model, data: Dataset, batch_size: int, trim_padding: str | None = N
              "prediction": _rounded(p[i]) if p.shape[1] > 1 else _rounded(p[i, 0])}
             for i in range(shown)
         ]
-    return out
+    return out, np.asarray(predictions)
 
 
 def _rounded(values, digits: int = 6):

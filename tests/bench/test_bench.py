@@ -107,6 +107,7 @@ def test_bench_cli_writes_measured_rows_and_ratios_computed_from_them(tmp_path, 
 
     md = (folder / "bench.md").read_text()
     assert "## Measured" in md and "## Ratios to the keras baseline" in md and "synthetic" in md
+    assert "; ISA " in md  # the instruction set the bench ran on (GRU_LAB_ISA's cap where set)
     assert f"- pytorch: {torch_peer.INSTALL}" in md and "## Ratios to pytorch" not in md
     assert "## Other recipes against gru-lab's run" in md and "- gru-lab (tiny_masked): " in md
     record = json.loads((folder / "bench.json").read_text())

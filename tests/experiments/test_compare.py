@@ -49,7 +49,7 @@ def tiny(results, **model) -> dict:
         "data": {"name": "sine", "window": 6, "n_train": 32, "n_val": 8, "n_test": 8},
         "model": {"cell": "gru", "units": 3, **model},
         "train": {"epochs": 1, "batch_size": 16},
-        "output": {"dir": str(results), "save_model": False},
+        "output": {"dir": str(results), "save_model": False, "evaluation": False},
     }
 
 

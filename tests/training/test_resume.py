@@ -183,3 +183,38 @@ def test_train_killed_mid_run_resumes_to_the_uninterrupted_numbers(write_config,
     for a, b in zip(ours_rows, their_rows):
         for key in ("loss", "val_loss"):
             assert float(a[key]) == pytest.approx(float(b[key]), abs=1e-5, rel=1e-5)
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_a_masked_text_run_with_dropout_and_the_printed_resume_give_the_uninterrupted_run(
+        write_config, tmp_path):
+    """Issue 19 as reported: a text run with model.dropout, SIGINT after an epoch was saved, continued with the
+    printed --resume command: every epoch equals the uninterrupted run's exactly, and the finished record is in
+    the folder the interruption named, with nothing else left beside it."""
+    raw = short_texts(tmp_path, rows=400)
+    raw["model"]["dropout"] = 0.2
+    raw["train"]["epochs"] = 30
+    path = write_config(raw)
+    results = tmp_path / "results"
+    proc = subprocess.Popen(_train_cmd(path), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_state(results, 3, proc)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130, stderr
+    (kept,) = [p for p in (results / "short").iterdir() if not p.name.startswith(".")]
+    assert "kept" in stderr and str(kept) in stderr and "--resume` continues from epoch" in stderr
+    done = subprocess.run(_train_cmd(path, "--resume"), cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert [p.name for p in (results / "short").iterdir()] == [kept.name]  # one run, one folder
+
+    whole = subprocess.run(_train_cmd(path, "--set", f"output.dir={tmp_path / 'whole'}"), cwd=ROOT,
+                           capture_output=True, text=True)
+    assert whole.returncode == 0, whole.stderr
+    (reference,) = (tmp_path / "whole" / "short").iterdir()
+    ours, theirs = (json.loads((p / "metrics.json").read_text()) for p in (kept, reference))
+    assert ours["status"] == "finished" and ours["resumed"][0]["from_epoch"] >= 4
+    assert ours["test"] == theirs["test"]
+    ours_rows, their_rows = (list(csv.DictReader((p / "history.csv").open())) for p in (kept, reference))
+    assert [(r["loss"], r["val_loss"]) for r in ours_rows] == [(r["loss"], r["val_loss"]) for r in their_rows]
