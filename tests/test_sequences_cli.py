@@ -74,6 +74,13 @@ def test_long_table_trains_predicts_one_row_per_id_and_exports_equal_scores(runn
     exported = keras.saving.load_model(out).predict(x, verbose=0).ravel()
     assert exported == pytest.approx([r["P(up)"] for r in rows], abs=1e-5)
 
+    # evaluate reads labelled sequences of the run's layout the same way: its accuracy is predict's.
+    result = runner.invoke(app, ["evaluate", str(run), "--data", str(path), "--out", str(tmp_path / "ev")])
+    assert result.exit_code == 0, result.output
+    evaluation = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
+    assert evaluation["n"] == 24
+    assert evaluation["accuracy"] == pytest.approx(np.mean([r["label"] == r["given"] for r in rows]))
+
 
 @pytest.mark.slow
 def test_wide_table_with_shorter_rows_trains_and_predicts(runner, write_config, tmp_path):
@@ -187,6 +194,11 @@ def test_a_trending_series_differenced_beats_the_last_value_in_the_files_units(r
     first_test = int(str(data["first_test_row"]).rsplit(":", 1)[-1]) - 2  # file line -> 0-based day (header: 1)
     forecast_for = {int(r["window_end"]): r["sales"] for r in every}
     assert forecast_for[first_test + 14 - 1] == pytest.approx(shown["prediction"], rel=1e-5)
+    # evaluate differences the file as the run did: every window of the 729 differences, in the model's units.
+    result = runner.invoke(app, ["evaluate", str(run), "--data", str(path), "--out", str(tmp_path / "ev")])
+    assert result.exit_code == 0, result.output
+    evaluation = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
+    assert evaluation["n"] == 730 - 1 - 14
 
 
 def predict_json_series(runner, run, path) -> list:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from gru_lab.config import SequencesData
-from gru_lab.data.base import MASK_VALUE, Dataset, InputSpec, Units
+from gru_lab.data.base import MASK_VALUE, Dataset, InputSpec, Samples, Units
 from gru_lab.data.files import read_bytes, read_table
 from gru_lab.data.series import _numbers, fit_scaling, scale
 from gru_lab.data.text import _stratified_split, ordered_classes
@@ -477,4 +477,5 @@ def load(cfg: SequencesData, seed: int) -> Dataset:
         x_train=x_train, y_train=targets(y_train), x_val=x_val, y_val=y_val_model, x_test=x_test,
         y_test=targets(y_test), num_classes=None if binary or regression else len(classes), padding=cfg.padding,
         extra=extra, artifacts={"inputs": inputs}, masked=True, units=units,
+        samples=Samples(len_test, len_test > maxlen, list(test.where)),
     )
