@@ -66,6 +66,15 @@ def test_long_table_trains_predicts_one_row_per_id_and_exports_equal_scores(runn
     assert [r["id"] for r in rows] == [f"s{i}" for i in range(24)]  # one row per sequence id, in file order
     assert all(r["label"] in ("down", "up") and r["P(up)"] == pytest.approx(1 - r["P(down)"]) for r in rows)
     assert [r["given"] for r in rows] == ["down", "up"] * 12
+    # A new file may lack the label and hold other columns: the run reads the feature columns it trained on.
+    with open(path) as fh:
+        table = list(csv.reader(fh))
+    unlabelled = tmp_path / "new.csv"
+    with open(unlabelled, "w", newline="") as fh:
+        csv.writer(fh).writerows([["note", *row[:4]] for row in table])
+    again = predict_json(runner, run, unlabelled)["predictions"]
+    assert [r["P(up)"] for r in again] == pytest.approx([r["P(up)"] for r in rows], abs=1e-6)
+    assert "given" not in again[0]
 
     out = tmp_path / "exported.keras"
     result = runner.invoke(app, ["export", str(run), "--format", "keras", "--out", str(out)])

@@ -329,6 +329,17 @@ def _mtime(path: str | None) -> float | None:
         return None
 
 
+def _reader_record(cfg: SequencesData, names: list[str]) -> dict[str, Any] | None:
+    """The reader's settings as inputs.json keeps them; a long table's feature columns by the names training
+    read, so a file for predict may hold other columns too."""
+    if cfg.builtin is not None:
+        return None
+    settings = reader_settings(cfg)
+    if settings["layout"] == "long":
+        settings["features"] = list(names)
+    return settings
+
+
 def class_names(cfg: SequencesData, found: Sequences) -> list[str]:
     classes = list(cfg.classes) if cfg.classes else ordered_classes([str(v) for v in found.labels])
     if len(classes) < 2:
@@ -428,7 +439,7 @@ def load(cfg: SequencesData, seed: int) -> Dataset:
     scaling = fit_scaling(np.concatenate([cut(s, maxlen, cfg.truncating) for s in train.steps]), cfg.scaling, names)
     inputs = {"kind": "sequences", "task": None, "classes": classes, "features": names, "maxlen": maxlen,
               "truncating": cfg.truncating, "padding": cfg.padding, "scaling": scaling, "mask_value": MASK_VALUE,
-              "reader": reader_settings(cfg) if cfg.builtin is None else None, "builtin": cfg.builtin,
+              "reader": _reader_record(cfg, names), "builtin": cfg.builtin,
               "target_scaling": None}
     binary = classes is not None and len(classes) == 2
     task = "regression" if regression else "binary" if binary else "multiclass"
