@@ -273,7 +273,8 @@ class TrainConfig(_Section):
 class OutputConfig(_Section):
     dir: str = "results"  # runs go to <dir>/<name>/<run-id>/
     save_model: bool = True  # write model.keras (needed by predict and export); it loads with plain Keras
-    tensorboard: bool = False  # also write per-epoch scalars and the learning rate under <run folder>/tensorboard (`tensorboard --logdir results`)
+    tensorboard: bool = False  # also write per-epoch scalars and the learning rate under <run folder>/tensorboard (`tensorboard --logdir results`; the tensorboard extra opens them)
+    mlflow: bool | str = False  # also log the run to MLflow (the mlflow extra): true = $MLFLOW_TRACKING_URI, else a local store <dir>/mlflow.db that `mlflow ui` opens; or a tracking URI (http://host:5000); not part of the run's id
 
 
 class SweepConfig(_Section):
