@@ -181,6 +181,8 @@ def train(
                     err.print(f"MLflow: logged to {tracker.store.uri} (run {tracker.mlflow_run_id})",
                               highlight=False, soft_wrap=True, markup=False)
     _print_run(result.metrics, run_dir)
+    if cfg.output.tensorboard and (run_dir / "tensorboard").is_dir():
+        _tensorboard_line(run_dir / "tensorboard", "this run's curves")
     if result.status in ("diverged", "failed"):
         raise RunStopped(f"{stopped_reason(result.metrics)} (recorded in {run_dir})")
 
@@ -422,6 +424,7 @@ def compare(
         comp = write_comparison(result)
         _log_plan(parent, result, comp.files.values())
     print_comparison(out, result, comp)
+    _tensorboard_views(plan, result)
     _exit_for_runs(result, plan.folder, "compare")
 
 
@@ -436,6 +439,28 @@ def _log_plan(parent, result, files) -> None:
         logged = sum(n for k, n in counts.items() if k in ("logged", "present"))
         err.print(f"MLflow: {logged} run(s) under parent run {parent.run_id} at {parent.store.uri}",
                   highlight=False, soft_wrap=True, markup=False)
+
+
+def _tensorboard_line(logdir: Path, what: str) -> None:
+    """How to open the event files output.tensorboard wrote (and how to get TensorBoard where it is missing)."""
+    from gru_lab.experiments.hparams import INSTALL, available
+
+    line = f"TensorBoard: {what}: tensorboard --logdir {logdir}"
+    err.print(line + ("" if available() else f" (needs the tensorboard extra: {INSTALL})"), highlight=False,
+              soft_wrap=True, markup=False)
+
+
+def _tensorboard_views(plan, result) -> None:
+    """output.tensorboard on a compare or sweep: its HParams sessions, and how to open them with the curves."""
+    if not plan.base.output.tensorboard:
+        return
+    from gru_lab.config import load_config
+    from gru_lab.experiments.hparams import available, write_hparams
+
+    if available():
+        done = [o for o in result.outcomes if o.folder is not None and o.metrics]
+        write_hparams(plan.folder, [(o.folder.name, load_config(o.folder / "config.yaml"), o.metrics) for o in done])
+    _tensorboard_line(plan.folder, "the runs' curves" + (" and the HParams view" if available() else ""))
 
 
 def _before_runs(plan, concurrent: int) -> None:
@@ -516,6 +541,7 @@ def sweep(
         rep = write_sweep(result)
         _log_plan(parent, result, rep.files.values())
     print_sweep(out, result, rep)
+    _tensorboard_views(plan, result)
     _exit_for_runs(result, plan.folder, "sweep")
 
 
@@ -527,6 +553,10 @@ def report(
     clean: Annotated[bool, typer.Option(
         "--clean", help="Remove the unfinished run folders (hidden .partial-*: killed or stopped runs, kept so "
                         "they can resume) that no process is training in.")] = False,
+    mlflow: Annotated[Optional[str], typer.Option(
+        "--mlflow", help="Also log every finished run folder under the folder to MLflow (a tracking URI, or true "
+                         "for $MLFLOW_TRACKING_URI or else <folder>/mlflow.db); runs already there are not logged "
+                         "again.", show_default=False)] = None,
 ) -> None:
     """One leaderboard of every run under a folder: printed, and written to <folder>/leaderboard.csv and .md;
     then how many unfinished run folders are left there, and how to resume or remove them."""
@@ -551,6 +581,17 @@ def report(
             out.print(f"{kind}: {path}", soft_wrap=True, highlight=False)
     if left:
         err.print(unfinished_text(left, results), highlight=False, soft_wrap=True)
+    if mlflow is not None:
+        import yaml
+
+        from gru_lab.tracking.runs import backfill_tree
+
+        with err.status("logging run folders to MLflow..."):
+            uri, counts = backfill_tree(results, yaml.safe_load(mlflow), _warn)
+        err.print(f"MLflow ({uri}): {counts.get('logged', 0)} run(s) logged, {counts.get('present', 0)} already there"
+                  + (f", {counts['failed']} not logged" if counts.get("failed") else "")
+                  + (f", {counts['skipped']} not results (interrupted or failed)" if counts.get("skipped") else ""),
+                  highlight=False, soft_wrap=True, markup=False)
 
 
 @app.command()

@@ -432,3 +432,19 @@ def plan_parent(plan, kind: str, warn: Warn | None = None, setting: bool | str |
             params[f"plan.{name}"] = json.dumps(getattr(plan, name), default=str)
     return parent_run(base.output.mlflow if setting is None else setting, base.output.dir, experiment, kind,
                       f"{kind} {plan.name}", key, params, warn)
+
+
+def backfill_tree(root: Path, setting: bool | str, warn: Warn | None = None) -> tuple[str, dict[str, int]]:
+    """`gru-lab report <root> --mlflow URI`: every finished run folder under root logged to the store unless it
+    is there already; (the store's URI, counts by backfill's outcome)."""
+    uri = tracking_uri(setting, root)
+    require_mlflow()
+    store = Store(uri, warn)
+    counts: dict[str, int] = {}
+    for metrics in sorted(Path(root).rglob("metrics.json")):
+        folder = metrics.parent
+        if any(part.startswith(".") for part in folder.relative_to(root).parts):
+            continue  # unfinished runs, and the local store's own copies of run files
+        outcome = backfill(store, folder)
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return uri, counts
