@@ -13,14 +13,15 @@ from gru_lab.report.format import markdown_table, missing
 
 
 def _leaderboard_cells(df) -> tuple[list[str], list[list[str]]]:
-    headers = ["dataset", "#", "name", "run id", "model", "test metric", "params", "s/epoch"]
+    varied = df.attrs.get("varied", [])  # the settings that differ between the runs of a dataset
+    headers = ["dataset", "#", "name", "run id", "model", *varied, "test metric", "params", "s/epoch"]
     rows = []
     for r in df.to_dict(orient="records"):
         value = "-" if missing(r["value"]) else f"{r['metric']} {r['value']:.4g}"
         if r["status"] != "finished":
             value += f" ({r['status']})"
         rows.append([r["dataset"], str(r["rank"]), r["name"], r["run_id"],
-                     r["model"], value,
+                     r["model"], *(str(r[k]) for k in varied), value,
                      "-" if missing(r["params"]) else f"{int(r['params']):,}",
                      "-" if missing(r["s_per_epoch"]) else f"{r['s_per_epoch']:.3g}"])
     return headers, rows
@@ -42,7 +43,8 @@ def write_leaderboard(df, root: Path) -> dict[str, Path]:
     paths = {"csv": root / "leaderboard.csv", "md": root / "leaderboard.md"}
     atomic_write_text(paths["csv"], df.to_csv(index=False))
     atomic_write_text(paths["md"], f"# Leaderboard: {root}\n\n{len(df)} runs, best test metric first within each "
-                                   f"dataset (accuracy: higher, mse: lower).\n\n"
+                                   f"dataset (the same data: file, slice and sizes; accuracy: higher, mse: lower); "
+                                   f"the settings that differ between a dataset's runs have a column each.\n\n"
                                    + markdown_table(*_leaderboard_cells(df)))
     return paths
 

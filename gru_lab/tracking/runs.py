@@ -41,17 +41,9 @@ HISTORY_RENAMES = {"seconds": "epoch_seconds"}  # history.csv column -> the metr
 
 def flat_params(cfg: ExperimentConfig) -> dict[str, str]:
     """The resolved config as dotted keys (model.units -> "64"), what a run logs as parameters."""
-    out: dict[str, str] = {}
+    from gru_lab.runs.records import flatten
 
-    def walk(prefix: str, node: Any) -> None:
-        if isinstance(node, dict) and node:
-            for key, value in node.items():
-                walk(f"{prefix}.{key}" if prefix else str(key), value)
-        else:
-            out[prefix] = json.dumps(node) if isinstance(node, (list, dict)) else str(node)
-
-    walk("", yaml.safe_load(to_yaml(cfg)))
-    return {k: v[:6000] for k, v in out.items()}  # MLflow's limit on a parameter's value
+    return {k: v[:6000] for k, v in flatten(yaml.safe_load(to_yaml(cfg))).items()}  # MLflow's limit on a value
 
 
 _COMMIT: list[str | None] = []
