@@ -116,6 +116,7 @@ class RunTracker:
         self.store, self.cfg, self.run_id, self.workdir, self.parent_id = store, cfg, run_id, workdir, parent_id
         self.mlflow_run_id: str | None = None
         self.experiment_id: str | None = None
+        self.pending: list = []  # the epochs' metrics on their way (MLflow's asynchronous logging)
 
     @classmethod
     def start(cls, cfg: ExperimentConfig, run_id: str, workdir: Path, warn: Warn | None = None,
@@ -164,12 +165,22 @@ class RunTracker:
             pass
 
     def log_epoch(self, epoch: int, values: dict[str, float]) -> None:
-        """An epoch_sink for training.fit.train: every value with the epoch as the step."""
+        """An epoch_sink for training.fit.train: every value with the epoch as the step. Sent in the background
+        (MLflow's asynchronous logging), so the next epoch does not wait for the store; flush() waits for it."""
         if self.mlflow_run_id is not None:
-            log_metrics(self.store, self.mlflow_run_id, values, step=epoch)
+            operation = log_metrics(self.store, self.mlflow_run_id, values, step=epoch, synchronous=False)
+            if operation is not None:
+                self.pending.append(operation)
+
+    def flush(self) -> None:
+        """Wait for the epochs' metrics to reach the store (a failure there is the one warning)."""
+        pending, self.pending = self.pending, []
+        for operation in pending:
+            self.store.call("logging an epoch's metrics", operation.wait)
 
     def stop(self, status: str = "KILLED") -> None:
         """The run ended without a result (Ctrl-C, out of memory): its MLflow run says so; a resume continues it."""
+        self.flush()
         if self.mlflow_run_id is not None:
             self.store.call("ending the run", self.store.client.set_terminated, self.mlflow_run_id, status)
 
@@ -177,6 +188,7 @@ class RunTracker:
         """The run folder is written: log what only a finished run has and end the MLflow run. True when the
         run is wholly logged."""
         logged = False
+        self.flush()
         if self.mlflow_run_id is not None:
             logged = log_finished(self.store, self.mlflow_run_id, Path(folder), self.cfg, metrics)
         self._write(logged, Path(folder))
@@ -191,13 +203,14 @@ def log_params(store: Store, run_id: str, params: dict[str, str]) -> None:
         store.call("logging parameters", store.client.log_batch, run_id, params=items[i:i + BATCH])
 
 
-def log_metrics(store: Store, run_id: str, values: dict[str, float], step: int = 0) -> None:
+def log_metrics(store: Store, run_id: str, values: dict[str, float], step: int = 0, synchronous: bool = True):
+    """One log_batch call (a run's metrics are far fewer than its limit of 1000); asynchronous: the operation
+    to wait for."""
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
-    items = [Metric(k, float(v), now, step) for k, v in values.items()]
-    for i in range(0, len(items), 10 * BATCH):
-        store.call("logging metrics", store.client.log_batch, run_id, metrics=items[i:i + 10 * BATCH])
+    items = [Metric(k, float(v), now, step) for k, v in values.items()][:10 * BATCH]
+    return store.call("logging metrics", store.client.log_batch, run_id, metrics=items, synchronous=synchronous)
 
 
 def log_finished(store: Store, run_id: str, folder: Path, cfg: ExperimentConfig, metrics: dict[str, Any]) -> bool:

@@ -20,7 +20,7 @@ PARENT_ENV = "GRU_LAB_MLFLOW_PARENT"
 OFF_ENV = "GRU_LAB_MLFLOW_OFF"  # set by a parent whose server failed: its workers do not try again, run by run
 # MLflow's HTTP client retries 7 times with backoff and waits up to 120 s a request: minutes before a run learns
 # that the server is down. These are its own settings, so a user who sets them keeps theirs.
-HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0.5",
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
 
 Warn = Callable[[str], None]
@@ -75,8 +75,9 @@ def quiet_mlflow() -> None:
         os.environ.setdefault(key, value)
     import mlflow  # noqa: F401  (its import sets its loggers' levels: ours come after)
 
-    # MLflow logs its database migrations and model-signature hints at INFO/WARNING on every first use.
-    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    # MLflow logs its database migrations and model-signature hints at INFO/WARNING on every first use, and the
+    # failures of its background logging at ERROR: Store.fail says those once, in one line.
+    logging.getLogger("mlflow").setLevel(logging.CRITICAL)
     logging.getLogger("alembic").setLevel(logging.ERROR)
 
 

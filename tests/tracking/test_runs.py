@@ -89,6 +89,16 @@ def test_backfill_logs_nothing_twice(logged, tmp_path):
     (folder / "mlflow.json").unlink()  # the record lost: the store is searched by the run's id instead
     assert backfill_tree(root, uri)[1] == {"present": 1}
     assert len(mlflow.MlflowClient(uri).search_runs([client_experiment(uri, "tiny")])) == 1
+    (folder / "mlflow.json").write_text(record)
+
+
+@pytest.mark.slow  # a second store: MLflow creates its SQLite tables in ~6 s
+def test_backfill_to_another_store_logs_once(logged, tmp_path):
+    from gru_lab.tracking.runs import backfill_tree
+
+    folder, uri, _ = logged
+    root = folder.parent.parent
+    record = (folder / "mlflow.json").read_text()
     other = f"sqlite:///{tmp_path / 'other.db'}"
     assert backfill_tree(root, other)[1] == {"logged": 1}  # another store: logged there once
     assert backfill_tree(root, other)[1] == {"present": 1}
@@ -97,15 +107,18 @@ def test_backfill_logs_nothing_twice(logged, tmp_path):
     (folder / "mlflow.json").write_text(record)
 
 
-def test_a_resumed_run_continues_its_mlflow_run(tmp_path):
+def test_a_resumed_run_continues_its_mlflow_run(logged, tmp_path):
     from gru_lab.tracking.runs import RunTracker
 
-    cfg = config_from_raw({**tiny_config(), "output": {"dir": str(tmp_path), "mlflow": True}}, "test")
+    uri = logged[1]  # the module's store: a new one costs ~6 s of MLflow creating its tables
+    cfg = config_from_raw({**tiny_config(), "name": "resumed", "output": {"dir": str(tmp_path), "mlflow": uri}},
+                          "test")
     first = RunTracker.start(cfg, "r1", tmp_path)
     first.log_epoch(1, {"loss": 0.5})
     first.stop("KILLED")
     again = RunTracker.start(cfg, "r1", tmp_path)  # the same unfinished folder, as a resume opens it
     again.log_epoch(2, {"loss": 0.4})
+    again.flush()  # epochs go to the store in the background; finish and stop wait for them
     assert again.mlflow_run_id == first.mlflow_run_id
     client = mlflow.MlflowClient(again.store.uri)
     assert client.get_run(again.mlflow_run_id).info.status == "RUNNING"
@@ -127,6 +140,7 @@ def test_a_store_that_is_down_is_one_warning_and_the_run_goes_on(tmp_path):
     tracker.log_epoch(1, {"loss": 0.5})
     tracker.stop()
     assert len(warnings) == 1 and f"127.0.0.1:{port}" in warnings[0] and "report" in warnings[0]
+    assert "MlflowException" in warnings[0]  # the connection refused, not a mistake of ours on the way
     record = json.loads((tmp_path / "mlflow.json").read_text())
     assert record["logged"] is False and record["run_id"] is None and "problem" in record
 
