@@ -55,6 +55,14 @@ def _warn(line: str) -> None:
     err.print(f"[yellow]warning:[/] {escape(line)}", highlight=False, soft_wrap=True)
 
 
+def _tracking_first(cfg) -> None:
+    """Tracking asked for without the mlflow extra: one line and exit code 2, before anything runs or builds."""
+    from gru_lab.tracking.store import require_mlflow, tracking_uri
+
+    if tracking_uri(cfg.output.mlflow, cfg.output.dir):
+        require_mlflow()
+
+
 def user_errors(fn: Callable) -> Callable:
     """A GruLabError becomes one line on stderr and its exit code (2: a user's mistake); a limit of the machine
     (out of memory, disk full, no permission) one line and exit code 1; anything else stays a traceback."""
@@ -126,10 +134,7 @@ def train(
     set_ = _with_mlflow(set_, mlflow)
     cfg = _load(config, set_)
     _preflight([cfg])
-    from gru_lab.tracking.store import require_mlflow, tracking_uri
-
-    if tracking_uri(cfg.output.mlflow, cfg.output.dir):
-        require_mlflow()
+    _tracking_first(cfg)
     from gru_lab.data import load_dataset
     from gru_lab.runs.folder import open_run, save_failure, save_run
     from gru_lab.runs.records import stopped_reason
@@ -415,6 +420,7 @@ def compare(
     from gru_lab.experiments.compare import execute, plan_compare
 
     plan = plan_compare(config, _with_mlflow(set_, mlflow), cells, seeds, lengths, equal_params, budget)
+    _tracking_first(plan.base)
     _before_runs(plan, 1)
     from gru_lab.report.compare import print_comparison, write_comparison
     from gru_lab.tracking.runs import plan_parent
@@ -532,6 +538,7 @@ def sweep(
 
     plan = plan_sweep(config, _with_mlflow(set_, mlflow), grid, seeds, workers, backend, ray_address, num_cpus,
                       num_gpus, name)
+    _tracking_first(plan.base)
     _before_runs(plan, min(plan.workers or 1, len(plan.runs)) if plan.backend == "local" else 1)
     from gru_lab.report.sweep import print_sweep, write_sweep
     from gru_lab.tracking.runs import plan_parent

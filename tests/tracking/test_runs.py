@@ -154,17 +154,24 @@ def test_tracking_uri_is_not_part_of_the_run_id():
     assert config_hash(plain) != config_hash(config_from_raw({**tiny_config(), "seed": 4}, "test"))
 
 
-@pytest.mark.parametrize("args", [["train"], ["compare", "gru"], ["report", "."]], ids=["train", "compare", "report"])
+@pytest.mark.parametrize("args", [["train"], ["compare", "gru"], ["sweep", "x.yaml", "--grid", "model.units=2,3"],
+                                  ["report", "."]], ids=["train", "compare", "sweep", "report"])
 def test_without_the_extra_tracking_is_one_line_exit_2(runner, tmp_path, monkeypatch, args):
     import importlib.util
 
+    import yaml
+
+    import gru_lab.training.device
     from gru_lab.cli import app
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else real(name, *a))
+    monkeypatch.setattr(gru_lab.training.device, "build_compiled_loops",  # said before anything is built or run
+                        lambda *_: pytest.fail("the compiled loops were built before tracking was checked"))
     monkeypatch.chdir(tmp_path)
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "metrics.json").write_text("{}")
+    (tmp_path / "x.yaml").write_text(yaml.safe_dump(tiny_config()))
     result = runner.invoke(app, [*args, "--mlflow", "true", *([] if args[0] == "report" else
                                                                ["--set", f"output.dir={tmp_path / 'r'}"])])
     assert result.exit_code == 2, result.output
