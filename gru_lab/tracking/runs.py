@@ -7,9 +7,9 @@ its MLflow run, and a finished folder already logged to a store is not logged th
 report --mlflow`, and a compare or sweep that reuses finished runs) finds a run in the store by its gru-lab run
 id too, so a run logged halfway (the server went down) is completed, never duplicated.
 
-Tune (experiments/tune.py) uses the same two pieces as compare and sweep:
+Tune (experiments/tune.py) can use the same two pieces as compare and sweep (docs/mlflow.md):
 
-    with parent_run(cfg.output.mlflow, cfg.output.dir, cfg.name, "tune", label, key, params, warn) as parent:
+    with plan_parent(plan, "tune", warn) as parent:  # or parent_run(...) for a plan of another shape
         ...  # trials train through executor.train_and_save, whose runs nest under the parent
         if parent: parent.log_plan(folders, files, baselines); parent.tag_child(folder, "gru_lab.trial_state", s)
 """
@@ -29,12 +29,12 @@ import yaml
 
 from gru_lab.config import ExperimentConfig, load_config, to_yaml
 from gru_lab.files import atomic_write_json
+from gru_lab.runs.folder import DONE  # the runs that are results: finished or diverged
 from gru_lab.tracking.store import OFF_ENV, PARENT_ENV, Store, Warn, require_mlflow, tracking_uri
 
 RECORD = "mlflow.json"  # in the run folder: the store, experiment and MLflow run it is logged to, and whether wholly
 MODEL_ARTIFACT = "model"  # runs:/<id>/model: what mlflow.pyfunc.load_model and `mlflow models serve` take
-NOT_ARTIFACTS = {"model.keras", RECORD, ".lock"}  # the model goes in MLflow's flavour; the record is the store's own
-DONE = ("finished", "diverged")  # runs.folder.DONE: the runs that are results
+NOT_ARTIFACTS = {"model.keras", RECORD}  # the model goes in MLflow's flavour; the record is the store's own
 BATCH = 100  # MLflow's log_batch takes at most 100 params (and 1000 metrics) a call
 HISTORY_RENAMES = {"seconds": "epoch_seconds"}  # history.csv column -> the metric name the live run logs
 
