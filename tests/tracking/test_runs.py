@@ -184,3 +184,21 @@ def test_mlflow_is_not_imported_without_tracking():
             "assert 'mlflow' not in sys.modules, 'mlflow imported'")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.slow  # two trainings through the command line
+def test_train_stopped_and_resumed_continues_its_mlflow_run(logged, runner, write_config, tmp_path, monkeypatch):
+    from gru_lab.cli import app
+    from tests.test_cli import _ctrl_c
+
+    uri = logged[1]
+    path = write_config({**tiny_config(), "name": "stopped", "train": {"epochs": 3, "batch_size": 16}})
+    with monkeypatch.context() as patch:
+        _ctrl_c(patch, epoch=2)
+        assert runner.invoke(app, ["train", str(path), "-q", "--mlflow", uri]).exit_code == 130
+    resumed = runner.invoke(app, ["train", str(path), "-q", "--resume", "--mlflow", uri])
+    assert resumed.exit_code == 0, resumed.output
+    client = mlflow.MlflowClient(uri)
+    (run,) = client.search_runs([client_experiment(uri, "stopped")])  # one MLflow run, not one an attempt
+    assert run.info.status == "FINISHED" and run.data.tags["gru_lab.logged"] == "true"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [1, 2, 3]
