@@ -14,11 +14,11 @@ help:  ## list the targets
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,ray,parquet]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,ray,parquet,mlflow,tensorboard]'
 	$(BIN)/python -m gru_lab.rnn.compiled  # the compiled loops (gru-lab runs the fused TensorFlow loops where no C++ compiler is)
 	rm -f $(VENV)/.installed-* && touch $@
 
-install: $(STAMP)  ## create .venv and install gru-lab (the versions in constraints.txt) with the test, ray and parquet extras
+install: $(STAMP)  ## create .venv and install gru-lab (the versions in constraints.txt) with the test, ray, parquet, mlflow and tensorboard extras
 
 install-peers: $(STAMP)  ## add the peers extra for `make bench`'s PyTorch rows: torch 2.13.0, CPU build (not needed by the tests or CI)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,ray,peers]'

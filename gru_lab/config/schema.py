@@ -273,8 +273,9 @@ class TrainConfig(_Section):
 class OutputConfig(_Section):
     dir: str = "results"  # runs go to <dir>/<name>/<run-id>/
     save_model: bool = True  # write model.keras (needed by predict and export); it loads with plain Keras
-    tensorboard: bool = False  # also write per-epoch scalars and the learning rate under <run folder>/tensorboard (`tensorboard --logdir results`)
+    tensorboard: bool = False  # also write per-epoch scalars and the learning rate under <run folder>/tensorboard (`tensorboard --logdir results`; the tensorboard extra opens them)
     evaluation: bool = True  # write evaluation/ (confusion, ROC/PR, calibration, accuracy by length, forecasts) from the test predictions at the end of training; costs 1-3 s a run (docs/evaluation.md); compare's length and ensemble tables read it
+    mlflow: bool | str = False  # also log the run to MLflow (the mlflow extra): true = $MLFLOW_TRACKING_URI, else a local store <dir>/mlflow.db that `mlflow ui` opens; or a tracking URI (http://host:5000); not part of the run's id
 
 
 class SweepConfig(_Section):
