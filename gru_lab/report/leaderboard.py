@@ -78,9 +78,9 @@ def write_leaderboard(df, root: Path) -> dict[str, Path]:
     """<root>/leaderboard.csv and .md: derived views, rewritten each time; no run folder is touched."""
     paths = {"csv": root / "leaderboard.csv", "md": root / "leaderboard.md"}
     atomic_write_text(paths["csv"], df.to_csv(index=False))
-    atomic_write_text(paths["md"], f"# Leaderboard: {root}\n\n{len(df)} runs, ranked within each dataset (the same "
-                                   f"data: file, slice and sizes) by {RANK_RULE}; the settings that differ between "
-                                   f"a dataset's runs have a column each.\n\n"
+    atomic_write_text(paths["md"], f"# Leaderboard: {root}\n\n{len(df)} runs, ranked within each dataset by "
+                                   f"{RANK_RULE}. A dataset is the same data (file, slice and sizes); the settings "
+                                   f"that differ between a dataset's runs have a column each.\n\n"
                                    + markdown_table(*_leaderboard_cells(df)))
     return paths
 

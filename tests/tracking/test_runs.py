@@ -149,7 +149,8 @@ def test_tracking_uri_is_not_part_of_the_run_id():
     from gru_lab.runs.folder import config_hash
 
     plain = config_from_raw(tiny_config(), "test")
-    tracked = config_from_raw({**tiny_config(), "output": {"mlflow": "http://example:5000"}}, "test")
+    raw = tiny_config()
+    tracked = config_from_raw({**raw, "output": {**raw.get("output", {}), "mlflow": "http://example:5000"}}, "test")
     assert config_hash(plain) == config_hash(tracked)
     assert config_hash(plain) != config_hash(config_from_raw({**tiny_config(), "seed": 4}, "test"))
 
