@@ -376,7 +376,7 @@ def to_yaml(cfg: ExperimentConfig) -> str:
                                 ("model", "pooling", "last"), (None, "baseline", {"kind": "auto", "period": None}),
                                 ("train", "bucketing", "auto"), ("model", "embedding_dropout", 0.0),
                                 ("model", "embedding_init", "random"), ("model", "embedding_trainable", True),
-                                ("train", "lr_decay", 1.0)):
+                                ("train", "lr_decay", 1.0), (None, "tune", None)):
         node = data if section is None else data[section]
         if node.get(key) == unset:
             node.pop(key)
