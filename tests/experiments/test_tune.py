@@ -60,8 +60,9 @@ class FakeRunner:
 
     @staticmethod
     def curve(cfg) -> list[float]:
-        units, lr = cfg.model.units, cfg.train.learning_rate
-        return [abs(units - 6) / 10 + abs(lr - 0.01) + 1.0 / epoch for epoch in range(1, cfg.train.epochs + 1)]
+        units, lr, seed = cfg.model.units, cfg.train.learning_rate, cfg.train_seed
+        return [abs(units - 6) / 10 + abs(lr - 0.01) + 1.0 / epoch + seed / 1000
+                for epoch in range(1, cfg.train.epochs + 1)]
 
     def __call__(self, run, on_epoch=None) -> Path:
         with self.lock:
@@ -179,6 +180,36 @@ def test_a_trial_left_running_by_a_killed_command_is_taken_over(tmp_path):
     first = result.trials[0]
     assert first.number == trial.number and first.state == "finished" and first.resumed == 1
     assert first.epochs == 1 + 3  # the epoch its killed command trained, and the ones this one did
+
+
+def test_seeds_average_and_the_timeout_stops_asking(tmp_path):
+    plan = plan_tune(write(tmp_path, tiny(tmp_path / "results", trials=2, pruner="none")), seeds=2)
+    result = execute_tune(plan, runner=FakeRunner())
+    for t in result.trials:
+        cfg = load_config(plan.source, [f"{k}={v}" for k, v in t.params.items()])
+        seed_1 = load_config(plan.source, [f"{k}={v}" for k, v in t.params.items()] + ["train.seed=4"])
+        assert len(t.run_ids) == 2
+        assert t.value == pytest.approx((min(FakeRunner.curve(cfg)) + min(FakeRunner.curve(seed_1))) / 2)
+    timed = plan_tune(plan.source, trials=50, timeout="1s", name="timed")
+    assert timed.timeout_s == 1
+    result = execute_tune(timed, runner=FakeRunner(delay=0.2))  # a trial takes 0.6 s: one or two start in 1 s
+    assert 1 <= len(result.trials) <= 3
+
+
+def test_the_command_prints_a_line_per_trial_and_its_table(runner, tmp_path, monkeypatch):
+    """Through the CLI (not a terminal): one line per trial with the counts and the best so far, then the table;
+    the runs go through a fake worker here."""
+    import gru_lab.experiments.tune as tune
+
+    fake = FakeRunner()
+    monkeypatch.setattr(tune, "run_in_subprocess", lambda run, on_epoch=None, **_: fake(run, on_epoch))
+    path = write(tmp_path, tiny(tmp_path / "results", trials=3, pruner="none"))
+    result = runner.invoke(app, ["tune", str(path), "--param", "model.units=[4, 6]"])
+    assert result.exit_code == 0, result.output
+    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("trial ")]
+    assert len(lines) == 3 and all("finished" in ln for ln in lines) and "best val_loss" in lines[-1]
+    assert "beats the base config on validation" in result.stdout
+    assert (tmp_path / "results" / "tn" / "best.yaml").is_file()
 
 
 def test_without_optuna_tune_says_how_to_install_it(runner, tmp_path, monkeypatch):
