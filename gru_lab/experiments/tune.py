@@ -296,18 +296,15 @@ def make_pruner(plan: TunePlan):
     return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs, reduction_factor=3)
 
 
-def open_study(plan: TunePlan, load_only: bool = False):
+def open_study(plan: TunePlan):
     """The plan's study, created on first use; one made with other settings is a TuneError naming them."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = storage_of(plan)
     try:
-        if load_only:
-            study = optuna.load_study(study_name=plan.name, storage=storage)
-        else:
-            study = optuna.create_study(study_name=plan.name, storage=storage, direction=plan.direction,
-                                        sampler=make_sampler(plan), pruner=make_pruner(plan), load_if_exists=True)
+        study = optuna.create_study(study_name=plan.name, storage=storage, direction=plan.direction,
+                                    sampler=make_sampler(plan), pruner=make_pruner(plan), load_if_exists=True)
     except (ImportError, ModuleNotFoundError) as exc:
         raise TuneError(f"--storage {plan.storage}: {exc}") from None
     except Exception as exc:
@@ -319,8 +316,7 @@ def open_study(plan: TunePlan, load_only: bool = False):
     wanted = json.loads(json.dumps(plan.settings()))  # as stored: lists, not tuples
     made = study.user_attrs.get(STUDY_ATTR)
     if made is None:
-        if not load_only:
-            study.set_user_attr(STUDY_ATTR, wanted)
+        study.set_user_attr(STUDY_ATTR, wanted)
     elif made != wanted:
         differ = [k for k in wanted if made.get(k) != wanted[k]]
         raise TuneError(f"the study {plan.name!r} in {plan.storage or plan.folder / JOURNAL} was made by another "
@@ -646,8 +642,6 @@ def trial_records(study, plan: TunePlan) -> list[TrialRecord]:
                                    attrs.get("best_epoch"), int(attrs.get("epochs", 0)), attrs.get("seconds"),
                                    attrs.get("kernels"), attrs.get("message"), list(attrs.get("run_ids", [])),
                                    int(attrs.get("resumed", 0))))
-        if state == "pruned" and t.intermediate_values:
-            records[-1].value = None
     return records
 
 

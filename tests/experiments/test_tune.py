@@ -280,3 +280,15 @@ def test_sigkill_mid_trial_then_rerun_finishes_the_same_trials_none_from_scratch
     metrics = json.loads((killed / "metrics.json").read_text())
     assert metrics["resumed"][0]["from_epoch"] >= 3  # continued, not trained again from the first epoch
     assert len(_trial_folders(folder)) == 3 and not list(folder.glob(".partial-*"))
+
+
+@pytest.mark.slow
+def test_tune_on_ray_runs_its_trials_as_tasks(runner, tmp_path):
+    """--backend ray: each trial a Ray task on a local instance, against the same study; no pruning there."""
+    pytest.importorskip("ray", reason="Ray is not installed: pip install 'gru-lab[ray]' to run the Ray tests")
+    path = write(tmp_path, tiny(tmp_path / "results", epochs=2, trials=2, pruner="hyperband"))
+    result = runner.invoke(app, ["tune", str(path), "--backend", "ray", "--num-cpus", "1", "-q"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "results" / "tn" / "tune.json").read_text())
+    assert record["backend"]["name"] == "ray" and record["counts"]["finished"] == 2
+    assert len(_trial_folders(tmp_path / "results" / "tn")) == 2
