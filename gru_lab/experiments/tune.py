@@ -384,6 +384,7 @@ class TrialRecord:
     message: str | None  # why invalid or failed
     run_ids: list[str]
     resumed: int = 0  # times a later command took it over after a kill
+    last_value: float | None = None  # a pruned trial: the value the pruner stopped it on
 
 
 def history_rows(folder: Path) -> list[dict[str, float]]:
@@ -641,7 +642,9 @@ def trial_records(study, plan: TunePlan) -> list[TrialRecord]:
         records.append(TrialRecord(t.number, state, params, t.value if state == "finished" else None,
                                    attrs.get("best_epoch"), int(attrs.get("epochs", 0)), attrs.get("seconds"),
                                    attrs.get("kernels"), attrs.get("message"), list(attrs.get("run_ids", [])),
-                                   int(attrs.get("resumed", 0))))
+                                   int(attrs.get("resumed", 0)),
+                                   t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values
+                                   else None))
     return records
 
 

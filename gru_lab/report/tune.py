@@ -170,14 +170,16 @@ def write_plots(result: TuneResult, summary: TuneSummary, folder: Path) -> dict[
             best = t.value
         line.append((t.number, best))
     ax.step([x for x, _ in line], [y for _, y in line], where="post", color="tab:green", label="best so far")
+    pruned = [t for t in result.trials if t.state == "pruned" and t.last_value is not None]
+    if pruned:
+        ax.scatter([t.number for t in pruned], [t.last_value for t in pruned], marker="x",
+                   color=STATE_COLOR["pruned"], label=f"pruned, at its last value ({len(pruned)})")
     if summary.base_value is not None:
         ax.axhline(summary.base_value, color="black", linewidth=1, linestyle="--", label="base config")
-    pruned = [t for t in result.trials if t.state == "pruned"]
-    if pruned:
-        low, high = ax.get_ylim()
-        ax.scatter([t.number for t in pruned], [low] * len(pruned), marker="x", color=STATE_COLOR["pruned"],
-                   label=f"pruned ({len(pruned)})", clip_on=False)
-        ax.set_ylim(low, high)
+    shown = [t.value for t in done] + [t.last_value for t in pruned] + [summary.base_value]
+    shown = [v for v in shown if v is not None]
+    if min(shown) > 0 and max(shown) / min(shown) > 50:  # a loss falling by orders of magnitude
+        ax.set_yscale("log")
     ax.set_xlabel("trial")
     ax.set_ylabel(plan.metric)
     ax.set_title(f"{plan.name}: optimization history ({plan.sampler}, pruner {plan.pruner})")
