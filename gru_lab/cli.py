@@ -475,7 +475,7 @@ def tune(
         help="Base experiment YAML; its optional `tune:` section holds the space and defaults for every flag below.")],
     param: Annotated[Optional[list[str]], typer.Option(
         "--param", "-p", help="A parameter: KEY=SPEC with a range 16..128, 1e-4..1e-2:log, 0.1..0.5:step=0.1, or "
-                              "choices [rnn,lstm,gru] (YAML values); repeatable; replaces tune.space's KEY.")] = None,
+                              "choices \\[rnn,lstm,gru] (YAML values); repeatable; replaces tune.space's KEY.")] = None,
     set_: SetOption = None,
     trials: Annotated[Optional[int], typer.Option(
         "--trials", "-n", help="Trials the study holds when done, earlier commands' included (default: 20, or "
