@@ -528,13 +528,13 @@ def tune(
     if quiet:
         result = execute_tune(plan)
     elif not err.is_terminal:
-        on_event, _ = progress_hook(None, plan, True, line)
+        on_event = progress_hook(None, plan, True, line)
         result = execute_tune(plan, on_event=on_event)
     else:
         from gru_lab.report import progress
 
         with progress.display(err) as bars:
-            on_event, _ = progress_hook(bars, plan, False, bars.console.print)
+            on_event = progress_hook(bars, plan, False, bars.console.print)
             result = execute_tune(plan, on_event=on_event)
     summary = write_tune(result)
     print_tune(out, result, summary)

@@ -248,7 +248,7 @@ class TrialRecord:
     epochs: int  # epochs trained, every seed
     seconds: float | None
     kernels: str | None
-    message: str | None  # why invalid or failed
+    message: str | None  # why it is invalid, failed or pruned
     run_ids: list[str]
     resumed: int = 0  # times a later command took it over after a kill
     last_value: float | None = None  # a pruned trial: the value the pruner stopped it on
@@ -318,7 +318,6 @@ class _Search:
         self.ask_lock = threading.Lock()
         self.event_lock = threading.Lock()
         self.stopping = threading.Event()
-        self.ran: list[int] = []
 
     def emit(self, kind: str, info: dict[str, Any]) -> None:
         if self.on_event:
@@ -326,8 +325,8 @@ class _Search:
                 self.on_event(kind, info)
 
     def _next_trial(self):
-        """(trial, taken over?) or None when the budget is spent. Under a lock in this process and a file lock
-        across processes on this machine, so no trial is taken over twice."""
+        """(trial, its point, taken over?) or None when the budget is spent. Under a lock in this process and a
+        file lock across processes on this machine, so no trial is taken over twice."""
         import optuna
         from optuna.trial import TrialState
 
@@ -356,7 +355,6 @@ class _Search:
             if found is None:
                 return
             trial, point, taken_over = found
-            self.ran.append(trial.number)
             self.run_trial(trial, point, taken_over)
 
     def _point(self, trial) -> dict[str, Any]:
@@ -398,10 +396,8 @@ class _Search:
         values, best_epoch, kernels, state, message = [], None, None, "finished", None
         trained = [0]  # epochs trained by this command, every seed
         for index, run in enumerate(runs):
-            seen: list[int] = []
 
-            def on_epoch(info: dict[str, Any], index=index, seen=seen) -> None:
-                seen.append(int(info["epoch"]))
+            def on_epoch(info: dict[str, Any], index=index) -> None:
                 trained[0] += 1
                 trial.set_user_attr("epochs", before + trained[0])  # kept if this command is killed
                 self.emit("epoch", {"number": trial.number, **info})

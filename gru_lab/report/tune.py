@@ -220,8 +220,8 @@ def write_plots(result: TuneResult, summary: TuneSummary, folder: Path) -> dict[
 # ----------------------------------------------------------------------------- progress
 
 
-def progress_hook(progress, plan, one_line: bool, print_line: Callable[[str], None]) -> tuple[Callable, Callable]:
-    """(event hook, done) for execute_tune. In a terminal: a bar of trials (finished / pruned / failed /
+def progress_hook(progress, plan, one_line: bool, print_line: Callable[[str], None]) -> Callable:
+    """The event hook for execute_tune. In a terminal: a bar of trials (finished / pruned / failed /
     invalid / running, best so far) and a line per running trial; elsewhere (one_line) one line per trial."""
     counts = {s: 0 for s in ("finished", "pruned", "failed", "invalid")}
     running: dict[int, Any] = {}
@@ -267,7 +267,4 @@ def progress_hook(progress, plan, one_line: bool, print_line: Callable[[str], No
         if bar is not None:
             progress.update(bar, completed=sum(counts.values()), logs=status())
 
-    def done() -> None:
-        pass
-
-    return on_event, done
+    return on_event
