@@ -212,6 +212,22 @@ def test_the_command_prints_a_line_per_trial_and_its_table(runner, tmp_path, mon
     assert (tmp_path / "results" / "tn" / "best.yaml").is_file()
 
 
+def test_ctrl_c_keeps_the_finished_trials_and_leaves_the_cut_one_to_the_next_command(tmp_path):
+    plan = plan_tune(write(tmp_path, tiny(tmp_path / "results", trials=3, pruner="none")))
+    fake = FakeRunner()
+
+    def runner(run, on_epoch=None):
+        if run.run_id.startswith("t0001"):
+            raise KeyboardInterrupt  # what the runner raises when Ctrl-C stopped its worker
+        return fake(run, on_epoch)
+
+    result = execute_tune(plan, runner=runner)
+    assert result.interrupted and [t.state for t in result.trials] == ["finished", "running"]
+    from gru_lab.report.tune import write_tune
+
+    assert write_tune(result).counts == {"finished": 1, "pruned": 0, "failed": 0, "invalid": 0, "running": 1}
+
+
 def test_without_optuna_tune_says_how_to_install_it(runner, tmp_path, monkeypatch):
     import gru_lab.experiments.tune as tune
 
