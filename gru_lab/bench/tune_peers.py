@@ -4,9 +4,10 @@ other on this machine. Run by hand (not a test; the `kerastuner` extra):
 
     python -m gru_lab.bench.tune_peers configs/adding_tune.yaml --trials 8
 
-KerasTuner trains the same model (gru-lab's builder, so the same layers and loops), data, batch size,
-optimizer and epochs; its objective is the same validation quantity, scored as gru-lab scores a trial (the
-best epoch). Writes results/tune-peers/<time>/tune_peers.json and .md.
+KerasTuner trains the same model (gru-lab's builder, so the same layers and loops), data and validation
+rows, batch size, optimizer and epochs; its objective is the same validation quantity, scored as gru-lab
+scores a trial (the best epoch). It runs plain model.fit: no early stopping, bucketing or learning-rate decay
+a config may ask gru-lab for. Writes results/tune-peers/<time>/tune_peers.json and .md.
 """
 
 from __future__ import annotations
@@ -74,7 +75,12 @@ def _kerastuner(plan, kind: str, trials: int, folder: Path) -> dict[str, Any]:
     tuner._configure_tensorboard_dir = lambda *_args, **_kwargs: None
     keras.utils.set_random_seed(plan.base.train_seed)
     started = time.perf_counter()
-    tuner.search(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val), epochs=epochs,
+    x_fit, y_fit, x_val, y_val = data.x_train, data.y_train, data.x_val, data.y_val
+    if x_val is None:  # train.validation_split: the same rows held out as gru-lab holds out
+        from gru_lab.training.pipeline import split_validation
+
+        x_fit, y_fit, x_val, y_val = split_validation(x_fit, y_fit, plan.base.train.validation_split)
+    tuner.search(x_fit, y_fit, validation_data=(x_val, y_val), epochs=epochs,
                  batch_size=plan.base.train.batch_size, callbacks=[Count()], verbose=0)
     seconds = time.perf_counter() - started
     best = tuner.oracle.get_best_trials(1)[0]
