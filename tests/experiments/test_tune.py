@@ -237,19 +237,23 @@ def test_without_optuna_tune_says_how_to_install_it(runner, tmp_path, monkeypatc
     assert "pip install 'gru-lab[tune]'" in line
 
 
-def test_best_yaml_reproduces_its_trial_exactly(tmp_path):
-    """Real training, in this process: `gru-lab train best.yaml` (its library call) gives the trial's validation
-    metric again, to the last digit."""
+def test_a_real_pruned_study_and_best_yaml_reproducing_its_trial_exactly(tmp_path):
+    """Real training, in this process: a trial pruned inside Keras's fit, and `gru-lab train best.yaml` (its
+    library call) giving the best trial's validation metric again, to the last digit."""
     from gru_lab.experiments.executor import run_inline, train_and_save
     from gru_lab.report.tune import write_tune
 
-    config = tiny(tmp_path / "results", epochs=2, trials=2, pruner="none")
+    # The grid (seed 3) asks for 0.05 first; 1e-6 then trails it after epoch 1 and successive halving stops it.
+    config = tiny(tmp_path / "results", epochs=2, sampler="grid", pruner="halving")
+    config["tune"]["space"] = {"train.learning_rate": [0.000001, 0.05]}
     config["data"]["n_train"] = 32
     plan = plan_tune(write(tmp_path, config))
     result = execute_tune(plan, runner=run_inline)
     summary = write_tune(result)
     best = summary.best
-    assert best is not None and [t.state for t in result.trials] == ["finished", "finished"]
+    assert [(t.params["train.learning_rate"], t.state, t.epochs) for t in result.trials] == [
+        (0.05, "finished", 2), (0.000001, "pruned", 1)]  # stopped inside fit after its first epoch
+    assert not list(plan.folder.glob(".partial-*"))  # and its unfinished folder removed
     cfg = load_config(plan.folder / "best.yaml", [f"output.dir={tmp_path / 'again'}"])
     folder = train_and_save(cfg, "again")
     rows = history_rows(folder)
