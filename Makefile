@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum 
 IMDB   ?= ../shared/data/aclImdb_v1_labeled.tar.gz
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help install install-peers demo imdb imdb-files compare compare-imdb sweep report bench bench-quick gpu-check test test-slow lint docs clean-venv
+.PHONY: help install install-peers demo imdb imdb-files compare compare-imdb sweep tune report bench bench-quick gpu-check test test-slow lint docs clean-venv
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -14,7 +14,7 @@ help:  ## list the targets
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,ray,parquet,mlflow,tensorboard]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,ray,parquet,tune,mlflow,tensorboard]'
 	$(BIN)/python -m gru_lab.rnn.compiled  # the compiled loops (gru-lab runs the fused TensorFlow loops where no C++ compiler is)
 	rm -f $(VENV)/.installed-* && touch $@
 
@@ -42,6 +42,9 @@ compare-imdb: $(STAMP)  ## compare rnn, lstm and gru on IMDB (configs/imdb_compa
 
 sweep: $(STAMP)  ## a 2x2-point, 2-seed grid sweep of the adding problem on 2 worker processes (configs/adding_sweep.yaml; a few minutes)
 	$(BIN)/gru-lab sweep configs/adding_sweep.yaml
+
+tune: $(STAMP)  ## a quick Optuna search (8 trials, Hyperband pruning, 2 workers) on the adding problem (configs/adding_tune.yaml; a few minutes)
+	$(BIN)/gru-lab tune configs/adding_tune.yaml
 
 report: $(STAMP)  ## one leaderboard of every run under results/ (results/leaderboard.csv and .md)
 	$(BIN)/gru-lab report results

@@ -605,6 +605,82 @@ def sweep(
 
 @app.command()
 @user_errors
+def tune(
+    config: Annotated[Path, typer.Argument(
+        help="Base experiment YAML; its optional `tune:` section holds the space and defaults for every flag below.")],
+    param: Annotated[Optional[list[str]], typer.Option(
+        "--param", "-p", help="A parameter: KEY=SPEC with a range 16..128, 1e-4..1e-2:log, 0.1..0.5:step=0.1, or "
+                              "choices \\[rnn,lstm,gru] (YAML values); repeatable; replaces tune.space's KEY.")] = None,
+    set_: SetOption = None,
+    trials: Annotated[Optional[int], typer.Option(
+        "--trials", "-n", help="Trials the study holds when done, earlier commands' included (default: 20, or "
+                               "no limit with --timeout; grid: every point).", show_default=False)] = None,
+    timeout: Annotated[Optional[str], typer.Option(
+        "--timeout", help="No trial starts after this long, e.g. 30m, 2h, 90s.", show_default=False)] = None,
+    sampler: Annotated[Optional[str], typer.Option(
+        "--sampler", help="tpe (default), random or grid.", show_default=False)] = None,
+    pruner: Annotated[Optional[str], typer.Option(
+        "--pruner", help="hyperband (default), halving, median or none: stops poor trials early on the "
+                         "per-epoch validation metric.", show_default=False)] = None,
+    metric: Annotated[Optional[str], typer.Option(
+        "--metric", help="Validation quantity to optimise (default: val_accuracy for classification, val_loss "
+                         "for regression).", show_default=False)] = None,
+    seeds: Annotated[Optional[int], typer.Option(
+        "--seeds", help="A trial scores the mean over this many train seeds (default: 1).",
+        show_default=False)] = None,
+    workers: Annotated[Optional[int], typer.Option(
+        "--workers", "-w", help="Trials at once, one worker process each, sharing the study (default: 1). "
+                                "Ray: trials in flight.", show_default=False)] = None,
+    backend: Annotated[Optional[str], typer.Option(
+        "--backend", help="local (default) or ray (one task a trial; needs gru-lab's ray extra).",
+        show_default=False)] = None,
+    storage: Annotated[Optional[str], typer.Option(
+        "--storage", help="The study's database URL (sqlite:///tune.db, postgresql://...) for several machines. "
+                          "Default: a journal file in the tune folder.", show_default=False)] = None,
+    ray_address: Annotated[Optional[str], typer.Option(
+        "--ray-address", help="Ray cluster: auto or ray://host:10001. Omitted: a local Ray instance.")] = None,
+    num_cpus: Annotated[Optional[float], typer.Option(
+        "--num-cpus", help="Ray: CPUs each trial reserves (default: 1).", show_default=False)] = None,
+    num_gpus: Annotated[Optional[float], typer.Option(
+        "--num-gpus", help="Ray: GPUs each trial reserves (default: 0).", show_default=False)] = None,
+    name: Annotated[Optional[str], typer.Option(
+        "--name", help="Folder and study name under output.dir. Default: the config's name.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+) -> None:
+    """Search hyperparameters with Optuna (TPE and a pruner on the per-epoch validation metric), trials in worker
+    processes sharing one study; write tune.csv/.md/.json, best.yaml and plots under results/<name>/. The same
+    command again continues the study: trials left by a kill continue from their last finished epoch."""
+    from gru_lab.experiments.tune import execute_tune, plan_tune
+
+    plan = plan_tune(config, set_, param, trials, timeout, sampler, pruner, metric, seeds, workers, backend, storage,
+                     ray_address, num_cpus, num_gpus, name)
+    _before_runs(plan, min(plan.workers or 1, plan.trials) if plan.backend == "local" else 1)
+    from gru_lab.report.tune import print_tune, progress_hook, write_tune
+
+    def line(text: str) -> None:
+        err.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    if quiet:
+        result = execute_tune(plan)
+    elif not err.is_terminal:
+        on_event = progress_hook(None, plan, True, line)
+        result = execute_tune(plan, on_event=on_event)
+    else:
+        from gru_lab.report import progress
+
+        with progress.display(err) as bars:
+            on_event = progress_hook(bars, plan, False, bars.console.print)
+            result = execute_tune(plan, on_event=on_event)
+    summary = write_tune(result)
+    print_tune(out, result, summary)
+    if result.interrupted:
+        err.print("[yellow]interrupted:[/] finished trials are kept; run the same command again to continue "
+                  "the study (a trial cut short continues from its last finished epoch).")
+        raise typer.Exit(code=130)
+
+
+@app.command()
+@user_errors
 def report(
     results: Annotated[Path, typer.Argument(
         help="Folder to scan for run folders (metrics.json + config.yaml).")] = Path("results"),

@@ -32,6 +32,7 @@ from gru_lab.config.schema import (
                                     SweepConfig,
                                     TextData,
                                     TrainConfig,
+                                    TuneConfig,
 )
 
 __all__ = [
@@ -39,5 +40,5 @@ __all__ = [
     "resolve_paths", "set_key", "split_assignment", "to_yaml", "validate", "DATA_SECTIONS", "AddingData",
     "ArithmeticData",
     "ConvConfig", "EarlyStoppingConfig", "ExperimentConfig", "ImdbData", "ModelConfig", "OutputConfig", "SeriesData",
-    "SineData", "SweepConfig", "TextData", "TrainConfig",
+    "SineData", "SweepConfig", "TextData", "TrainConfig", "TuneConfig",
 ]
