@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum 
 IMDB   ?= ../shared/data/aclImdb_v1_labeled.tar.gz
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help install install-peers demo imdb imdb-files compare compare-imdb sweep report bench bench-quick gpu-check test test-slow lint docs clean-venv
+.PHONY: help install install-peers demo imdb imdb-files compare compare-imdb sweep tune report bench bench-quick gpu-check test test-slow lint docs clean-venv
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -14,11 +14,11 @@ help:  ## list the targets
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,ray,parquet]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,ray,parquet,tune,mlflow,tensorboard]'
 	$(BIN)/python -m gru_lab.rnn.compiled  # the compiled loops (gru-lab runs the fused TensorFlow loops where no C++ compiler is)
 	rm -f $(VENV)/.installed-* && touch $@
 
-install: $(STAMP)  ## create .venv and install gru-lab (the versions in constraints.txt) with the test, ray and parquet extras
+install: $(STAMP)  ## create .venv and install gru-lab (the versions in constraints.txt) with the test, ray, parquet, mlflow and tensorboard extras
 
 install-peers: $(STAMP)  ## add the peers extra for `make bench`'s PyTorch rows: torch 2.13.0, CPU build (not needed by the tests or CI)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,ray,peers]'
@@ -42,6 +42,9 @@ compare-imdb: $(STAMP)  ## compare rnn, lstm and gru on IMDB (configs/imdb_compa
 
 sweep: $(STAMP)  ## a 2x2-point, 2-seed grid sweep of the adding problem on 2 worker processes (configs/adding_sweep.yaml; a few minutes)
 	$(BIN)/gru-lab sweep configs/adding_sweep.yaml
+
+tune: $(STAMP)  ## a quick Optuna search (8 trials, Hyperband pruning, 2 workers) on the adding problem (configs/adding_tune.yaml; a few minutes)
+	$(BIN)/gru-lab tune configs/adding_tune.yaml
 
 report: $(STAMP)  ## one leaderboard of every run under results/ (results/leaderboard.csv and .md)
 	$(BIN)/gru-lab report results

@@ -40,6 +40,27 @@ SetOption = Annotated[
     Optional[list[str]],
     typer.Option("--set", "-s", help="Override a config key, e.g. --set model.units=64 (repeatable)."),
 ]
+MlflowOption = Annotated[Optional[str], typer.Option(
+    "--mlflow", help="Also log to MLflow (the mlflow extra): a tracking URI such as http://127.0.0.1:5000, or true "
+                     "for $MLFLOW_TRACKING_URI or else the local store <output.dir>/mlflow.db (output.mlflow).",
+    show_default=False)]
+
+
+def _with_mlflow(set_: Optional[list[str]], mlflow: Optional[str]) -> Optional[list[str]]:
+    """--mlflow URI is output.mlflow=URI; it is not part of a run's id (runs.folder.config_hash)."""
+    return set_ if mlflow is None else [*(set_ or []), f"output.mlflow={mlflow}"]
+
+
+def _warn(line: str) -> None:
+    err.print(f"[yellow]warning:[/] {escape(line)}", highlight=False, soft_wrap=True)
+
+
+def _tracking_first(cfg) -> None:
+    """Tracking asked for without the mlflow extra: one line and exit code 2, before anything runs or builds."""
+    from gru_lab.tracking.store import require_mlflow, tracking_uri
+
+    if tracking_uri(cfg.output.mlflow, cfg.output.dir):
+        require_mlflow()
 
 
 def user_errors(fn: Callable) -> Callable:
@@ -108,13 +129,17 @@ def train(
     resume: Annotated[bool, typer.Option(
         "--resume", help="Continue the newest unfinished run of this config (killed or stopped with Ctrl-C) from "
                          "its last finished epoch; with none, train from the start.")] = False,
+    mlflow: MlflowOption = None,
 ) -> None:
     """Train one model from a config and write results/<name>/<run-id>/."""
+    set_ = _with_mlflow(set_, mlflow)
     cfg = _load(config, set_)
     _preflight([cfg])
+    _tracking_first(cfg)
     from gru_lab.data import load_dataset
     from gru_lab.runs.folder import open_run, save_failure, save_run
     from gru_lab.runs.records import stopped_reason
+    from gru_lab.tracking.runs import RunTracker
     from gru_lab.training.resume import load_state
 
     again = shlex.join(["gru-lab", "train", *([str(config)] if config else []),
@@ -137,7 +162,10 @@ def train(
                 raise RunStopped(f"{machine_limit(exc)} (recorded in {save_failure(cfg, folder, machine_limit(exc))})"
                                  ) from None
         _compiled_loops_first([cfg])
-        result = _train_with_progress(cfg, data, quiet, folder.workdir)
+        tracker = RunTracker.start(cfg, folder.run_id, folder.workdir, _warn)  # None without output.mlflow
+        result = _train_with_progress(cfg, data, quiet, folder.workdir, tracker.log_epoch if tracker else None)
+        if tracker and result.status in ("interrupted", "failed"):
+            tracker.stop("KILLED" if result.status == "interrupted" else "FAILED")
         if result.status == "interrupted":
             _interrupted(cfg, result, data, again, folder.run_id)
         if result.status == "finished" and cfg.baseline.kind != "none":
@@ -153,9 +181,16 @@ def train(
                     raise
                 raise RunStopped(f"{machine_limit(exc)}; the finished epochs are kept in {folder.workdir}: "
                                   f"make room, then `{again}` writes the record.") from None
+        if tracker and result.status in ("finished", "diverged"):
+            with err.status("logging to MLflow...") if not quiet else contextlib.nullcontext():
+                if tracker.finish(run_dir, result.metrics):
+                    err.print(f"MLflow: logged to {tracker.store.uri} (run {tracker.mlflow_run_id})",
+                              highlight=False, soft_wrap=True, markup=False)
     _print_run(result.metrics, run_dir)
     if result.status == "finished":
         _print_run_verdict(cfg, result.metrics)
+    if cfg.output.tensorboard and (run_dir / "tensorboard").is_dir():
+        _tensorboard_line(run_dir / "tensorboard", "this run's curves")
     if result.status in ("diverged", "failed"):
         raise RunStopped(f"{stopped_reason(result.metrics)} (recorded in {run_dir})")
 
@@ -201,11 +236,11 @@ def _compiled_loops_first(cfgs) -> None:
         notify(f"compiled loops not built: {why}; the fused TensorFlow loops run instead")
 
 
-def _train_with_progress(cfg, data, quiet: bool, workdir: Path | None = None):
+def _train_with_progress(cfg, data, quiet: bool, workdir: Path | None = None, epoch_sink=None):
     from gru_lab.training.fit import train as run_training
 
     if quiet:
-        return run_training(cfg, data, workdir=workdir)
+        return run_training(cfg, data, workdir=workdir, epoch_sink=epoch_sink)
     from gru_lab.report import progress
 
     if not err.is_terminal:  # a live bar would show nothing until the end: plain epoch lines instead
@@ -214,7 +249,8 @@ def _train_with_progress(cfg, data, quiet: bool, workdir: Path | None = None):
 
     with progress.display(err) as bars:
         on_epoch, on_batch, done = progress.training_hooks(bars, cfg.name, cfg.train.epochs)
-        result = run_training(cfg, data, epoch_hook=on_epoch, batch_hook=on_batch, workdir=workdir)
+        result = run_training(cfg, data, epoch_hook=on_epoch, batch_hook=on_batch, workdir=workdir,
+                              epoch_sink=epoch_sink)
         done()
     return result
 
@@ -428,19 +464,60 @@ def compare(
         "--budget", help="Recurrent-parameter budget for --equal-params (implies it). "
                          "Default: the base config's count with a GRU.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+    mlflow: MlflowOption = None,
 ) -> None:
     """Train each cell on the same base config (same data, seeds, hyperparameters); write and show the
     comparison table, plots and verdicts under results/<name>/. Finished runs are reused on a re-run."""
     from gru_lab.experiments.compare import execute, plan_compare
 
-    plan = plan_compare(config, set_, cells, seeds, lengths, equal_params, budget)
+    plan = plan_compare(config, _with_mlflow(set_, mlflow), cells, seeds, lengths, equal_params, budget)
+    _tracking_first(plan.base)
     _before_runs(plan, 1)
-    result = _runs_with_progress(plan, quiet, execute, one_line=True)
     from gru_lab.report.compare import print_comparison, write_comparison
+    from gru_lab.tracking.runs import plan_parent
 
-    comp = write_comparison(result)
+    with plan_parent(plan, "compare", _warn) as parent:  # None without output.mlflow
+        result = _runs_with_progress(plan, quiet, execute, one_line=True)
+        comp = write_comparison(result)
+        _log_plan(parent, result, comp.files.values())
     print_comparison(out, result, comp)
+    _tensorboard_views(plan, result)
     _exit_for_runs(result, plan.folder, "compare")
+
+
+def _log_plan(parent, result, files) -> None:
+    """A compare's or sweep's runs (those their workers did not log: reused, or logged halfway), tables, plots
+    and baselines to its parent MLflow run; one line saying where."""
+    if parent is None:
+        return
+    counts = parent.log_plan([o.folder for o in result.outcomes], files,
+                             [b.record() for b in result.baselines.values()])
+    if parent.run_id and parent.store.on:
+        logged = sum(n for k, n in counts.items() if k in ("logged", "present"))
+        err.print(f"MLflow: {logged} run(s) under parent run {parent.run_id} at {parent.store.uri}",
+                  highlight=False, soft_wrap=True, markup=False)
+
+
+def _tensorboard_line(logdir: Path, what: str) -> None:
+    """How to open the event files output.tensorboard wrote (and how to get TensorBoard where it is missing)."""
+    from gru_lab.experiments.hparams import INSTALL, available
+
+    line = f"TensorBoard: {what}: tensorboard --logdir {logdir}"
+    err.print(line + ("" if available() else f" (needs the tensorboard extra: {INSTALL})"), highlight=False,
+              soft_wrap=True, markup=False)
+
+
+def _tensorboard_views(plan, result) -> None:
+    """output.tensorboard on a compare or sweep: its HParams sessions, and how to open them with the curves."""
+    if not plan.base.output.tensorboard:
+        return
+    from gru_lab.config import load_config
+    from gru_lab.experiments.hparams import available, write_hparams
+
+    if available():
+        done = [o for o in result.outcomes if o.folder is not None and o.metrics]
+        write_hparams(plan.folder, [(o.folder.name, load_config(o.folder / "config.yaml"), o.metrics) for o in done])
+    _tensorboard_line(plan.folder, "the runs' curves" + (" and the HParams view" if available() else ""))
 
 
 def _before_runs(plan, concurrent: int) -> None:
@@ -504,19 +581,102 @@ def sweep(
     name: Annotated[Optional[str], typer.Option(
         "--name", help="Folder of the sweep under output.dir. Default: the config's name.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+    mlflow: MlflowOption = None,
 ) -> None:
     """Train every combination of the --grid axes (x seeds) and write the sweep table and plot under
     results/<name>/. Finished runs are reused on a re-run; failed ones are retried."""
     from gru_lab.experiments.sweep import execute_sweep, plan_sweep
 
-    plan = plan_sweep(config, set_, grid, seeds, workers, backend, ray_address, num_cpus, num_gpus, name)
+    plan = plan_sweep(config, _with_mlflow(set_, mlflow), grid, seeds, workers, backend, ray_address, num_cpus,
+                      num_gpus, name)
+    _tracking_first(plan.base)
     _before_runs(plan, min(plan.workers or 1, len(plan.runs)) if plan.backend == "local" else 1)
-    result = _runs_with_progress(plan, quiet, execute_sweep, one_line=False)
     from gru_lab.report.sweep import print_sweep, write_sweep
+    from gru_lab.tracking.runs import plan_parent
 
-    rep = write_sweep(result)
+    with plan_parent(plan, "sweep", _warn) as parent:  # None without output.mlflow
+        result = _runs_with_progress(plan, quiet, execute_sweep, one_line=False)
+        rep = write_sweep(result)
+        _log_plan(parent, result, rep.files.values())
     print_sweep(out, result, rep)
+    _tensorboard_views(plan, result)
     _exit_for_runs(result, plan.folder, "sweep")
+
+
+@app.command()
+@user_errors
+def tune(
+    config: Annotated[Path, typer.Argument(
+        help="Base experiment YAML; its optional `tune:` section holds the space and defaults for every flag below.")],
+    param: Annotated[Optional[list[str]], typer.Option(
+        "--param", "-p", help="A parameter: KEY=SPEC with a range 16..128, 1e-4..1e-2:log, 0.1..0.5:step=0.1, or "
+                              "choices \\[rnn,lstm,gru] (YAML values); repeatable; replaces tune.space's KEY.")] = None,
+    set_: SetOption = None,
+    trials: Annotated[Optional[int], typer.Option(
+        "--trials", "-n", help="Trials the study holds when done, earlier commands' included (default: 20, or "
+                               "no limit with --timeout; grid: every point).", show_default=False)] = None,
+    timeout: Annotated[Optional[str], typer.Option(
+        "--timeout", help="No trial starts after this long, e.g. 30m, 2h, 90s.", show_default=False)] = None,
+    sampler: Annotated[Optional[str], typer.Option(
+        "--sampler", help="tpe (default), random or grid.", show_default=False)] = None,
+    pruner: Annotated[Optional[str], typer.Option(
+        "--pruner", help="hyperband (default), halving, median or none: stops poor trials early on the "
+                         "per-epoch validation metric.", show_default=False)] = None,
+    metric: Annotated[Optional[str], typer.Option(
+        "--metric", help="Validation quantity to optimise (default: val_accuracy for classification, val_loss "
+                         "for regression).", show_default=False)] = None,
+    seeds: Annotated[Optional[int], typer.Option(
+        "--seeds", help="A trial scores the mean over this many train seeds (default: 1).",
+        show_default=False)] = None,
+    workers: Annotated[Optional[int], typer.Option(
+        "--workers", "-w", help="Trials at once, one worker process each, sharing the study (default: 1). "
+                                "Ray: trials in flight.", show_default=False)] = None,
+    backend: Annotated[Optional[str], typer.Option(
+        "--backend", help="local (default) or ray (one task a trial; needs gru-lab's ray extra).",
+        show_default=False)] = None,
+    storage: Annotated[Optional[str], typer.Option(
+        "--storage", help="The study's database URL (sqlite:///tune.db, postgresql://...) for several machines. "
+                          "Default: a journal file in the tune folder.", show_default=False)] = None,
+    ray_address: Annotated[Optional[str], typer.Option(
+        "--ray-address", help="Ray cluster: auto or ray://host:10001. Omitted: a local Ray instance.")] = None,
+    num_cpus: Annotated[Optional[float], typer.Option(
+        "--num-cpus", help="Ray: CPUs each trial reserves (default: 1).", show_default=False)] = None,
+    num_gpus: Annotated[Optional[float], typer.Option(
+        "--num-gpus", help="Ray: GPUs each trial reserves (default: 0).", show_default=False)] = None,
+    name: Annotated[Optional[str], typer.Option(
+        "--name", help="Folder and study name under output.dir. Default: the config's name.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+) -> None:
+    """Search hyperparameters with Optuna (TPE and a pruner on the per-epoch validation metric), trials in worker
+    processes sharing one study; write tune.csv/.md/.json, best.yaml and plots under results/<name>/. The same
+    command again continues the study: trials left by a kill continue from their last finished epoch."""
+    from gru_lab.experiments.tune import execute_tune, plan_tune
+
+    plan = plan_tune(config, set_, param, trials, timeout, sampler, pruner, metric, seeds, workers, backend, storage,
+                     ray_address, num_cpus, num_gpus, name)
+    _before_runs(plan, min(plan.workers or 1, plan.trials) if plan.backend == "local" else 1)
+    from gru_lab.report.tune import print_tune, progress_hook, write_tune
+
+    def line(text: str) -> None:
+        err.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    if quiet:
+        result = execute_tune(plan)
+    elif not err.is_terminal:
+        on_event = progress_hook(None, plan, True, line)
+        result = execute_tune(plan, on_event=on_event)
+    else:
+        from gru_lab.report import progress
+
+        with progress.display(err) as bars:
+            on_event = progress_hook(bars, plan, False, bars.console.print)
+            result = execute_tune(plan, on_event=on_event)
+    summary = write_tune(result)
+    print_tune(out, result, summary)
+    if result.interrupted:
+        err.print("[yellow]interrupted:[/] finished trials are kept; run the same command again to continue "
+                  "the study (a trial cut short continues from its last finished epoch).")
+        raise typer.Exit(code=130)
 
 
 @app.command()
@@ -527,6 +687,10 @@ def report(
     clean: Annotated[bool, typer.Option(
         "--clean", help="Remove the unfinished run folders (hidden .partial-*: killed or stopped runs, kept so "
                         "they can resume) that no process is training in.")] = False,
+    mlflow: Annotated[Optional[str], typer.Option(
+        "--mlflow", help="Also log every finished run folder under the folder to MLflow (a tracking URI, or true "
+                         "for $MLFLOW_TRACKING_URI or else <folder>/mlflow.db); runs already there are not logged "
+                         "again.", show_default=False)] = None,
 ) -> None:
     """One leaderboard of every run under a folder: printed, and written to <folder>/leaderboard.csv and .md;
     then how many unfinished run folders are left there, and how to resume or remove them."""
@@ -553,6 +717,17 @@ def report(
             out.print(f"{kind}: {path}", soft_wrap=True, highlight=False)
     if left:
         err.print(unfinished_text(left, results), highlight=False, soft_wrap=True)
+    if mlflow is not None:
+        import yaml
+
+        from gru_lab.tracking.runs import backfill_tree
+
+        with err.status("logging run folders to MLflow..."):
+            uri, counts = backfill_tree(results, yaml.safe_load(mlflow), _warn)
+        err.print(f"MLflow ({uri}): {counts.get('logged', 0)} run(s) logged, {counts.get('present', 0)} already there"
+                  + (f", {counts['failed']} not logged" if counts.get("failed") else "")
+                  + (f", {counts['skipped']} not results (interrupted or failed)" if counts.get("skipped") else ""),
+                  highlight=False, soft_wrap=True, markup=False)
 
 
 @app.command()

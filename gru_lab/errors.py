@@ -35,6 +35,10 @@ class SweepError(GruLabError):
     """A sweep that cannot be planned: a bad --grid axis, --seeds, --workers or backend setting."""
 
 
+class TuneError(GruLabError):
+    """A search that cannot be planned: a bad --param spec, budget, sampler, pruner or study."""
+
+
 class MachineError(GruLabError):
     """A limit of this machine found before anything runs: a run that cannot fit in memory, an output folder
     that cannot be created or written."""

@@ -78,7 +78,7 @@ def _ctrl_c(monkeypatch, epoch: int | None = None, batch: int | None = None):
 
     real_train = training.train
 
-    def train_then_ctrl_c(cfg, data, epoch_hook=None, batch_hook=None, workdir=None):
+    def train_then_ctrl_c(cfg, data, epoch_hook=None, batch_hook=None, workdir=None, epoch_sink=None):
         def on_epoch(e, logs, seconds):
             if e == epoch:
                 raise KeyboardInterrupt
@@ -87,7 +87,8 @@ def _ctrl_c(monkeypatch, epoch: int | None = None, batch: int | None = None):
             if b == batch:
                 raise KeyboardInterrupt
 
-        return real_train(cfg, data, epoch_hook=on_epoch, batch_hook=on_batch, workdir=workdir)
+        return real_train(cfg, data, epoch_hook=on_epoch, batch_hook=on_batch, workdir=workdir,
+                          epoch_sink=epoch_sink)
 
     monkeypatch.setattr(training, "train", train_then_ctrl_c)
 

@@ -33,6 +33,7 @@ from gru_lab.config.schema import (
                                     SweepConfig,
                                     TextData,
                                     TrainConfig,
+                                    TuneConfig,
 )
 
 __all__ = [
@@ -40,6 +41,5 @@ __all__ = [
     "resolve_paths", "set_key", "split_assignment", "to_yaml", "validate", "DATA_SECTIONS", "AddingData",
     "ArithmeticData",
     "ConvConfig", "EarlyStoppingConfig", "ExperimentConfig", "ImdbData", "ModelConfig", "OutputConfig", "SequencesData",
-    "SeriesData",
-    "SineData", "SweepConfig", "TextData", "TrainConfig",
+    "SeriesData", "SineData", "SweepConfig", "TextData", "TrainConfig", "TuneConfig",
 ]

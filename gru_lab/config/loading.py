@@ -268,10 +268,66 @@ def validate(raw: Any, source: str = "<config>", origin: dict[str, str] | None =
     return cfg
 
 
+EXTENDS = "extends"  # a config's base config(s): `extends: base.yaml` or a list, merged under the config
+
+
 def load_yaml(path: str | Path) -> Any:
-    """Parse a YAML file, its relative data paths made absolute against its folder (resolve_paths); a missing
-    file or a syntax error is a ConfigError with the line."""
-    path = Path(path)
+    """Parse a YAML file, its relative data paths made absolute against its folder (resolve_paths), and its
+    `extends:` bases merged under it (compose); a missing file or a syntax error is a ConfigError with the line."""
+    return _compose(Path(path), ())
+
+
+def _compose(path: Path, chain: tuple[Path, ...]) -> Any:
+    """The config at path with its bases merged in: each base in the order listed (later wins), then the file
+    itself on top, mappings merged key by key and anything else replaced. Each file's relative paths (its bases,
+    its data paths) are relative to that file. A file without `extends` is returned as parsed, so its runs
+    keep their ids."""
+    raw = _parse_yaml(path)
+    if not isinstance(raw, dict) or EXTENDS not in raw:
+        return raw
+    source = str(path)
+    refs = raw[EXTENDS]
+    refs = [refs] if isinstance(refs, str) else refs
+    if not isinstance(refs, list) or not refs or not all(isinstance(r, str) and r.strip() for r in refs):
+        raise ConfigError(source, f"'{EXTENDS}' must be a config path or a list of them (e.g. extends: base.yaml). "
+                                  f"Got {raw[EXTENDS]!r}.", EXTENDS)
+    here = path.resolve()
+    merged: dict = {}
+    for ref in refs:
+        base = (here.parent / Path(ref).expanduser()).resolve()
+        if base in chain + (here,):
+            loop = (*(chain[chain.index(base):] if base in chain else ()), here, base)
+            circle = " -> ".join(str(p) for p in loop)
+            raise ConfigError(source, f"'{EXTENDS}' makes a circle: {circle}; a config cannot extend itself.",
+                              EXTENDS)
+        if not base.is_file():
+            raise ConfigError(source, f"'{EXTENDS}': {ref}: config file not found (looked for {base}).", EXTENDS)
+        parent = _compose(base, chain + (here,))
+        if not isinstance(parent, dict):
+            raise ConfigError(str(base), f"extended by {source}: expected a mapping of sections. "
+                                         f"Got {'an empty file' if parent is None else type(parent).__name__}.")
+        merged = deep_merge(merged, parent)
+    own = {k: v for k, v in raw.items() if k != EXTENDS}
+    data, inherited = own.get("data"), merged.get("data")
+    if isinstance(data, dict) and "name" not in data and isinstance(inherited, dict) and "name" in inherited:
+        # the file's own data paths are relative to it, even where its base names the dataset
+        named = resolve_paths({"data": {**data, "name": inherited["name"]}}, here.parent)["data"]
+        own["data"] = {k: v for k, v in named.items() if k != "name"}
+    return deep_merge(merged, own)
+
+
+def deep_merge(base: dict, top: dict) -> dict:
+    """base with top merged in: a key in both whose values are both mappings is merged, else top's value wins."""
+    out = copy.deepcopy(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _parse_yaml(path: Path) -> Any:
     source = str(path)
     if not path.exists():
         raise ConfigError(source, "config file not found.")
@@ -320,7 +376,8 @@ def to_yaml(cfg: ExperimentConfig) -> str:
                                 ("model", "pooling", "last"), (None, "baseline", {"kind": "auto", "period": None}),
                                 ("train", "bucketing", "auto"), ("model", "embedding_dropout", 0.0),
                                 ("model", "embedding_init", "random"), ("model", "embedding_trainable", True),
-                                ("train", "lr_decay", 1.0)):
+                                ("train", "lr_decay", 1.0), ("output", "mlflow", False),
+                                ("output", "evaluation", True), (None, "tune", None)):
         node = data if section is None else data[section]
         if node.get(key) == unset:
             node.pop(key)

@@ -33,6 +33,7 @@ SECTIONS = [
     ("`output`", "output.", schema.OutputConfig),
     ("`sweep`", "sweep.", schema.SweepConfig),
     ("`baseline` (or the one word `baseline: none`)", "baseline.", schema.BaselineConfig),
+    ("`tune`", "tune.", schema.TuneConfig),
 ]
 _BOUNDS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<", "min_length": "length >=", "max_length": "length <=",
            "pattern": "matches"}

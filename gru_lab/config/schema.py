@@ -330,8 +330,9 @@ class TrainConfig(_Section):
 class OutputConfig(_Section):
     dir: str = "results"  # runs go to <dir>/<name>/<run-id>/
     save_model: bool = True  # write model.keras (needed by predict and export); it loads with plain Keras
-    tensorboard: bool = False  # also write per-epoch scalars and the learning rate under <run folder>/tensorboard (`tensorboard --logdir results`)
+    tensorboard: bool = False  # also write per-epoch scalars and the learning rate under <run folder>/tensorboard (`tensorboard --logdir results`; the tensorboard extra opens them)
     evaluation: bool = True  # write evaluation/ (confusion, ROC/PR, calibration, accuracy by length, forecasts) from the test predictions at the end of training; costs 1-3 s a run (docs/evaluation.md); compare's length and ensemble tables read it
+    mlflow: bool | str = False  # also log the run to MLflow (the mlflow extra): true = $MLFLOW_TRACKING_URI, else a local store <dir>/mlflow.db that `mlflow ui` opens; or a tracking URI (http://host:5000); not part of the run's id
 
 
 class SweepConfig(_Section):
@@ -345,6 +346,25 @@ class SweepConfig(_Section):
     ray_address: str | None = None  # ray: "auto" = the cluster this machine belongs to, or "ray://host:10001"; None = start a local instance
     num_cpus: float = Field(1.0, gt=0)  # ray: CPUs each run reserves (also its TensorFlow thread count)
     num_gpus: float = Field(0.0, ge=0)  # ray: GPUs each run reserves; a fraction lets runs share a GPU
+
+
+class TuneConfig(_Section):
+    """`gru-lab tune` settings; train, compare and sweep ignore this section. Command-line flags override each key."""
+
+    name: str | None = Field(None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # folder of the trials, the study and the tune table under output.dir; None = the top-level name
+    space: dict[str, Any] = {}  # dotted key -> [choices] or {low, high, log, step}: model.cell: [rnn, gru], train.learning_rate: {low: 1e-4, high: 1e-2, log: true}
+    trials: int | None = Field(None, ge=1, le=100_000)  # trials in the study (finished, pruned, failed and invalid count); None = 20 unless timeout is set
+    timeout: str | None = None  # wall budget of this command, e.g. 90s, 30m, 2h: no trial starts after it; None = no limit
+    sampler: Literal["tpe", "random", "grid"] = "tpe"  # Optuna's TPE learns from the trials so far; random for a baseline; grid tries every combination (ranges need a step)
+    pruner: Literal["hyperband", "halving", "median", "none"] = "hyperband"  # stops poor trials early on the per-epoch validation metric: Hyperband (successive halving over brackets), plain successive halving, the median rule, or none
+    metric: str | None = None  # the validation quantity to optimise (val_loss, val_accuracy, val_mae); None = val_accuracy for classification, val_loss for regression
+    seeds: int = Field(1, ge=1, le=100)  # a trial's score is the mean over this many train seeds (seed, seed+1, ...); 1 keeps searches affordable
+    workers: int | None = Field(None, ge=1, le=1024)  # local: trials at once, one process each, sharing the study (None = 1); ray: trials in flight (None = what the cluster fits)
+    backend: Literal["local", "ray"] = "local"  # local worker processes, or one Ray task a trial on a Ray cluster
+    storage: str | None = None  # the study's database URL (sqlite:///tune.db, postgresql://...) so several machines join one study; None = a journal file in the tune folder
+    ray_address: str | None = None  # ray: "auto" = the cluster this machine belongs to, or "ray://host:10001"; None = start a local instance
+    num_cpus: float = Field(1.0, gt=0)  # ray: CPUs each trial reserves (also its TensorFlow thread count)
+    num_gpus: float = Field(0.0, ge=0)  # ray: GPUs each trial reserves
 
 
 class BaselineConfig(_Section):
@@ -363,6 +383,7 @@ class ExperimentConfig(_Section):
     output: OutputConfig = OutputConfig()  # where the run record goes
     sweep: SweepConfig | None = None  # grid-sweep settings for `gru-lab sweep`; not part of a run's own config
     baseline: BaselineConfig = BaselineConfig()  # the classical baseline beside the recurrent runs; `baseline: none` turns it off
+    tune: TuneConfig | None = None  # search settings for `gru-lab tune`; not part of a run's own config
 
     @field_validator("baseline", mode="before")
     @classmethod

@@ -75,6 +75,7 @@ def train_and_save(cfg: ExperimentConfig, run_id: str, on_epoch: EpochEvent | No
     state and re-raises Ctrl-C; a run stopped by the machine (out of memory) raises RunFailed."""
     from gru_lab.data import load_dataset
     from gru_lab.runs.folder import open_run, save_run
+    from gru_lab.tracking.runs import RunTracker
     from gru_lab.training.fit import train
 
     def hook(epoch: int, logs: dict, seconds: float) -> None:
@@ -83,14 +84,25 @@ def train_and_save(cfg: ExperimentConfig, run_id: str, on_epoch: EpochEvent | No
                       "logs": {k: float(v) for k, v in logs.items()}})
 
     with open_run(cfg, run_id, base_dir, resume=True) as folder:
+        # output.mlflow: this run's MLflow run (nested under the compare's or sweep's); a store that fails is
+        # recorded in the run folder's mlflow.json, and the parent logs the run later
+        tracker = RunTracker.start(cfg, run_id, folder.workdir)
         data = load_dataset(cfg.data, cfg.seed)
-        result = train(cfg, data, epoch_hook=hook, workdir=folder.workdir)
+        result = train(cfg, data, epoch_hook=hook, workdir=folder.workdir,
+                       epoch_sink=tracker.log_epoch if tracker else None)
         if result.status == "interrupted":
+            if tracker:
+                tracker.stop("KILLED")
             # A planned run is all or nothing: its finished epochs stay in the unfinished folder for the re-run.
             raise KeyboardInterrupt
         if result.status == "failed":
+            if tracker:
+                tracker.stop("FAILED")
             raise RunFailed(result.metrics.get("error", "failed"), "")
-        return save_run(cfg, result, data, run_id=run_id, base_dir=base_dir, folder=folder)
+        path = save_run(cfg, result, data, run_id=run_id, base_dir=base_dir, folder=folder)
+        if tracker:
+            tracker.finish(path, result.metrics)
+        return path
 
 
 def run_inline(run, on_epoch: EpochEvent | None = None) -> Path:

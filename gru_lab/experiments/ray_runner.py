@@ -67,7 +67,11 @@ class RayRunner:
 
         base = Path(run.cfg.output.dir).resolve()
         token = None if self.shared_fs is False else self._token(base / run.cfg.name)
-        payload = {"raw": run.raw, "run_id": run.run_id, "name": run.cfg.name}
+        from gru_lab.tracking.store import OFF_ENV, PARENT_ENV
+
+        # a Ray node does not share this process's environment: the MLflow parent run travels with the task
+        tracking = {k: os.environ[k] for k in (PARENT_ENV, OFF_ENV) if k in os.environ}
+        payload = {"raw": run.raw, "run_id": run.run_id, "name": run.cfg.name, "env": tracking}
         ref = self._task.remote(payload, self.threads, str(base), token, self.shared_fs)
         track(ref, lambda force: ray.cancel(ref, force=force))
         try:
@@ -96,6 +100,8 @@ def _ray_task(payload: dict[str, Any], threads: int, base_dir: str, token: str |
         shared_fs = token is not None and (Path(base_dir) / payload["name"] / token).is_file()
     scratch = None if shared_fs else tempfile.mkdtemp(prefix="gru-lab-run-")
     run = SimpleNamespace(run_id=payload["run_id"], raw=payload["raw"])
+    saved = {k: os.environ.get(k) for k in payload.get("env", {})}
+    os.environ.update(payload.get("env", {}))  # the worker process inherits it (run_in_subprocess)
     try:
         try:
             folder = run_in_subprocess(run, None, threads=threads, base_dir=base_dir if shared_fs else scratch,
@@ -110,6 +116,11 @@ def _ray_task(payload: dict[str, Any], threads: int, base_dir: str, token: str |
 
         return {"status": "finished", "files": run_files(folder)}
     finally:
+        for key, value in saved.items():  # a Ray worker runs other tasks after this one
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
 

@@ -86,6 +86,7 @@ def rank_on_validation(board, root: str | Path):
 
     if board.empty:
         return board
+    attrs = dict(board.attrs)  # what the frame says of itself (the settings that vary within a dataset)
     found = []
     for row in board.itertuples():
         folder = Path(root) / row.folder
@@ -110,4 +111,6 @@ def rank_on_validation(board, root: str | Path):
         ranked = group.iloc[order + rest].copy()
         ranked["rank"] = pd.array(list(range(1, len(order) + 1)) + [None] * len(rest), dtype="Int64")
         parts.append(ranked)
-    return pd.concat(parts).drop(columns="_val_loss").reset_index(drop=True)
+    ranked = pd.concat(parts).drop(columns="_val_loss").reset_index(drop=True)
+    ranked.attrs.update(attrs)
+    return ranked

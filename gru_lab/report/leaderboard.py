@@ -20,7 +20,8 @@ RANK_RULE = (f"the validation metric at the epoch each run was tested (accuracy:
 def _leaderboard_cells(df) -> tuple[list[str], list[list[str]]]:
     import pandas as pd
 
-    headers = ["dataset", "#", "name", "run id", "model", "validation", "test metric", "params", "s/epoch"]
+    varied = df.attrs.get("varied", [])  # the settings that differ between the runs of a dataset
+    headers = ["dataset", "#", "name", "run id", "model", *varied, "validation", "test metric", "params", "s/epoch"]
     rows = []
     for r in df.to_dict(orient="records"):
         value = "-" if missing(r["value"]) else f"{r['metric']} {r['value']:.4g}"
@@ -29,7 +30,7 @@ def _leaderboard_cells(df) -> tuple[list[str], list[list[str]]]:
         val = "-" if missing(r.get("val_value")) else f"{r['val_metric']} {r['val_value']:.4g}"
         rank = "-" if r["rank"] is None or pd.isna(r["rank"]) else str(r["rank"])  # pandas' NA: unranked
         rows.append([r["dataset"], rank, r["name"], r["run_id"],
-                     r["model"], val, value,
+                     r["model"], *(str(r[k]) for k in varied), val, value,
                      "-" if missing(r["params"]) else f"{int(r['params']):,}",
                      "-" if missing(r["s_per_epoch"]) else f"{r['s_per_epoch']:.3g}"])
     return headers, rows
@@ -59,12 +60,17 @@ def leaderboard_view(df, title: str, width: int):
     if natural <= width:
         return leaderboard_table(df, title)
     lines, dataset = [title], None
-    for r in rows:
-        if r[0] != dataset:
-            dataset = r[0]
+    varied = headers[5:-4]  # the settings that differ between a dataset's runs (mlflow's grouping)
+    for row in rows:
+        r = dict(zip(headers, row))
+        if r["dataset"] != dataset:
+            dataset = r["dataset"]
             lines.append(f"{dataset}:")
+        settings = "".join(f"; {k} {r[k]}" for k in varied)
         # The metric opens its own line, so wrapping never parts it from its value.
-        lines += [f"  #{r[1]} {r[3]} ({r[2]})", f"     {r[5]}; test {r[6]}; {r[4]}; {r[7]} params; {r[8]} s/epoch"]
+        lines += [f"  #{r['#']} {r['run id']} ({r['name']})",
+                  f"     {r['validation']}; test {r['test metric']}; {r['model']}{settings}; {r['params']} params; "
+                  f"{r['s/epoch']} s/epoch"]
     return Text("\n".join(lines))
 
 
@@ -73,7 +79,8 @@ def write_leaderboard(df, root: Path) -> dict[str, Path]:
     paths = {"csv": root / "leaderboard.csv", "md": root / "leaderboard.md"}
     atomic_write_text(paths["csv"], df.to_csv(index=False))
     atomic_write_text(paths["md"], f"# Leaderboard: {root}\n\n{len(df)} runs, ranked within each dataset by "
-                                   f"{RANK_RULE}.\n\n"
+                                   f"{RANK_RULE}. A dataset is the same data (file, slice and sizes); the settings "
+                                   f"that differ between a dataset's runs have a column each.\n\n"
                                    + markdown_table(*_leaderboard_cells(df)))
     return paths
 

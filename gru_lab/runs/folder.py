@@ -40,7 +40,10 @@ EVALUATION = "evaluation"  # a finished run's evaluation of its test split (infe
 
 
 def config_hash(cfg: ExperimentConfig) -> str:
-    """A short, stable hash of the resolved config (every default filled in)."""
+    """A short, stable hash of the resolved config (every default filled in). Where a run is tracked
+    (output.mlflow) is not part of it: switching tracking on reuses the finished runs of a compare or sweep."""
+    if cfg.output.mlflow is not False:
+        cfg = cfg.model_copy(update={"output": cfg.output.model_copy(update={"mlflow": False})})
     return hashlib.sha256(to_yaml(cfg).encode()).hexdigest()[:10]
 
 

@@ -57,12 +57,47 @@ def find_run_folders(root: str | Path) -> list[Path]:
     return sorted(found)
 
 
+# Described by the leaderboard's model column already, or not a setting of the run: never a column of their own.
+NOT_VARIED = ("name", "data.", "output.", "model.cell", "model.units", "model.num_layers", "model.bidirectional",
+              "model.pooling")
+SLICES = ("n_train", "n_val", "n_test")  # the data keys that take a slice of the same data
+
+
+def flatten(node: Any, prefix: str = "") -> dict[str, str]:
+    """A config (or any nested mapping) as dotted keys -> text: model.units -> "64", lists and mappings as JSON."""
+    out: dict[str, str] = {}
+    if isinstance(node, dict) and node:
+        for key, value in node.items():
+            out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    else:
+        out[prefix] = json.dumps(node) if isinstance(node, (list, dict)) else str(node)
+    return out
+
+
+def data_identity(data: dict[str, Any], seed: Any) -> tuple[str, str]:
+    """(label, key) of the data a run trained and was tested on: runs rank against each other only on the same
+    data. The key is every data setting and the data's seed; the label names the dataset, its file, its
+    sequence size and its slice (n_train ...)."""
+    size = next((f"{label}={data[k]}" for k, label in (("length", "T"), ("window", "window"), ("maxlen", "maxlen"))
+                 if k in data), "")
+    parts = [str(data.get("name", "?"))]
+    if data.get("path"):
+        parts.append(Path(str(data["path"])).name)
+    parts += [size] if size else []
+    parts += [f"{k}={data[k]}" for k in SLICES if data.get(k) is not None and k != "n_val"]
+    key = json.dumps({"data": data, "seed": seed}, sort_keys=True, default=str)
+    return " ".join(parts), key
+
+
 def leaderboard_frame(root: Path):
-    """Every run folder under root: one row each, grouped by dataset, best test metric first."""
+    """Every run folder under root: one row each, grouped by the data's identity (runs.records.data_identity),
+    best test metric first, and a column for each setting that differs between the runs of a group
+    (df.attrs["varied"])."""
     import pandas as pd
     import yaml
 
     rows = []
+    settings: list[dict[str, str]] = []
     for folder in find_run_folders(root):
         try:
             m = json.loads((folder / "metrics.json").read_text())
@@ -74,10 +109,10 @@ def leaderboard_frame(root: Path):
             cfg = {}
         data, model = cfg.get("data") or {}, cfg.get("model") or {}
         metric, higher = metric_of(m.get("task") or "regression")
-        size = next((f"{label}={data[k]}" for k, label in (("length", "T"), ("window", "window"), ("maxlen", "maxlen"))
-                     if k in data), "")
+        label, key = data_identity(data, cfg.get("seed"))
+        settings.append(flatten(cfg))
         rows.append({
-            "dataset": f"{data.get('name', '?')} {size}".strip(), "name": m.get("name", folder.parent.name),
+            "dataset": label, "_data": key, "name": m.get("name", folder.parent.name),
             "run_id": m.get("run_id", folder.name), "cell": model.get("cell", "?"),
             "units": units_text(model.get("units")), "model": _model_text(model), "status": m.get("status"),
             "metric": metric,
@@ -88,11 +123,26 @@ def leaderboard_frame(root: Path):
     df = pd.DataFrame(rows)
     if df.empty:
         return df
+    # Two data configs that read alike (a setting the label leaves out differs) stay apart, and say so.
+    for label, keys in df.groupby("dataset")["_data"].unique().items():
+        if len(keys) > 1:
+            for i, key in enumerate(keys, 1):
+                df.loc[df._data == key, "dataset"] = f"{label} (data {i})"
+    varied: list[str] = []
+    for _, group in df.groupby("_data"):
+        members = [settings[i] for i in group.index]
+        for k in sorted({k for s in members for k in s}):
+            if k not in varied and not k.startswith(NOT_VARIED) and len({s.get(k) for s in members}) > 1:
+                varied.append(k)
+    for k in varied:
+        df[k] = [s.get(k, "") for s in settings]
     # Best first within a dataset: accuracy descending, mse ascending; unfinished runs last.
     df["_key"] = [(-v if h else v) if not missing(v) else float("inf") for v, h in zip(df.value, df.higher_is_better)]
-    df = df.sort_values(["dataset", "_key", "name", "run_id"]).drop(columns=["_key", "higher_is_better"])
+    df = df.sort_values(["dataset", "_key", "name", "run_id"]).drop(columns=["_key", "higher_is_better", "_data"])
     df.insert(1, "rank", df.groupby("dataset").cumcount() + 1)
-    return df.reset_index(drop=True)
+    df = df.reset_index(drop=True)
+    df.attrs["varied"] = varied
+    return df
 
 
 def _model_text(model: dict) -> str:

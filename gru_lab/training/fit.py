@@ -126,7 +126,8 @@ def timing_callback(epoch_hook: EpochHook | None, batch_hook: BatchHook | None, 
 
 
 def train(cfg: ExperimentConfig, data: Dataset, epoch_hook: EpochHook | None = None,
-          batch_hook: BatchHook | None = None, workdir: Path | None = None) -> TrainResult:
+          batch_hook: BatchHook | None = None, workdir: Path | None = None,
+          epoch_sink: Callable[[int, dict[str, float]], None] | None = None) -> TrainResult:
     """Build, fit and evaluate the model of cfg on data.
 
     workdir: the run's unfinished folder (runs.folder). The state after every finished epoch is saved there
@@ -134,7 +135,7 @@ def train(cfg: ExperimentConfig, data: Dataset, epoch_hook: EpochHook | None = N
     gives; files written during training go there too (tensorboard/), or, without a workdir, to a scratch
     folder (TrainResult.scratch). Ctrl-C ends training early (status "interrupted") and keeps the finished
     epochs; a NaN or infinite loss stops it at once ("diverged"); running out of memory ends it as "failed"
-    with the reason."""
+    with the reason. epoch_sink(epoch, metrics) gets every finished epoch's numbers (a run tracker's)."""
     from gru_lab.training.device import applied, prepare
 
     setup = prepare(cfg, data.spec)  # first: hiding GPUs for train.device cpu only works before TF starts
@@ -143,7 +144,7 @@ def train(cfg: ExperimentConfig, data: Dataset, epoch_hook: EpochHook | None = N
         scratch = Path(tempfile.mkdtemp(prefix="gru-lab-run-"))
     try:
         with applied(setup):
-            result = _fit_and_evaluate(cfg, data, setup.plan, epoch_hook, batch_hook, workdir, scratch)
+            result = _fit_and_evaluate(cfg, data, setup.plan, epoch_hook, batch_hook, workdir, scratch, epoch_sink)
     except BaseException:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -154,7 +155,7 @@ def train(cfg: ExperimentConfig, data: Dataset, epoch_hook: EpochHook | None = N
 
 def _fit_and_evaluate(cfg: ExperimentConfig, data: Dataset, plan, epoch_hook: EpochHook | None,
                       batch_hook: BatchHook | None, workdir: Path | None = None,
-                      scratch: Path | None = None) -> TrainResult:
+                      scratch: Path | None = None, epoch_sink=None) -> TrainResult:
     from gru_lab.models.build import build_model
     from gru_lab.training import callbacks as cb
     from gru_lab.training import pipeline, resume
@@ -215,6 +216,10 @@ def _fit_and_evaluate(cfg: ExperimentConfig, data: Dataset, plan, epoch_hook: Ep
         from gru_lab.training import tensorboard
 
         callbacks.append(tensorboard.callback((workdir or scratch) / "tensorboard"))
+    if epoch_sink is not None:  # after the state saver: an epoch a tracker has logged is one a resume skips
+        from gru_lab.training import tracking
+
+        callbacks.append(tracking.callback(epoch_sink, timing.rows))
     if epoch_hook:
         callbacks.append(cb.EpochHook(epoch_hook, timing.rows))
 

@@ -64,3 +64,28 @@ def test_sweep_runs_write_tensorboard_too(tmp_path):
     for outcome in result.outcomes:
         assert [s for s, _ in scalars(outcome.folder)[("train", "epoch_loss")]] == [0, 1]
         assert (outcome.folder / "learning_curves.png").is_file()
+    # the HParams view: one session a run with the setting that differs, and its test numbers
+    pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed")
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    from gru_lab.config import load_config
+    from gru_lab.experiments.hparams import write_hparams
+
+    root = write_hparams(plan.folder, [(o.folder.name, load_config(o.folder / "config.yaml"), o.metrics)
+                                       for o in result.outcomes])
+    sessions = {}
+    for outcome in result.outcomes:
+        found = {}
+        for events in (root / outcome.folder.name).glob("events.out.tfevents.*"):
+            for record in tf.data.TFRecordDataset(str(events)):
+                for value in tf.compat.v1.Event.FromString(record.numpy()).summary.value:
+                    if value.metadata.plugin_data.plugin_name == "hparams":
+                        data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+                        found["units"] = data.session_start_info.hparams["model.units"].number_value
+                    elif value.tag == "test_loss":
+                        found["test_loss"] = float(tf.make_ndarray(value.tensor))
+        sessions[outcome.folder.name] = found
+    assert sorted(s["units"] for s in sessions.values()) == [2.0, 3.0]
+    for outcome in result.outcomes:
+        assert sessions[outcome.folder.name]["test_loss"] == pytest.approx(outcome.metrics["test"]["loss"])
