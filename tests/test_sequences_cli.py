@@ -203,6 +203,10 @@ def test_a_trending_series_differenced_beats_the_last_value_in_the_files_units(r
     first_test = int(str(data["first_test_row"]).rsplit(":", 1)[-1]) - 2  # file line -> 0-based day (header: 1)
     forecast_for = {int(r["window_end"]): r["sales"] for r in every}
     assert forecast_for[first_test + 14 - 1] == pytest.approx(shown["prediction"], rel=1e-5)
+    # The run's own evaluation judges against the level's last value too, and draws the file's units.
+    own = json.loads((run / "evaluation" / "evaluation.json").read_text())
+    assert own["naive_mse"] == pytest.approx(data["last_value_mse"], rel=1e-5)
+    assert own["residuals"]["targets"]["sales"]["mae"] == pytest.approx(metrics["test"]["mae_units"], rel=1e-4)
     # evaluate differences the file as the run did: every window of the 729 differences, in the model's units.
     result = runner.invoke(app, ["evaluate", str(run), "--data", str(path), "--out", str(tmp_path / "ev")])
     assert result.exit_code == 0, result.output

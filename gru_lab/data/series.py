@@ -305,6 +305,30 @@ def range_note(transformed: np.ndarray, train_end: int, val_end: int, names: lis
     return None
 
 
+def window_units(raw: np.ndarray, starts: np.ndarray, window: int, horizon: int, targets: list[str],
+                 scaling: dict[str, Any] | None, transform: dict[str, Any]) -> Units:
+    """The windows starting at these rows of the file (raw: the file's values, targets first) in the file's units:
+    their targets, the conversion of the model's outputs (unscaled, the transform undone), and the last-value
+    forecast (in the model's units too, where the transform makes it other than the window's last step)."""
+    k = len(targets)
+    last = starts + window - 1  # each window's last row
+    ahead = last[:, None] + 1 + np.arange(horizon)[None, :]  # (n, horizon)
+    level = raw[last, :k]
+    naive_units = np.repeat(level[:, None, :], horizon, axis=1)
+
+    def convert(p: np.ndarray) -> np.ndarray:
+        out = np.asarray(p, dtype=np.float64).reshape(len(p), horizon, k)
+        out = unscale(out, scaling, targets) if scaling else out
+        return undo_transform(out, transform, level, ahead).reshape(len(p), -1)
+
+    naive = None
+    if transform["method"] != "none":  # the window's last step is a difference or a residual: the level's last value
+        naive = redo_transform(naive_units, transform, level, ahead)
+        naive = (scale(naive, scaling, targets) if scaling else naive).reshape(len(level), -1)
+    return Units(y=raw[ahead][:, :, :k].reshape(len(level), -1), convert=convert, naive=naive,
+                 naive_units=naive_units.reshape(len(level), -1), x=raw[starts[:, None] + np.arange(window)[None, :]])
+
+
 def load(cfg: SeriesData, seed: int) -> Dataset:  # noqa: ARG001  the splits are in time order: no randomness
     table = read_table(cfg.path, "data.path", cfg.separator, cfg.header, cfg.encoding)
     inputs = [*cfg.targets, *cfg.features]
@@ -334,22 +358,9 @@ def load(cfg: SeriesData, seed: int) -> Dataset:  # noqa: ARG001  the splits are
 
     # The test windows in the file's units: row numbers of the file (raw) for each window's inputs and targets.
     starts = val_end + first + window_starts(rows - val_end, cfg.window, cfg.horizon, cfg.stride)
-    last = starts + cfg.window - 1  # each window's last row
-    ahead = last[:, None] + 1 + np.arange(cfg.horizon)[None, :]  # (n, horizon)
-    level = raw[last, :k]
-    y_units = raw[ahead][:, :, :k]
-    naive_units = np.repeat(level[:, None, :], cfg.horizon, axis=1)
-
-    def convert(p: np.ndarray) -> np.ndarray:
-        out = unscale(np.asarray(p, dtype=np.float64).reshape(len(p), cfg.horizon, k), scaling, targets)
-        return undo_transform(out, transform, level, ahead).reshape(len(p), -1)
-
-    naive = None
-    if cfg.transform != "none":  # the window's last step is a difference or a residual: the level's last value
-        naive = scale(redo_transform(naive_units, transform, level, ahead), scaling, targets).reshape(len(level), -1)
-    units = Units(y=y_units.reshape(len(level), -1), convert=convert, naive=naive,
-                  naive_units=naive_units.reshape(len(level), -1),
-                  x=raw[starts[:, None] + np.arange(cfg.window)[None, :]])
+    units = window_units(raw, starts, cfg.window, cfg.horizon, targets, scaling, transform)
+    ahead = starts + cfg.window  # each window's first forecast row
+    naive = units.naive
     last_value = last_values(x_test, k, cfg.horizon) if naive is None else naive
     extra = {
         "source": str(table.path), **series.notes, "rows": len(raw),
@@ -374,8 +385,8 @@ def load(cfg: SeriesData, seed: int) -> Dataset:  # noqa: ARG001  the splits are
         "header": cfg.header, "encoding": cfg.encoding, "separator": cfg.separator, "transform": transform,
     }
     time_label = inputs_record["time_column"] or "file line"
-    # ahead[:, 0]: each test window's first forecast row in the file (a difference drops the file's first row).
-    samples = Samples(np.full(len(x_test), cfg.window), times=forecast_times(series, ahead[:, 0]),
+    # ahead: each test window's first forecast row in the file (a difference drops the file's first row).
+    samples = Samples(np.full(len(x_test), cfg.window), times=forecast_times(series, ahead),
                       time_label=time_label)
     return Dataset(
         name="series", task="regression", input_kind="real",

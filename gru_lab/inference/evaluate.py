@@ -71,8 +71,12 @@ def scored_from_data(data: Dataset, predictions: np.ndarray, inputs: dict[str, A
             from gru_lab.data.series import last_values
 
             targets, horizon = list(inputs["targets"]), int(inputs["horizon"])
+            units = data.units  # a transformed run's last value is the level's, and its outputs need it undone
+            naive = units.naive if units is not None and units.naive is not None else \
+                last_values(data.x_test, len(targets), horizon)
             series = {"targets": targets, "horizon": horizon, "scaling": inputs.get("scaling"),
-                      "naive": last_values(data.x_test, len(targets), horizon).astype("float64")}
+                      "naive": np.asarray(naive, dtype="float64"),
+                      "convert": None if units is None else units.convert}
         return Scored("regression", y, forecasts, samples, series=series, source=source)
     classes = list(inputs.get("classes") or data.extra.get("classes") or
                    (["neg", "pos"] if data.task == "binary" else [str(i) for i in range(data.outputs)]))
@@ -258,6 +262,9 @@ def in_file_units(values: np.ndarray, series: dict[str, Any]) -> np.ndarray:
     from gru_lab.data.series import unscale
 
     targets = series["targets"]
+    if series.get("convert") is not None:  # the dataset's own conversion: scaling and data.transform undone
+        values = series["convert"](np.asarray(values, dtype="float64").reshape(len(values), -1))
+        return np.asarray(values).reshape(len(values), series["horizon"], len(targets))
     out = np.asarray(values, dtype="float64").reshape(len(values), series["horizon"], len(targets))
     return unscale(out, series["scaling"], targets) if series.get("scaling") else out
 
@@ -403,7 +410,15 @@ def _series(run, path: Path) -> Dataset:
     """Every window of a series file (stride 1) with its next `horizon` rows, read, transformed and scaled as
     training was (the metrics in the model's units, as the run's own test split reports them)."""
     from gru_lab.data.files import read_table
-    from gru_lab.data.series import apply_transform, forecast_times, make_windows, offset, read_series, scale
+    from gru_lab.data.series import (
+        apply_transform,
+        forecast_times,
+        make_windows,
+        offset,
+        read_series,
+        scale,
+        window_units,
+    )
 
     inputs = run.inputs
     columns, window, horizon = inputs["columns"], int(inputs["window"]), int(inputs["horizon"])
@@ -429,7 +444,9 @@ def _series(run, path: Path) -> Dataset:
     first = np.arange(len(x)) + window + skip
     samples = Samples(np.full(len(x), window), times=forecast_times(series, first),
                       time_label=time_column or "file line")
-    return Dataset("series", "regression", "real", x[:0], _empty(), x, y, samples=samples)
+    units = window_units(series.values, first - window, window, horizon, list(inputs["targets"]),
+                         inputs.get("scaling"), transform)
+    return Dataset("series", "regression", "real", x[:0], _empty(), x, y, samples=samples, units=units)
 
 
 def _sequences(run, path: Path) -> Dataset:
