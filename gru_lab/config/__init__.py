@@ -27,6 +27,7 @@ from gru_lab.config.schema import (
                                     ImdbData,
                                     ModelConfig,
                                     OutputConfig,
+                                    SequencesData,
                                     SeriesData,
                                     SineData,
                                     SweepConfig,
@@ -39,6 +40,6 @@ __all__ = [
     "EMBEDDED_DEFAULT", "PRESETS", "apply_overrides", "config_from_raw", "load_config", "load_yaml", "parse_override",
     "resolve_paths", "set_key", "split_assignment", "to_yaml", "validate", "DATA_SECTIONS", "AddingData",
     "ArithmeticData",
-    "ConvConfig", "EarlyStoppingConfig", "ExperimentConfig", "ImdbData", "ModelConfig", "OutputConfig", "SeriesData",
-    "SineData", "SweepConfig", "TextData", "TrainConfig", "TuneConfig",
+    "ConvConfig", "EarlyStoppingConfig", "ExperimentConfig", "ImdbData", "ModelConfig", "OutputConfig", "SequencesData",
+    "SeriesData", "SineData", "SweepConfig", "TextData", "TrainConfig", "TuneConfig",
 ]

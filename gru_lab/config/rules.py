@@ -7,7 +7,15 @@ import difflib
 import math
 from typing import Any
 
-from gru_lab.config.schema import ArithmeticData, ExperimentConfig, ImdbData, SeriesData, SineData, TextData
+from gru_lab.config.schema import (
+    ArithmeticData,
+    ExperimentConfig,
+    ImdbData,
+    SequencesData,
+    SeriesData,
+    SineData,
+    TextData,
+)
 from gru_lab.names import logged_quantities
 
 
@@ -40,6 +48,9 @@ def check_combinations(cfg: ExperimentConfig) -> tuple[str, str] | None:
     if m.mask_zero and not tokens:
         return "model.mask_zero", (
             f"'model.mask_zero' needs token input with an Embedding; data '{d.name}' is real-valued.")
+    if m.conv is not None and d.name == "sequences":
+        return "model.conv", ("'model.conv' cannot be used with data 'sequences': Conv1D cannot carry the mask over "
+                              "their padding steps. Remove it.")
     if m.mask_zero and m.conv is not None:
         return "model.mask_zero", (
             "'model.mask_zero' cannot be combined with 'model.conv': Conv1D cannot carry a padding mask.")
@@ -71,6 +82,10 @@ def check_combinations(cfg: ExperimentConfig) -> tuple[str, str] | None:
             f"'data.period_range' must be [low, high] with 0 < low <= high. Got {list(d.period_range)}.")
     if isinstance(d, (SeriesData, TextData)):
         problem = check_file_data(d)
+        if problem:
+            return problem
+    if isinstance(d, SequencesData):
+        problem = check_sequences_data(d)
         if problem:
             return problem
     if m.head == "none" and d.outputs is not None:  # text data: the classes are known once the file is read
@@ -141,7 +156,7 @@ def _split_problem(cfg: ExperimentConfig) -> tuple[str, str] | None:
 
 def _timesteps(d: Any) -> int | None:
     for attr in ("window", "length", "maxlen"):
-        if hasattr(d, attr):
+        if getattr(d, attr, None) is not None:  # sequences' maxlen None: known once the file is read
             return int(getattr(d, attr))
     return None
 
@@ -200,6 +215,72 @@ def check_file_data(d: SeriesData | TextData) -> tuple[str, str] | None:
             return "data.classes", f"'data.classes' needs two or more classes to tell apart. Got {d.classes}."
         if len(set(d.classes)) != len(d.classes):
             return "data.classes", f"'data.classes' lists a class twice: {d.classes}."
+    return None
+
+
+def check_sequences_data(d: SequencesData) -> tuple[str, str] | None:
+    """The rules of data.name: sequences that no single key can check."""
+    from pathlib import Path
+
+    if (d.path is None) == (d.builtin is None):
+        return "data.path", "'data.path' and 'data.builtin' name the data: give one of them (a file, or digits)."
+    if d.builtin is not None:
+        for key in ("test_path", "val_path", "id_column", "order_column", "shape"):
+            if getattr(d, key) is not None:
+                return f"data.{key}", (f"'data.{key}' is for a file; 'data.builtin' {d.builtin!r} needs none. "
+                                       "Remove it.")
+    npz = d.path is not None and Path(d.path).suffix.lower() == ".npz"
+    layout = d.layout
+    if layout == "auto":
+        layout = ("npz" if npz or d.builtin else "wide" if d.shape is not None
+                  else "long" if d.id_column is not None else None)
+        if layout is None:
+            return "data.layout", ("'data.layout' cannot be told from the config: set data.id_column (a long table, "
+                                   "one row per step) or data.shape (a wide table, one row per sequence).")
+    if layout == "long" and d.id_column is None:
+        return "data.id_column", "'data.id_column' is required for a long table: it names each row's sequence."
+    if layout == "wide" and d.shape is None:
+        return "data.shape", "'data.shape' is required for a wide table: [steps, features] of each row's cells."
+    if layout != "long" and d.order_column is not None:
+        return "data.order_column", f"'data.order_column' orders the rows of a long table; the layout is {layout!r}."
+    if d.shape is not None and (layout != "wide" or min(d.shape) < 1):
+        return "data.shape", (f"'data.shape' must be [steps, features], both >= 1, for a wide table. Got "
+                              f"{list(d.shape)} with layout {layout!r}.")
+    if layout == "npz" and (d.features or d.id_column is not None):
+        key = "data.features" if d.features else "data.id_column"
+        return key, f"'{key}' names table columns; an .npz holds X, y and lengths. Remove it."
+    if layout != "npz" and not d.builtin:
+        try:
+            codecs.lookup(d.encoding)
+        except LookupError:
+            return "data.encoding", (f"'data.encoding' {d.encoding!r} is not an encoding Python knows (utf-8, "
+                                     "latin-1, ...).")
+        if d.separator is not None and len(d.separator) != 1:
+            return "data.separator", (f"'data.separator' must be one character (e.g. ',' or '\\t'). Got "
+                                      f"{d.separator!r}.")
+        named = [(k, c) for k, c in (("data.id_column", d.id_column), ("data.order_column", d.order_column),
+                                    ("data.label_column", d.label_column)) if c is not None]
+        named += [("data.features", c) for c in d.features]
+        seen: dict[Any, str] = {}
+        for key, column in named:
+            if not d.header and isinstance(column, str):
+                return key, (f"'{key}' is {column!r}, a column name, but 'data.header' is false: name columns by "
+                             "0-based position (0, 1, ...) or set header: true.")
+            if isinstance(column, int) and column < 0:
+                return key, f"'{key}' must be a column name or a position >= 0. Got {column}."
+            if column in seen:
+                return key, (f"'{key}' names column {column!r}, which '{seen[column]}' already uses; a column "
+                             "has one role.")
+            seen[column] = key
+    for split in ("test", "val"):
+        if getattr(d, f"{split}_path") and getattr(d, f"{split}_fraction") is not None:
+            return f"data.{split}_fraction", (
+                f"'data.{split}_fraction' and 'data.{split}_path' both give a {split} split; keep one of them.")
+    if d.classes is not None:
+        if d.task == "regression":
+            return "data.classes", "'data.classes' is for classification; data.task is 'regression'. Remove it."
+        if len(d.classes) < 2 or len(set(d.classes)) != len(d.classes):
+            return "data.classes", f"'data.classes' needs two or more distinct classes. Got {d.classes}."
     return None
 
 

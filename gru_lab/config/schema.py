@@ -120,6 +120,7 @@ class SeriesData(_Section):
     test_fraction: float = Field(0.15, gt=0.0, lt=1.0)  # share of rows, the last ones, for the final test metrics
     scaling: Literal["standard", "minmax", "none"] = "standard"  # per column, fitted on the train rows: (x - mean) / std, or to [0, 1]
     missing: Literal["error", "drop", "interpolate", "ffill"] = "error"  # empty cells: error names the row and column; drop the row; interpolate linearly; repeat the previous value
+    transform: Literal["none", "difference", "detrend"] = "none"  # before scaling, fitted on the train rows: difference = each row minus the one before (a trend becomes a level); detrend = minus a straight line fitted to the train rows; undone for forecasts and metrics
 
     @field_validator("targets", "features", mode="before")
     @classmethod
@@ -172,10 +173,66 @@ class TextData(_Section):
         return 0.0 if self.val_path else (0.1 if self.val_fraction is None else self.val_fraction)
 
 
-DataConfig = Annotated[Union[ArithmeticData, SineData, AddingData, ImdbData, SeriesData, TextData],
+class SequencesData(_Section):
+    """Your own labelled numeric sequences (sensor windows, beats, gestures): each sequence of feature vectors gets one label, a class or a number. Three layouts: a long table (CSV/TSV/Parquet, one row per step, with id_column), a wide table (one row per sequence, shape [steps, features]), or an .npz with X (N, T, F), y (N,) and optional lengths (N,).
+
+    Each sequence is one sample, so a split never cuts a sequence; class labels are split stratified by class.
+    Shorter sequences are padded (data.padding) and the padding is masked: the recurrent layers skip those steps.
+    Scaling is fitted per feature on the train sequences' real steps only and kept in inputs.json, so
+    `gru-lab predict --file` reads a new table of the same layout the same way."""
+
+    input_kind: ClassVar[str] = "real"
+    path_keys: ClassVar[tuple[str, ...]] = ("path", "val_path", "test_path")
+    name: Literal["sequences"]  # which dataset
+    path: str | None = None  # the file: .csv, .tsv/.tab, .parquet or .npz (layout npz); relative to the config file's folder; None with builtin
+    builtin: Literal["digits"] | None = None  # a dataset a package ships instead of a file: digits = scikit-learn's load_digits, each 8x8 image read as 8 steps (rows) of 8 features (pixels)
+    layout: Literal["auto", "long", "wide", "npz"] = "auto"  # auto: npz for .npz, wide when shape is set, else long when id_column is set
+    test_path: str | None = None  # the test split as its own file (same layout); None = test_fraction of path, chosen by the seed
+    val_path: str | None = None  # the validation split as its own file; None = val_fraction of the train sequences
+    test_fraction: float | None = Field(None, gt=0.0, lt=1.0)  # share of the sequences held out for testing (stratified by class); None = 0.2, or none with test_path
+    val_fraction: float | None = Field(None, ge=0.0, lt=1.0)  # share of the train sequences held out for per-epoch validation (stratified); None = 0.1, or none with val_path; 0 = none
+    separator: str | None = None  # field separator of a text file; None = tab for .tsv/.tab, else sniffed among , ; | tab
+    header: bool = True  # the first row names the columns; false: name columns by 0-based position
+    encoding: str = "utf-8"  # the text file's encoding (any Python codec name)
+    id_column: Column | None = None  # long layout: the column naming each row's sequence (rows of one id form one sequence); wide: optional, each row's name
+    order_column: Column | None = None  # long layout: the steps are sorted by this number within a sequence; None = file order
+    label_column: Column = "label"  # the label of each sequence (long layout: the same on every row of it); npz: the key of y
+    features: list[Column] = []  # the feature columns (long) or step-feature columns (wide), in order; [] = every other column
+    shape: tuple[int, int] | None = None  # wide layout: [steps, features]; the feature columns are read step-major (step 0's features first)
+    task: Literal["classification", "regression"] = "classification"  # classification: labels are classes (2 = binary, more = multiclass); regression: the label is a number per sequence
+    classes: list[str] | None = None  # the classes to use, in label order; None = every label of data.path, sorted (numerically when all are numbers)
+    maxlen: int | None = Field(None, ge=1, le=100_000)  # steps the model sees: longer sequences are cut as truncating says; None = the longest sequence of data.path (predict cuts longer ones the same way)
+    truncating: Literal["pre", "post"] = "pre"  # which end of a sequence longer than maxlen is cut: pre keeps its last maxlen steps (those nearest the label), post its first
+    padding: Literal["pre", "post"] = "post"  # where shorter sequences get their masked padding steps; post keeps cuDNN usable on a GPU
+    scaling: Literal["standard", "minmax", "none"] = "standard"  # per feature, fitted on the train sequences' steps: (x - mean) / std, or to [0, 1]
+
+    @field_validator("features", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return _as_list(value)
+
+    @property
+    def outputs(self) -> int | None:
+        # Regression: one number; classification: known once the labels are read.
+        return 1 if self.task == "regression" else None
+
+    @property
+    def test_share(self) -> float:
+        """The share of path held out for testing (0 with test_path)."""
+        return 0.0 if self.test_path else (0.2 if self.test_fraction is None else self.test_fraction)
+
+    @property
+    def val_share(self) -> float:
+        """The share of the train sequences held out for validation (0 with val_path)."""
+        return 0.0 if self.val_path else (0.1 if self.val_fraction is None else self.val_fraction)
+
+
+DataConfig = Annotated[Union[ArithmeticData, SineData, AddingData, ImdbData, SeriesData, TextData,
+                             SequencesData],
                        Field(discriminator="name")]
 DATA_SECTIONS = {cls.model_fields["name"].annotation.__args__[0]: cls
-                 for cls in (ArithmeticData, SineData, AddingData, ImdbData, SeriesData, TextData)}
+                 for cls in (ArithmeticData, SineData, AddingData, ImdbData, SeriesData, TextData,
+                             SequencesData)}
 
 # ----------------------------------------------------------------------------- model
 

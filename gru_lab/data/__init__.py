@@ -14,6 +14,7 @@ LOADERS = {
     "imdb": "gru_lab.data.imdb:load",
     "series": "gru_lab.data.series:load",
     "text": "gru_lab.data.text:load",
+    "sequences": "gru_lab.data.sequences:load",
 }
 
 
@@ -60,4 +61,8 @@ def spec_for(data_cfg) -> InputSpec:
         classes = count_classes(data_cfg)  # the one fact a config cannot say: read from the folders or the labels
         return InputSpec("binary" if classes == 2 else "multiclass", "tokens", data_cfg.maxlen, 1,
                          1 if classes == 2 else classes, data_cfg.num_words, "post")
+    if name == "sequences":
+        from gru_lab.data.sequences import spec
+
+        return spec(data_cfg)  # classes and the longest sequence: read from data.path, which is all it reads
     raise KeyError(name)

@@ -9,6 +9,9 @@ import numpy as np
 
 Task = Literal["binary", "multiclass", "regression"]
 InputKind = Literal["tokens", "real"]
+# Real-valued padding steps hold this value in every feature; keras.layers.Masking(mask_value=MASK_VALUE) masks
+# them. Not 0: a real step may be all zeros (a blank row of a digit, a sensor at rest, a feature at its mean).
+MASK_VALUE = -1e9
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,20 @@ class InputSpec:
     outputs: int  # units of the output Dense
     vocab_size: int | None = None
     padding: Literal["pre", "post"] | None = None
+    masked: bool = False  # real inputs: padding steps hold MASK_VALUE and a Masking layer hides them
+
+
+@dataclass(frozen=True)
+class Units:
+    """A regression's test rows in the file's own units, where the model's are not (scaled, differenced,
+    detrended): the targets, and how to take the model's outputs there."""
+
+    y: np.ndarray  # float64 (n_test, outputs): the test targets as the file has them
+    convert: Callable[[np.ndarray], np.ndarray]  # model outputs (n_test, outputs), x_test's rows -> file units
+    # The last-value forecast in the model's units (n_test, outputs), where it is not the window's last step.
+    naive: np.ndarray | None = None
+    naive_units: np.ndarray | None = None  # the same forecast in the file's units
+    x: np.ndarray | None = None  # the test inputs in the file's units, for the forecast table
 
 
 @dataclass(frozen=True)
@@ -89,6 +106,8 @@ class Dataset:
     # Text datasets: {"train": Documents, "test": Documents}, row for row with x_train / x_test; the TF-IDF
     # baseline reads these (every word of each text) rather than the model's padded, truncated x.
     documents: dict[str, Documents] | None = None
+    masked: bool = False  # real inputs: padding steps hold MASK_VALUE, masked by the model (data.name: sequences)
+    units: Units | None = None  # regression: the test rows in the file's units (series, sequences)
     # Row for row with x_test: true lengths, truncation, sources, times (inference.evaluate); None: lengths
     # are the timesteps of every row.
     samples: Samples | None = None
@@ -112,4 +131,4 @@ class Dataset:
     @property
     def spec(self) -> InputSpec:
         return InputSpec(self.task, self.input_kind, self.timesteps, self.features, self.outputs,
-                         self.vocab_size, self.padding)
+                         self.vocab_size, self.padding, self.masked)

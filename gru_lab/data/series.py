@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from gru_lab.config import SeriesData
-from gru_lab.data.base import Dataset, Samples
+from gru_lab.data.base import Dataset, Samples, Units
 from gru_lab.data.files import Table, read_table
 from gru_lab.errors import DataError
 
@@ -235,52 +235,163 @@ def _named_by(cfg: SeriesData) -> dict[str | int, str]:
     return named
 
 
+def fit_transform(values: np.ndarray, n_targets: int, train_rows: int, method: str) -> dict[str, Any]:
+    """data.transform's parameters, from the train rows only: detrend fits a straight line (value against row
+    number) to each target column; difference has none."""
+    if method != "detrend":
+        return {"method": method}
+    t = np.arange(train_rows)
+    fits = [np.polyfit(t, values[:train_rows, j], 1) for j in range(n_targets)]
+    return {"method": method, "slope": [float(f[0]) for f in fits], "intercept": [float(f[1]) for f in fits]}
+
+
+def offset(transform: dict[str, Any]) -> int:
+    """Rows the transform drops at the start: a difference needs the row before."""
+    return 1 if transform["method"] == "difference" else 0
+
+
+def trend(transform: dict[str, Any], rows: np.ndarray) -> np.ndarray:
+    """The detrend line at these row numbers: (*rows.shape, targets)."""
+    return np.asarray(rows)[..., None] * np.array(transform["slope"]) + np.array(transform["intercept"])
+
+
+def apply_transform(values: np.ndarray, n_targets: int, transform: dict[str, Any]) -> np.ndarray:
+    """The target columns differenced (each row minus the one before; the first row dropped) or detrended (row
+    number r of the file minus the line at r); the feature columns as they are (their first row dropped too
+    when differencing, so rows stay aligned)."""
+    method = transform["method"]
+    if method == "none":
+        return values
+    out = values[offset(transform):].copy()
+    if method == "difference":
+        out[:, :n_targets] = np.diff(values[:, :n_targets], axis=0)
+    else:
+        out[:, :n_targets] -= trend(transform, np.arange(len(values)))
+    return out
+
+
+def undo_transform(out: np.ndarray, transform: dict[str, Any], level: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Forecasts (n, horizon, targets), already unscaled, back in the file's units: a difference added up from the
+    window's last value (level: (n, targets)); a detrended value plus the line at its row number (rows: (n,
+    horizon), the file's row numbers of the forecast rows)."""
+    if transform["method"] == "difference":
+        return level[:, None, :] + np.cumsum(out, axis=1)
+    if transform["method"] == "detrend":
+        return out + trend(transform, rows)
+    return out
+
+
+def redo_transform(units: np.ndarray, transform: dict[str, Any], level: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """undo_transform's inverse: forecasts in the file's units (n, horizon, targets) -> the transformed values."""
+    if transform["method"] == "difference":
+        return np.diff(np.concatenate([level[:, None, :], units], axis=1), axis=1)
+    if transform["method"] == "detrend":
+        return units - trend(transform, rows)
+    return units
+
+
+def range_note(transformed: np.ndarray, train_end: int, val_end: int, names: list[str], method: str) -> str | None:
+    """One line when the test rows hold values outside the range of the train rows the scaling was fitted on."""
+    lo, hi = transformed[:train_end].min(axis=0), transformed[:train_end].max(axis=0)
+    test = transformed[val_end:]
+    for j, name in enumerate(names):
+        below, above = test[:, j].min() < lo[j], test[:, j].max() > hi[j]
+        if below or above:
+            value = test[:, j].min() if below else test[:, j].max()
+            what = "values" if method == "none" else f"{method}d values"
+            hint = "; data.transform: difference or detrend may help" if method == "none" and j == 0 else ""
+            return (f"the test rows' {what} of {name!r} reach {value:.4g}, outside the {lo[j]:.4g} to {hi[j]:.4g} "
+                    f"that the scaling saw on the train rows{hint}")
+    return None
+
+
+def window_units(raw: np.ndarray, starts: np.ndarray, window: int, horizon: int, targets: list[str],
+                 scaling: dict[str, Any] | None, transform: dict[str, Any]) -> Units:
+    """The windows starting at these rows of the file (raw: the file's values, targets first) in the file's units:
+    their targets, the conversion of the model's outputs (unscaled, the transform undone), and the last-value
+    forecast (in the model's units too, where the transform makes it other than the window's last step)."""
+    k = len(targets)
+    last = starts + window - 1  # each window's last row
+    ahead = last[:, None] + 1 + np.arange(horizon)[None, :]  # (n, horizon)
+    level = raw[last, :k]
+    naive_units = np.repeat(level[:, None, :], horizon, axis=1)
+
+    def convert(p: np.ndarray) -> np.ndarray:
+        out = np.asarray(p, dtype=np.float64).reshape(len(p), horizon, k)
+        out = unscale(out, scaling, targets) if scaling else out
+        return undo_transform(out, transform, level, ahead).reshape(len(p), -1)
+
+    naive = None
+    if transform["method"] != "none":  # the window's last step is a difference or a residual: the level's last value
+        naive = redo_transform(naive_units, transform, level, ahead)
+        naive = (scale(naive, scaling, targets) if scaling else naive).reshape(len(level), -1)
+    return Units(y=raw[ahead][:, :, :k].reshape(len(level), -1), convert=convert, naive=naive,
+                 naive_units=naive_units.reshape(len(level), -1), x=raw[starts[:, None] + np.arange(window)[None, :]])
+
+
 def load(cfg: SeriesData, seed: int) -> Dataset:  # noqa: ARG001  the splits are in time order: no randomness
     table = read_table(cfg.path, "data.path", cfg.separator, cfg.header, cfg.encoding)
     inputs = [*cfg.targets, *cfg.features]
     series = read_series(table, inputs, cfg.time_column, cfg.time_format, cfg.missing, _named_by(cfg))
     names = column_names(table, inputs)
     targets = names[:len(cfg.targets)]
-    rows = len(series.values)
+    k = len(targets)
+    raw = series.values
+    first = 1 if cfg.transform == "difference" else 0  # the row a difference needs before the first
+    rows = len(raw) - first
     train_end, val_end = split_rows(rows, cfg.val_fraction, cfg.test_fraction)
     need = cfg.window + cfg.horizon
     for split, a, b in (("train", 0, train_end), ("validation", train_end, val_end), ("test", val_end, rows)):
         if b - a < need and not (split == "validation" and cfg.val_fraction == 0):
             raise DataError(f"{table.path}: the {split} split has {b - a} of the {rows} rows, fewer than window + "
                             f"horizon = {need}; use a smaller window or horizon, or a larger {split} fraction.")
-    scaling = fit_scaling(series.values[:train_end], cfg.scaling, names)
-    scaled = scale(series.values, scaling, names)
+    transform = fit_transform(raw, k, train_end, cfg.transform)
+    transformed = apply_transform(raw, k, transform)
+    scaling = fit_scaling(transformed[:train_end], cfg.scaling, names)
+    scaled = scale(transformed, scaling, names)
     windows = {}
     for split, a, b in (("train", 0, train_end), ("val", train_end, val_end), ("test", val_end, rows)):
-        windows[split] = make_windows(scaled[a:b], len(targets), cfg.window, cfg.horizon, cfg.stride)
+        windows[split] = make_windows(scaled[a:b], k, cfg.window, cfg.horizon, cfg.stride)
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = windows["train"], windows["val"], windows["test"]
     if cfg.val_fraction == 0:
         x_val = y_val = None
 
+    # The test windows in the file's units: row numbers of the file (raw) for each window's inputs and targets.
+    starts = val_end + first + window_starts(rows - val_end, cfg.window, cfg.horizon, cfg.stride)
+    units = window_units(raw, starts, cfg.window, cfg.horizon, targets, scaling, transform)
+    ahead = starts + cfg.window  # each window's first forecast row
+    naive = units.naive
+    last_value = last_values(x_test, k, cfg.horizon) if naive is None else naive
     extra = {
-        "source": str(table.path), **series.notes, "rows": rows,
-        "split_rows": {"train": train_end, "validation": val_end - train_end, "test": rows - val_end},
+        "source": str(table.path), **series.notes, "rows": len(raw),
+        "split_rows": {"train": train_end + first, "validation": val_end - train_end, "test": rows - val_end},
         "windows": {"train": len(x_train), "validation": 0 if x_val is None else len(x_val), "test": len(x_test)},
-        "first_test_row": series.where[val_end],
+        "first_test_row": series.where[val_end + first],
         # Both baselines in the scaled units the test mse is in: the train mean, and the last value seen.
         "baseline_mse": float(np.mean((y_test - y_train.mean(axis=0)) ** 2)),
-        "last_value_mse": float(np.mean((y_test - last_values(x_test, len(targets), cfg.horizon)) ** 2)),
-        "scaling": cfg.scaling,
+        "last_value_mse": float(np.mean((y_test - last_value) ** 2)),
+        # The last value again in the file's units, beside the run's test mse_units.
+        "last_value_mse_units": float(np.mean((units.y - units.naive_units) ** 2)),
+        "scaling": cfg.scaling, "transform": cfg.transform,
     }
+    note = range_note(transformed, train_end, val_end, names, cfg.transform)
+    if note:
+        extra["range_note"] = note
     inputs_record = {
         "kind": "series", "task": "regression", "columns": names, "targets": targets,
         "window": cfg.window, "horizon": cfg.horizon, "scaling": scaling, "missing": cfg.missing,
         "time_column": None if cfg.time_column is None else column_names(table, [cfg.time_column])[0],
         "time_format": cfg.time_format, "time_step": (series.notes.get("time") or {}).get("step"),
-        "header": cfg.header, "encoding": cfg.encoding, "separator": cfg.separator,
+        "header": cfg.header, "encoding": cfg.encoding, "separator": cfg.separator, "transform": transform,
     }
-    first = val_end + window_starts(rows - val_end, cfg.window, cfg.horizon, cfg.stride) + cfg.window
     time_label = inputs_record["time_column"] or "file line"
-    samples = Samples(np.full(len(x_test), cfg.window), times=forecast_times(series, first), time_label=time_label)
+    # ahead: each test window's first forecast row in the file (a difference drops the file's first row).
+    samples = Samples(np.full(len(x_test), cfg.window), times=forecast_times(series, ahead),
+                      time_label=time_label)
     return Dataset(
         name="series", task="regression", input_kind="real",
         x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val, x_test=x_test, y_test=y_test,
-        extra=extra, artifacts={"inputs": inputs_record}, samples=samples,
+        extra=extra, artifacts={"inputs": inputs_record}, units=units, samples=samples,
     )
 
 

@@ -4,10 +4,13 @@ exactly the rows a recurrent run of the same config trains on and scored on the 
 - text (a Dataset with documents, or token ids): TF-IDF of word 1-2-grams with sublinear tf + logistic
   regression (scikit-learn). It reads every word of each text (Dataset.documents), not the model's
   num_words / maxlen cut; without documents, the model's own ids with the padding left out.
-- classification of real-valued sequences: logistic regression on the flattened window (standardized).
+- classification of real-valued sequences: logistic regression on the flattened window (standardized); for
+  data.name sequences, the flattened, padded sequence with the padding steps as 0s (the train mean, once scaled).
 - regression / forecasting: the window's last value, the value one period back (seasonal naive, where
   baseline.period is given), and ridge regression on the flattened window (its penalty chosen by
-  leave-one-out on the training rows).
+  leave-one-out on the training rows). A series with data.transform differenced or detrended: the last value
+  of the series itself (its level, not the last difference). Regression of whole sequences (data.name
+  sequences): the train mean and ridge on the flattened, padded sequence.
 
 What a dataset must provide: task, input_kind, x_train/y_train/x_test/y_test (x_val/y_val when it has its
 own validation set), and for text, documents (or token ids in x). Forecasting outputs follow the series
@@ -32,7 +35,7 @@ import numpy as np
 import yaml
 
 from gru_lab.config import ExperimentConfig
-from gru_lab.data.base import Dataset
+from gru_lab.data.base import MASK_VALUE, Dataset
 from gru_lab.errors import GruLabError
 from gru_lab.files import atomic_write_json
 from gru_lab.runs.records import metric_of
@@ -162,7 +165,8 @@ def _window_logreg(data: Dataset, rows: slice) -> Baseline:
     fit_seconds = time.perf_counter() - started
     accuracy = _accuracy(model.predict(scaler.transform(_flat(data.x_test))), data.y_test)
     size = int(model.coef_.size + model.intercept_.size + 2 * x.shape[1])
-    return Baseline("window_logreg", "logistic regression on the window", "test_accuracy", accuracy, fit_seconds,
+    label = "logistic regression on the padded sequence" if data.masked else "logistic regression on the window"
+    return Baseline("window_logreg", label, "test_accuracy", accuracy, fit_seconds,
                     size, _window_words(data), len(x), len(data.x_test))
 
 
@@ -192,10 +196,16 @@ def _regression(cfg: ExperimentConfig, data: Dataset, rows: slice) -> list[Basel
 
     series = np.asarray(data.x_test, dtype=np.float64)[:, :, :targets]  # (n, steps, targets)
     which = "each target's" if targets > 1 else "the window's"
-    found = [scored("last_value", "last value", np.tile(series[:, -1, :], (1, horizon)), 0.0, 0,
-                    f"{which} last value")]
+    if data.masked:  # whole sequences, one number each: no last value to repeat
+        mean = np.full(y_test.shape, _targets(data.y_train[rows]).mean(axis=0))
+        found = [scored("train_mean", "train mean", mean, 0.0, y_test.shape[1], "the train labels' mean")]
+    elif data.units is not None and data.units.naive is not None:  # differenced or detrended: the level's last value
+        found = [scored("last_value", "last value", data.units.naive, 0.0, 0, f"{which} last value in the file")]
+    else:
+        found = [scored("last_value", "last value", np.tile(series[:, -1, :], (1, horizon)), 0.0, 0,
+                        f"{which} last value")]
     period = cfg.baseline.period
-    if period is not None:
+    if period is not None and not data.masked:
         ahead = np.arange(1, horizon + 1)  # steps after the window's last step, one per horizon step
         back = steps - 1 + ahead - period * np.ceil(ahead / period).astype(int)
         found.append(scored("seasonal_naive", f"seasonal naive (period {period})",
@@ -207,7 +217,8 @@ def _regression(cfg: ExperimentConfig, data: Dataset, rows: slice) -> list[Basel
     model = RidgeCV(alphas=RIDGE_ALPHAS).fit(scaler.transform(x), _targets(data.y_train[rows]))
     seconds = time.perf_counter() - started
     size = int(np.size(model.coef_) + np.size(model.intercept_) + 2 * x.shape[1])
-    found.append(scored("ridge", f"ridge on the window (alpha {model.alpha_:g})",
+    where = "padded sequence" if data.masked else "window"
+    found.append(scored("ridge", f"ridge on the {where} (alpha {model.alpha_:g})",
                         np.asarray(model.predict(scaler.transform(_flat(data.x_test)))), seconds, size,
                         _window_words(data)))
     return found
@@ -228,10 +239,15 @@ def _targets(y: np.ndarray) -> np.ndarray:
 
 
 def _flat(x: np.ndarray) -> np.ndarray:
-    return np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    """Each input flattened; padding steps (MASK_VALUE, data.name sequences) as 0s."""
+    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    return np.where(x == MASK_VALUE, 0.0, x)
 
 
 def _window_words(data: Dataset) -> str:
+    if data.masked:
+        return (f"the flattened sequence, padded to {data.timesteps} steps x {data.features} feature(s), padding "
+                "as 0s")
     return f"the model's input window, flattened ({data.timesteps} steps x {data.features} feature(s))"
 
 

@@ -71,8 +71,12 @@ def scored_from_data(data: Dataset, predictions: np.ndarray, inputs: dict[str, A
             from gru_lab.data.series import last_values
 
             targets, horizon = list(inputs["targets"]), int(inputs["horizon"])
+            units = data.units  # a transformed run's last value is the level's, and its outputs need it undone
+            naive = units.naive if units is not None and units.naive is not None else \
+                last_values(data.x_test, len(targets), horizon)
             series = {"targets": targets, "horizon": horizon, "scaling": inputs.get("scaling"),
-                      "naive": last_values(data.x_test, len(targets), horizon).astype("float64")}
+                      "naive": np.asarray(naive, dtype="float64"),
+                      "convert": None if units is None else units.convert}
         return Scored("regression", y, forecasts, samples, series=series, source=source)
     classes = list(inputs.get("classes") or data.extra.get("classes") or
                    (["neg", "pos"] if data.task == "binary" else [str(i) for i in range(data.outputs)]))
@@ -258,6 +262,9 @@ def in_file_units(values: np.ndarray, series: dict[str, Any]) -> np.ndarray:
     from gru_lab.data.series import unscale
 
     targets = series["targets"]
+    if series.get("convert") is not None:  # the dataset's own conversion: scaling and data.transform undone
+        values = series["convert"](np.asarray(values, dtype="float64").reshape(len(values), -1))
+        return np.asarray(values).reshape(len(values), series["horizon"], len(targets))
     out = np.asarray(values, dtype="float64").reshape(len(values), series["horizon"], len(targets))
     return unscale(out, series["scaling"], targets) if series.get("scaling") else out
 
@@ -329,6 +336,8 @@ def _labelled(run, path: Path) -> Dataset:
         return _imdb(run, path)
     if kind == "series" and run.inputs.get("targets"):
         return _series(run, path)
+    if kind == "sequences":
+        return _sequences(run, path)
     raise RunError(f"{run.folder}: the run trained on synthetic {run.cfg.data.name!r} data, which has no file to "
                    "read; evaluate scores its own test split without --data.")
 
@@ -398,9 +407,18 @@ def _imdb(run, path: Path) -> Dataset:
 
 
 def _series(run, path: Path) -> Dataset:
-    """Every window of a series file (stride 1) with its next `horizon` rows, read and scaled as training was."""
+    """Every window of a series file (stride 1) with its next `horizon` rows, read, transformed and scaled as
+    training was (the metrics in the model's units, as the run's own test split reports them)."""
     from gru_lab.data.files import read_table
-    from gru_lab.data.series import forecast_times, make_windows, read_series, scale
+    from gru_lab.data.series import (
+        apply_transform,
+        forecast_times,
+        make_windows,
+        offset,
+        read_series,
+        scale,
+        window_units,
+    )
 
     inputs = run.inputs
     columns, window, horizon = inputs["columns"], int(inputs["window"]), int(inputs["horizon"])
@@ -415,15 +433,49 @@ def _series(run, path: Path) -> Dataset:
         named_by[time_column] = f"{run.folder}'s time column (inputs.json)"
     series = read_series(table, columns, time_column, inputs.get("time_format"), inputs.get("missing", "error"),
                          named_by)
-    if len(series.values) < window + horizon:
+    transform = inputs.get("transform") or {"method": "none"}  # data.transform, fitted on the run's train rows
+    skip = offset(transform)
+    if len(series.values) < window + horizon + skip:
         raise DataError(f"{path}: {len(series.values)} usable row(s), fewer than the run's window + horizon = "
-                        f"{window + horizon}.")
-    values = scale(series.values, inputs["scaling"], columns) if inputs.get("scaling") else series.values
+                        f"{window + horizon}{' (and the row a difference needs before them)' if skip else ''}.")
+    values = apply_transform(series.values, len(inputs["targets"]), transform)
+    values = scale(values, inputs["scaling"], columns) if inputs.get("scaling") else values
     x, y = make_windows(values, len(inputs["targets"]), window, horizon, 1)
-    first = np.arange(len(x)) + window
+    first = np.arange(len(x)) + window + skip
     samples = Samples(np.full(len(x), window), times=forecast_times(series, first),
                       time_label=time_column or "file line")
-    return Dataset("series", "regression", "real", x[:0], _empty(), x, y, samples=samples)
+    units = window_units(series.values, first - window, window, horizon, list(inputs["targets"]),
+                         inputs.get("scaling"), transform)
+    return Dataset("series", "regression", "real", x[:0], _empty(), x, y, samples=samples, units=units)
+
+
+def _sequences(run, path: Path) -> Dataset:
+    """Labelled sequences in the run's layout, cut, scaled and padded as training was (data.sequences)."""
+    from gru_lab.data.sequences import read_sequences, to_model
+
+    inputs = run.inputs
+    settings = dict(inputs.get("reader") or {"layout": "npz"})  # a builtin run's data: an .npz of the same shape
+    if settings["layout"] != "npz" and path.suffix.lower() == ".npz":
+        settings = {"layout": "npz"}
+    found = read_sequences(path, settings, "--data")
+    if not len(found):
+        raise DataError(f"{path}: no sequences to evaluate.")
+    x, lengths = to_model(found, inputs)
+    classes = inputs.get("classes")
+    if inputs["task"] == "regression":
+        ts = inputs["target_scaling"]
+        try:
+            y = (np.array([float(label) for label in found.labels]) - ts["center"]) / ts["scale"]
+        except ValueError:
+            raise DataError(f"{path}: a label is not a number; {run.folder} predicts a number.") from None
+    else:
+        unknown = next(((label, w) for label, w in zip(found.labels, found.where) if label not in classes), None)
+        if unknown:
+            raise DataError(f"{unknown[1]}: label {unknown[0]!r} is not one of the run's classes {classes}.")
+        y = np.array([classes.index(label) for label in found.labels])
+    return Dataset("sequences", inputs["task"], "real", x[:0], _empty(), x, y, masked=True,
+                   samples=Samples(lengths, lengths > inputs["maxlen"], found.where),
+                   extra={"classes": classes} if classes else {})
 
 
 def write_run_evaluation(folder: Path, data: Dataset, predictions: np.ndarray, inputs: dict[str, Any],

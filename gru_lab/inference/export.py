@@ -33,8 +33,9 @@ def takes(run: Run, text: bool) -> str:
     """What the exported model's input is, in words."""
     if text:
         return "raw strings"
-    return {"series": "windows of rows, scaled as the run's inputs.json says"}.get(run.inputs.get("kind"),
-                                                                                   "token ids")
+    return {"series": "windows of rows, scaled as the run's inputs.json says",
+            "sequences": "padded sequences (N, maxlen, features), scaled as the run's inputs.json says, padding steps "
+                         "all mask_value"}.get(run.inputs.get("kind"), "token ids")
 
 
 def portable_model(run: Run, text: bool):

@@ -23,7 +23,7 @@ BATCH = 256
 
 @dataclass
 class Predictions:
-    kind: str  # "text" or "series"
+    kind: str  # "text", "series" or "sequences"
     frame: Any  # pandas DataFrame, one row per text, window or forecast step
     meta: dict[str, Any] = field(default_factory=dict)  # run, classes, mode, notes: the JSON output's header
 
@@ -37,6 +37,11 @@ def read_lines(path: Path, encoding: str = "utf-8") -> list[tuple[str, str]]:
 
 def predict_run(run: Run, texts: list[str], file: Path | None, every_window: bool) -> Predictions:
     """What `gru-lab predict` scores: a series run's --file, or a text run's texts and --file lines."""
+    if run.inputs.get("kind") == "sequences":
+        if texts or file is None:
+            raise RunError(f"predict: {run.folder} classifies sequences; pass them as --file in the run's layout "
+                           f"({(run.inputs.get('reader') or {}).get('layout', 'npz')}).")
+        return predict_sequences(run, file)
     if run.inputs.get("kind") == "series":
         if texts or file is None:
             raise RunError(f"predict: {run.folder} forecasts a series; pass its data as --file data.csv (the run's "
@@ -97,7 +102,7 @@ def predict_series(run: Run, path: Path, every_window: bool) -> Predictions:
     import pandas as pd
 
     from gru_lab.data.files import read_table
-    from gru_lab.data.series import read_series, scale, unscale, window_starts
+    from gru_lab.data.series import apply_transform, offset, read_series, scale, undo_transform, unscale, window_starts
 
     inputs = run.inputs
     if inputs.get("kind") != "series":
@@ -120,11 +125,16 @@ def predict_series(run: Run, path: Path, every_window: bool) -> Predictions:
         named_by[time_column] = "the run's time column (inputs.json)"
     series = read_series(table, columns, time_column, inputs.get("time_format"), inputs.get("missing", "error"),
                          named_by)
-    values = series.values
-    if len(values) < window:
-        raise DataError(f"{path}: {len(values)} usable row(s), but the model reads windows of {window} rows; give "
-                        f"at least {window}.")
+    raw = series.values
+    transform = inputs.get("transform") or {"method": "none"}
+    first = offset(transform)  # a differenced window needs the row before it
+    if len(raw) < window + first:
+        raise DataError(f"{path}: {len(raw)} usable row(s), but the model reads windows of {window} rows"
+                        f"{' (and the row before, to difference)' if first else ''}; give at least {window + first}.")
     names = [str(c) for c in columns] if inputs.get("columns") is None else columns
+    n_targets = len(targets or [])
+    # A detrended run's line is in row numbers of its training file: the file's first row is taken as row 0.
+    values = apply_transform(raw, n_targets, transform)
     scaling = inputs.get("scaling")
     if scaling:
         values = scale(values, scaling, names)
@@ -138,7 +148,9 @@ def predict_series(run: Run, path: Path, every_window: bool) -> Predictions:
     out = out.reshape(len(starts), horizon, len(targets))
     if scaling and inputs.get("targets"):
         out = unscale(out, scaling, targets)
-    ends = starts + window - 1
+    ends = starts + first + window - 1  # each window's last row in the file
+    if inputs.get("targets"):
+        out = undo_transform(out, transform, raw[ends, :n_targets], ends[:, None] + 1 + np.arange(horizon)[None, :])
     after = [_when(series, i) for i in ends]
     if every_window:
         frame = pd.DataFrame({"window_end": after})
@@ -153,7 +165,7 @@ def predict_series(run: Run, path: Path, every_window: bool) -> Predictions:
         for j, name in enumerate(targets):
             frame[name] = out[0, :, j]
     meta = {"run": str(run.folder), "task": "regression", "mode": "every window" if every_window else "next",
-            "window": window, "horizon": horizon, "after": after[-1], "rows": len(values),
+            "window": window, "horizon": horizon, "after": after[-1], "rows": len(raw),
             "file": str(path), **{k: v for k, v in series.notes.items() if k != "rows_read"}}
     return Predictions("series", frame, meta)
 
@@ -186,3 +198,40 @@ def _future_times(series, step: Any, horizon: int) -> list | None:
     if isinstance(last, pd.Timestamp):
         return [str(last + h * pd.Timedelta(step)) for h in range(1, horizon + 1)]
     return [last.item() + h * step if hasattr(last, "item") else last + h * step for h in range(1, horizon + 1)]
+
+
+def predict_sequences(run: Run, path: Path) -> Predictions:
+    """One row per sequence of the file (read in the run's layout; its label column, when present, shown beside
+    the prediction): the class and each class's probability, or the number, in the file's units."""
+    import pandas as pd
+
+    from gru_lab.data.sequences import read_sequences, to_model
+
+    inputs = run.inputs
+    settings = dict(inputs.get("reader") or {"layout": "npz"})  # a builtin run's data: an .npz of the same shape
+    if settings["layout"] != "npz" and Path(path).suffix.lower() == ".npz":
+        settings = {"layout": "npz"}
+    found = read_sequences(path, settings, "--file", labels=False)
+    if not len(found):
+        raise DataError(f"{path}: no sequences to predict.")
+    x, lengths = to_model(found, inputs)
+    out = np.asarray(load_model(run).predict(x, batch_size=BATCH, verbose=0), dtype="float64")
+    frame = pd.DataFrame({"id": found.ids})
+    if inputs["task"] == "regression":
+        ts = inputs["target_scaling"]
+        frame["prediction"] = out.reshape(-1) * ts["scale"] + ts["center"]
+    else:
+        classes = list(inputs["classes"])
+        if len(classes) == 2:
+            out = np.stack([1 - out.reshape(-1), out.reshape(-1)], axis=1)
+        frame["label"] = [classes[i] for i in out.argmax(axis=1)]
+        for i, name in enumerate(classes):
+            frame[f"P({name})"] = out[:, i]
+    if any(label is not None for label in found.labels):
+        frame["given"] = found.labels  # the file's own label, to read beside the prediction
+    frame["steps"] = lengths
+    frame["cut"] = lengths > inputs["maxlen"]
+    frame["source"] = found.where
+    meta = {"run": str(run.folder), "task": inputs["task"], "classes": inputs.get("classes"),
+            "maxlen": inputs["maxlen"], "file": str(path), "sequences": len(frame)}
+    return Predictions("sequences", frame, meta)

@@ -17,13 +17,18 @@ def build_model(m: ModelConfig, spec: InputSpec):
     from keras import layers
 
     if spec.input_kind == "tokens":
-        inputs = keras.Input(shape=(token_steps(m, spec),), dtype="int32", name="tokens")
+        inputs = keras.Input(shape=(input_steps(m, spec),), dtype="int32", name="tokens")
     else:
-        inputs = keras.Input(shape=(spec.timesteps, spec.features), dtype="float32", name="sequence")
+        inputs = keras.Input(shape=(input_steps(m, spec), spec.features), dtype="float32", name="sequence")
     # A left-padded mask makes Keras's cuDNN path fail at run time; run those layers without cuDNN.
-    use_cudnn = "auto" if not (m.mask_zero and spec.padding == "pre") else False
+    use_cudnn = "auto" if not ((m.mask_zero or spec.masked) and spec.padding == "pre") else False
     own_loops = not loop_blockers(m)  # the layers check the rest (device, compiled or fused) when called
     x = inputs
+    if spec.masked:
+        from gru_lab.data.base import MASK_VALUE
+
+        # Steps whose every feature is MASK_VALUE are padding: masked, so the recurrent layers skip them.
+        x = layers.Masking(mask_value=MASK_VALUE, name="masking")(x)
     for plan in plan_layers(m, spec):
         o = plan.options
         if plan.kind == "Embedding":
@@ -71,11 +76,13 @@ def build_model(m: ModelConfig, spec: InputSpec):
     return keras.Model(inputs, x, name=f"{m.cell}_model")
 
 
-def token_steps(m: ModelConfig, spec: InputSpec) -> int | None:
-    """The token input's length: None (any) where padding is masked, since gru-lab's pipelines then trim each
-    batch to its longest text (training.pipeline) and short texts make batches shorter than maxlen; Keras's
+def input_steps(m: ModelConfig, spec: InputSpec) -> int | None:
+    """The input's length: None (any) where padding is masked (token ids with mask_zero, or the real-valued
+    sequences of data.name: sequences behind their Masking layer), since gru-lab's pipelines then trim each
+    batch to its longest sequence (training.pipeline) and short ones make batches shorter than maxlen; Keras's
     predict checks the concrete batch against the input's shape. Unrolled loops need the length fixed."""
-    return None if m.mask_zero and not m.unroll else spec.timesteps
+    masked = m.mask_zero if spec.input_kind == "tokens" else spec.masked
+    return None if masked and not m.unroll else spec.timesteps
 
 
 def layer_params(model) -> list[dict[str, Any]]:

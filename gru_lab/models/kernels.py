@@ -83,7 +83,7 @@ def cudnn_blockers(m: ModelConfig, spec: InputSpec) -> list[str]:
         reasons.append("recurrent_dropout > 0")
     if m.unroll:
         reasons.append("unroll is true")
-    if m.mask_zero and spec.padding == "pre":
+    if (m.mask_zero or spec.masked) and spec.padding == "pre":
         reasons.append("mask on left-padded (pre) sequences: cuDNN needs right padding, set data.padding: post")
     return reasons
 

@@ -120,4 +120,8 @@ def _data_values(cfg: ExperimentConfig, spec: InputSpec) -> int:
     else:
         n_train = getattr(d, "n_train", None) or default
     n = n_train + (getattr(d, "n_val", 0) or 0) + (getattr(d, "n_test", None) or default)
+    if d.name == "sequences":
+        from gru_lab.data.sequences import count
+
+        n = count(d)  # spec_for read the file already: its sequences, every split padded to maxlen
     return n * (spec.timesteps * spec.features + spec.outputs)

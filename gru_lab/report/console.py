@@ -16,12 +16,17 @@ def run_summary_table(metrics: dict[str, Any], title: str = "Run summary") -> Ta
     table.add_column("value", justify="right")
     table.add_row("status", metrics.get("status", "?"))
     for key, value in (metrics.get("test") or {}).items():
-        table.add_row(f"test {key}", fmt(value))
+        table.add_row(f"test {key.removesuffix('_units')}{' (file units)' if key.endswith('_units') else ''}",
+                      fmt(value))
     data = metrics.get("data") or {}
     if data.get("baseline_mse") is not None:
         table.add_row("baseline mse (predict the mean)", fmt(data["baseline_mse"]))
     if data.get("last_value_mse") is not None:
         table.add_row("baseline mse (repeat the last value)", fmt(data["last_value_mse"]))
+    if data.get("last_value_mse_units") is not None:
+        table.add_row("baseline mse (repeat the last value, file units)", fmt(data["last_value_mse_units"]))
+    if data.get("baseline_mse_units") is not None:
+        table.add_row("baseline mse (predict the train mean, file units)", fmt(data["baseline_mse_units"]))
     if data.get("majority_accuracy") is not None:
         table.add_row(f"baseline accuracy (always '{data.get('majority_class')}')", fmt(data["majority_accuracy"]))
     notes = data_notes(data)
@@ -53,7 +58,8 @@ def run_summary_table(metrics: dict[str, Any], title: str = "Run summary") -> Ta
 
 
 def data_notes(data: dict[str, Any]) -> str:
-    """What reading a series file did that a user should know: gaps in time, cells filled, rows dropped."""
+    """What reading a file did that a user should know: gaps in time, cells filled, rows dropped, test rows outside
+    the range the scaling saw, test sequences cut to maxlen."""
     notes = []
     gaps = (data.get("time") or {}).get("gaps")
     if gaps:
@@ -63,6 +69,11 @@ def data_notes(data: dict[str, Any]) -> str:
         notes.append(f"{data['cells_filled']} empty cell(s) filled")
     if data.get("rows_dropped"):
         notes.append(f"{data['rows_dropped']} row(s) with empty cells dropped")
+    if data.get("range_note"):
+        notes.append(data["range_note"])
+    if data.get("test_truncated_fraction"):
+        notes.append(f"{100 * data['test_truncated_fraction']:.1f}% of the test sequences cut to maxlen "
+                     f"{data.get('maxlen')}")
     return "; ".join(notes)
 
 

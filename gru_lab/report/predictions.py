@@ -29,6 +29,8 @@ def render(pred, kind: str) -> Any:
     if kind == "json":
         rows = json.loads(pred.frame.to_json(orient="records", double_precision=15))
         return json.dumps({**pred.meta, "predictions": rows}, indent=2, default=str) + "\n"
+    if pred.kind == "sequences":
+        return sequences_table(pred)
     return text_table(pred) if pred.kind == "text" else series_table(pred)
 
 
@@ -77,4 +79,26 @@ def series_table(pred) -> Table:
     for rec in pred.frame.to_dict(orient="records"):
         table.add_row(*[fmt(rec[c], 6) if isinstance(rec[c], float) else str(rec[c]) for c in columns])
     table.caption = "; ".join(filter(None, [f"run: {meta['run']}", data_notes(meta)]))
+    return table
+
+
+def sequences_table(pred) -> Table:
+    """One row per sequence id: the label and its probability (binary: of the second class) or the number, the
+    file's own label when it has one, the sequence's steps and whether maxlen cut it. CSV and JSON have every
+    class's probability and where each sequence starts."""
+    meta, classes = pred.meta, pred.meta.get("classes")
+    table = Table(title="Predictions, one per sequence", header_style="bold")
+    score = None if not classes else f"P({classes[1]})" if len(classes) == 2 else "P(label)"
+    heads = ["id"] + (["label", score] if classes else ["prediction"])
+    heads += [c for c in ("given", "steps", "cut") if c in pred.frame.columns]
+    for c in heads:
+        table.add_column(c, justify="left" if c in ("id", "label", "given") else "right")
+    for rec in pred.frame.to_dict(orient="records"):
+        if classes and len(classes) > 2:
+            rec["P(label)"] = rec[f"P({rec['label']})"]
+        cells = {c: fmt(rec[c], 4) if isinstance(rec[c], float) else str(rec[c]) for c in heads if c != "cut"}
+        cells["cut"] = "yes" if rec["cut"] else ""
+        table.add_row(*[cells[c] for c in heads])
+    table.caption = (f"run: {meta['run']}. cut: longer than maxlen ({meta['maxlen']}), so the model saw only part "
+                     "of it.")
     return table

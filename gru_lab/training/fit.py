@@ -178,8 +178,8 @@ def _fit_and_evaluate(cfg: ExperimentConfig, data: Dataset, plan, epoch_hook: Ep
     eval_batch_size = eval_batch(t, plan.compiled)
     # With a padding mask, steps that are padding in a whole batch change nothing: trim them, and group
     # reviews of similar lengths into batches so that little padding is left (pipeline.batching says when).
-    trim, bucket = pipeline.batching(cfg.model.mask_zero and spec.input_kind == "tokens", spec.padding, plan.xla,
-                                     t.bucketing)
+    masked = (cfg.model.mask_zero and spec.input_kind == "tokens") or spec.masked
+    trim, bucket = pipeline.batching(masked, spec.padding, plan.xla, t.bucketing)
     x_fit, y_fit, x_val, y_val = data.x_train, data.y_train, data.x_val, data.y_val
     if x_val is None and t.validation_split > 0:
         x_fit, y_fit, x_val, y_val = pipeline.split_validation(x_fit, y_fit, t.validation_split)
@@ -429,14 +429,29 @@ def evaluate(model, data: Dataset, batch_size: int, trim_padding: str | None = N
         y = np.asarray(data.y_test, dtype="float64").reshape(len(data.y_test), -1)
         p = np.asarray(predictions, dtype="float64").reshape(len(predictions), -1)
         out["test"]["mse"] = float(np.mean((p - y) ** 2))
+        shown_x = data.x_test
+        if data.units is not None:
+            # The same predictions in the file's units (scaling, differencing, detrending undone): the numbers
+            # a user reads, rounded in the forecast table; the scaled mse stays what compare and sweep rank.
+            y, p = data.units.y, np.asarray(data.units.convert(p), dtype="float64")
+            out["test"]["mse_units"] = float(np.mean((p - y) ** 2))
+            out["test"]["mae_units"] = float(np.mean(np.abs(p - y)))
+            shown_x = data.units.x
         shown = min(n, 10)
         out["predictions"] = [
-            {"input": _shown_input(data.x_test[i]),
-             "target": y[i].tolist() if y.shape[1] > 1 else float(y[i, 0]),
-             "prediction": p[i].tolist() if p.shape[1] > 1 else float(p[i, 0])}
+            {"input": None if shown_x is None else _shown_input(shown_x[i]),
+             "target": _rounded(y[i]) if y.shape[1] > 1 else _rounded(y[i, 0]),
+             "prediction": _rounded(p[i]) if p.shape[1] > 1 else _rounded(p[i, 0])}
             for i in range(shown)
         ]
     return out, np.asarray(predictions)
+
+
+def _rounded(values, digits: int = 6):
+    """Six significant digits: a float32 model's outputs hold no more."""
+    if np.ndim(values):
+        return [_rounded(v, digits) for v in np.asarray(values).tolist()]
+    return float(f"{float(values):.{digits}g}")
 
 
 def _shown_input(x) -> list | None:

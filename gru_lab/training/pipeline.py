@@ -14,6 +14,8 @@ import math
 
 import numpy as np
 
+from gru_lab.data.base import MASK_VALUE
+
 PREFETCH_BATCHES = 2  # one batch in the model, one ready: the gather of a batch takes microseconds
 TRIM_MULTIPLE = 16  # trimmed lengths are rounded up to this, so XLA compiles a few shapes, not one per length
 # Bucketing sorts the shuffled order by length within windows of this many batches, then shuffles the batches
@@ -23,19 +25,27 @@ TRIM_MULTIPLE = 16  # trimmed lengths are rounded up to this, so XLA compiles a 
 BUCKET_WINDOW_BATCHES = 8
 
 
-def batching(masked_tokens: bool, padding: str | None, xla: bool, bucketing: str) -> tuple[str | None, bool]:
-    """(padding to trim from each batch or None, whether batches are grouped by length) for a run.
+def batching(masked: bool, padding: str | None, xla: bool, bucketing: str) -> tuple[str | None, bool]:
+    """(padding to trim from each batch or None, whether batches are grouped by length) for a run whose padding
+    is masked (masked: token ids with mask_zero, or real-valued sequences behind a Masking layer) or not.
 
     Trimming is exact only where the model masks padding (a masked step leaves the state unchanged, so steps
     that are padding in every row of a batch change nothing); it is off under XLA, which would compile the
     step once per trimmed length. Grouping by length only pays where batches are trimmed."""
-    trim = padding if masked_tokens and not xla else None
+    trim = padding if masked and not xla else None
     return trim, trim is not None and bucketing == "auto"
+
+
+def _used(x: np.ndarray) -> np.ndarray:
+    """(rows, steps): which steps are not padding. Token ids: padding is 0; real-valued sequences
+    (data.name: sequences, x of rank 3): a step whose every feature is MASK_VALUE."""
+    x = np.asarray(x)
+    return (x != MASK_VALUE).any(axis=2) if x.ndim == 3 else x != 0
 
 
 def sequence_lengths(x: np.ndarray, padding: str) -> np.ndarray:
     """Per row, the steps a trim keeps for it: up to its last token (post padding) or from its first (pre)."""
-    used = np.asarray(x) != 0
+    used = _used(x)
     steps = used.shape[1]
     if padding == "post":
         lengths = steps - np.argmax(used[:, ::-1], axis=1)
@@ -68,14 +78,18 @@ def _options():
 def _trimmer(padding: str | None):
     """A batch map that drops the time steps that are padding in every row of the batch.
 
-    Only exact where the model masks padding (mask_zero): a masked step leaves the state unchanged,
+    Only exact where the model masks padding (mask_zero, or the Masking layer of data.name: sequences): a masked
+    step leaves the state unchanged,
     so removing steps that are padding in every row changes no output. Without a mask the padding
     tokens are real inputs to the recurrence and must stay, so callers pass padding=None then."""
     import tensorflow as tf
 
     def trim(x, *rest):
         steps = tf.shape(x)[1]
-        used = tf.reduce_any(tf.not_equal(x, 0), axis=0)  # (T,): a step is kept if any row has a token there
+        if x.shape.rank == 3:  # real-valued steps: padding is MASK_VALUE in every feature
+            used = tf.reduce_any(tf.not_equal(x, MASK_VALUE), axis=[0, 2])
+        else:
+            used = tf.reduce_any(tf.not_equal(x, 0), axis=0)  # (T,): a step is kept if any row has a token there
         positions = tf.range(steps)
         if padding == "post":
             length = tf.reduce_max(tf.where(used, positions + 1, 0))

@@ -55,7 +55,7 @@ BAD = [
     ("bad-optimizer", with_("train.optimizer", "adamw"), [], "train.optimizer",
      "must be one of ['adam', 'rmsprop', 'sgd']"),
     ("bad-dataset", with_("data.name", "mnist"), [], "data.name",
-     "must be one of ['adding', 'arithmetic', 'imdb', 'series', 'sine', 'text']"),
+     "must be one of ['adding', 'arithmetic', 'imdb', 'sequences', 'series', 'sine', 'text']"),
     ("missing-dataset-name", with_("data.name", DELETE), [], "data.name", "'data.name' is required"),
     ("missing-data", with_("data", DELETE), [], "data", "'data' is required"),
     ("bad-run-name", with_("name", "../escape"), [], "name", "'name' must start with a letter or digit"),

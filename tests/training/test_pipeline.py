@@ -174,3 +174,48 @@ def test_batches_are_read_from_the_arrays_not_from_a_copy(make):
     assert xs.shape == (10, 4) and batches[0][0].shape.as_list() == [5, 4]
     if make != "predict":
         assert np.concatenate([b[1].numpy() for b in batches]).tolist() == [7.0] * 10
+
+
+@pytest.mark.parametrize("padding", ["post", "pre"])
+def test_masked_real_sequences_are_trimmed_to_their_steps(padding):
+    """data.name: sequences pads with MASK_VALUE behind a Masking layer: lengths and trims read those steps as
+    padding, and a real step of zeros stays."""
+    from gru_lab.data.base import MASK_VALUE
+    from gru_lab.data.sequences import pad
+
+    rng = np.random.default_rng(0)
+    lengths = [3, 1, 7, 2, 5, 40]
+    steps = [rng.normal(size=(n, 2)) for n in lengths]
+    for s in steps:
+        s[0] = 0.0  # an all-zero step is a step, not padding
+    x = pad(steps, 40, padding, 2)
+    assert pipeline.sequence_lengths(x, padding).tolist() == lengths
+    (batch,) = _batches(pipeline.eval_dataset(x[:5], None, 5, trim_padding=padding))
+    assert batch[0].shape == (5, 16, 2)  # longest 7, rounded up to 16
+    assert (batch[0] != MASK_VALUE).all(axis=2).sum() == sum(lengths[:5])  # no step lost
+
+
+def test_a_run_on_masked_real_sequences_scores_trimmed_batches_as_the_whole_arrays(tmp_path):
+    """Trimmed, length-sorted batches (left padding: the trim cuts from the front) give the test loss of the
+    whole padded arrays: a masked step leaves the state as it was."""
+    from gru_lab.config import config_from_raw
+    from gru_lab.data import load_dataset
+    from gru_lab.training.fit import train
+
+    rng = np.random.default_rng(0)
+    padding = "pre"
+    path = tmp_path / "s.csv"
+    rows = ["id,t,a,label"] + [f"s{i},{t},{rng.normal():.4f},{i % 2}" for i in range(40)
+                                for t in range(int(rng.integers(1, 40)))]
+    path.write_text("\n".join(rows) + "\n")
+    cfg = config_from_raw({"data": {"name": "sequences", "path": str(path), "id_column": "id", "order_column": "t",
+                                    "padding": padding, "val_fraction": 0},
+                           "model": {"units": 3}, "train": {"epochs": 1, "batch_size": 4}}, "test")
+    data = load_dataset(cfg.data, cfg.seed)
+    result = train(cfg, data)
+    m = result.metrics
+    assert m["execution"]["batches"] == {"trim_padding": padding, "by_length": True}
+    p = np.asarray(result.model(data.x_test, training=False)).reshape(-1).astype("float64")
+    y = data.y_test.astype("float64")
+    loss = -np.mean(y * np.log(np.clip(p, 1e-7, 1 - 1e-7)) + (1 - y) * np.log(np.clip(1 - p, 1e-7, 1 - 1e-7)))
+    assert m["test"]["loss"] == pytest.approx(loss, abs=1e-5)
