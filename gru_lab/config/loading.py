@@ -377,7 +377,7 @@ def to_yaml(cfg: ExperimentConfig) -> str:
                                 ("train", "bucketing", "auto"), ("model", "embedding_dropout", 0.0),
                                 ("model", "embedding_init", "random"), ("model", "embedding_trainable", True),
                                 ("train", "lr_decay", 1.0), ("output", "mlflow", False),
-                                ("output", "evaluation", True), (None, "tune", None)):
+                                ("output", "evaluation", True), (None, "tune", None), ("data", "transform", "none")):
         node = data if section is None else data[section]
         if node.get(key) == unset:
             node.pop(key)

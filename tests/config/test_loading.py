@@ -299,5 +299,6 @@ def test_new_keys_leave_existing_run_ids_alone(path):
 
     raw = yaml.safe_load(path.read_text())
     for section, key in (("model", "embedding_dropout"), ("model", "embedding_init"), ("model", "embedding_trainable"),
-                         ("train", "lr_decay")):
+                         ("train", "lr_decay"), ("output", "evaluation"), ("output", "mlflow"), ("data", "transform")):
         assert (f" {key}:" in text) == (key in (raw.get(section) or {})), (path.name, key)
+    assert ("\ntune:" in text) == ("tune" in raw), path.name  # this round's keys, like the others
