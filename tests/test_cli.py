@@ -63,6 +63,7 @@ def test_train_writes_a_complete_run_record(runner, write_config, tmp_path):
                                                        "verdict: GRU(5) loses to "), verdict
 
 
+@pytest.mark.slow  # default tier: see docs/benchmarks.md, the test tiers
 def test_second_run_never_overwrites_the_first(runner, write_config, tmp_path):
     path = write_config(tiny_config())
     for _ in range(2):
@@ -400,6 +401,7 @@ def test_inspect_prints_the_memory_estimate(runner):
     assert huge.exit_code == 0 and "not building the Keras model" in huge.stdout
 
 
+@pytest.mark.slow  # default tier: see docs/benchmarks.md, the test tiers
 def test_a_run_that_may_not_fit_gets_a_warning_and_runs(runner, write_config, tmp_path, monkeypatch):
     import gru_lab.training.memory as memory
     from gru_lab.data import spec_for

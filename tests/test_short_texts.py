@@ -12,7 +12,8 @@ from gru_lab.cli import app
 from tests.conftest import short_texts
 
 
-@pytest.mark.parametrize("maxlen", [30, 200], ids=["maxlen-30", "maxlen-default-200"])
+@pytest.mark.parametrize("maxlen", [30, pytest.param(200, marks=pytest.mark.slow)],
+                         ids=["maxlen-30", "maxlen-default-200"])
 def test_short_texts_train_predict_and_export_with_gru_labs_loops(runner, write_config, tmp_path, maxlen):
     raw = short_texts(tmp_path)
     raw["data"]["maxlen"] = maxlen

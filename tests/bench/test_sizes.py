@@ -248,6 +248,7 @@ def test_an_unknown_gru_lab_isa_is_refused_before_anything_runs(runner, tmp_path
 # ----------------------------------------------------------------------------- measured
 
 
+@pytest.mark.slow  # default tier: see docs/benchmarks.md, the test tiers
 def test_one_size_measured_in_this_process_reports_rates_from_its_own_times():
     answer = sizes.run_job({"cell": "gru", "inputs": "real", "variant": KERAS, "threads": 1, "min_seconds": 0.0,
                             "sizes": [{"units": 4, "steps": 5, "batch": 2}]})

@@ -90,6 +90,7 @@ def finished(tmp_path_factory):
 # ----------------------------------------------------------------------------- the table
 
 
+@pytest.mark.slow  # default tier: see docs/benchmarks.md, the test tiers
 def test_table_parameter_counts_equal_the_formulas(finished):
     frame = comparison_frame(finished)
     table = frame[frame.kind == "recurrent"].set_index("cell")
@@ -209,6 +210,7 @@ def _stamps(folder):
     return {p.name: (p.stat().st_mtime_ns, p.stat().st_ino) for p in folder.iterdir()}
 
 
+@pytest.mark.slow  # default tier: see docs/benchmarks.md, the test tiers
 def test_resume_redoes_only_the_missing_runs(tmp_path):
     path = write(tmp_path / "b.yaml", tiny(tmp_path / "r"))
     first = Counting()
@@ -227,6 +229,7 @@ def test_resume_redoes_only_the_missing_runs(tmp_path):
     assert {rid: _stamps(f) for rid, f in folders.items()} == before  # finished runs untouched
 
 
+@pytest.mark.slow  # default tier: see docs/benchmarks.md, the test tiers
 def test_ctrl_c_keeps_finished_runs_and_a_rerun_does_the_rest(tmp_path):
     path = write(tmp_path / "b.yaml", tiny(tmp_path / "r"))
     plan = plan_compare(path, cells=["rnn", "gru", "lstm"], seeds=1)
@@ -248,6 +251,7 @@ def test_ctrl_c_keeps_finished_runs_and_a_rerun_does_the_rest(tmp_path):
     assert "resumed" not in result.outcomes[2].metrics and not unfinished_folders(folder)
 
 
+@pytest.mark.slow  # default tier: see docs/benchmarks.md, the test tiers
 def test_a_failing_run_is_recorded_loses_nothing_and_is_retried(tmp_path):
     path = write(tmp_path / "b.yaml", tiny(tmp_path / "r"))
     plan = plan_compare(path, cells=["gru", "lstm", "rnn"], seeds=1)
@@ -428,6 +432,7 @@ def test_long_dependency_is_inconclusive_without_the_adding_problem(finished):
 # ----------------------------------------------------------------------------- CLI
 
 
+@pytest.mark.slow  # default tier: see docs/benchmarks.md, the test tiers
 def test_cli_compare_end_to_end_then_resume(runner, tmp_path):
     """Real worker processes: files, plots, verdicts; a second invocation trains nothing."""
     path = write(tmp_path / "b.yaml", tiny(tmp_path / "results"))

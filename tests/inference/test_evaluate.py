@@ -174,6 +174,7 @@ def test_every_finished_run_writes_its_test_evaluation(text_run):
                for src in (r["source"] for r in ev["mistakes"]))
 
 
+@pytest.mark.slow  # default tier: see docs/benchmarks.md, the test tiers
 def test_evaluate_scores_a_run_again_and_as_an_ensemble(runner, text_run, tmp_path):
     m = json.loads((text_run / "metrics.json").read_text())
     result = runner.invoke(app, ["evaluate", str(text_run), "--out", str(tmp_path / "one")])

@@ -81,6 +81,7 @@ def test_a_failed_build_is_remembered_until_asked_again(fresh, tmp_path, monkeyp
     assert calls(tmp_path) == 2 * first
 
 
+@pytest.mark.slow  # default tier: see docs/benchmarks.md, the test tiers
 def test_a_compiler_that_hangs_is_stopped_and_remembered(fresh, tmp_path, monkeypatch):
     monkeypatch.setenv("CXX", str(fake_compiler(tmp_path, "exec sleep 30")))
     monkeypatch.setattr(compiled, "BUILD_TIMEOUT_S", 1)
@@ -90,6 +91,7 @@ def test_a_compiler_that_hangs_is_stopped_and_remembered(fresh, tmp_path, monkey
     assert not list(fresh.glob("*.so"))  # nothing half written
 
 
+@pytest.mark.slow  # default tier: see docs/benchmarks.md, the test tiers
 def test_the_command_line_says_once_that_it_builds(fresh, tmp_path, monkeypatch, runner, write_config):
     """The first run that wants the loops builds them and says so on the console (here the build fails, so the
     same run says why and trains on the fused loops); the next run neither rebuilds nor repeats it."""

@@ -140,6 +140,7 @@ def test_input_dropout_uses_the_same_mask_as_keras(compiled, cell):
         _close(b, a)
 
 
+@pytest.mark.slow  # default tier: see docs/benchmarks.md, the test tiers
 @TOKEN_VARIANTS
 @CELLS
 def test_stacked_token_models_train_and_predict_as_keras(compiled, cell, variant):
@@ -176,6 +177,7 @@ def _token_grads(model, x, y):
     return [tf.convert_to_tensor(g).numpy() for g in tape.gradient(loss, model.trainable_weights)]
 
 
+@pytest.mark.slow  # default tier: see docs/benchmarks.md, the test tiers
 @CELLS
 def test_the_batch_token_table_trains_bit_for_bit_repeatably_with_any_vocabulary(compiled, cell):
     """The batch's table holds only the tokens it uses, so a vocabulary far past the whole-vocabulary table's

@@ -63,6 +63,7 @@ def test_same_outputs_states_and_gradients_as_keras(cell, return_sequences, go_b
         np.testing.assert_allclose(b, a, atol=TOL * max(1.0, float(np.abs(a).max())), rtol=0)
 
 
+@pytest.mark.slow  # default tier: see docs/benchmarks.md, the test tiers
 @pytest.mark.parametrize("cell", CELLS)
 def test_stacked_model_same_outputs_and_gradients(cell):
     rng = np.random.default_rng(2)
@@ -112,6 +113,7 @@ def test_input_dropout_while_training_uses_the_same_mask_as_keras(cell):
 LENGTHS = np.array([[9], [5], [3], [1]])  # four sequences of 9 steps with 9, 5, 3 and 1 real steps
 
 
+@pytest.mark.slow  # default tier: see docs/benchmarks.md, the test tiers
 @pytest.mark.parametrize("padding", ["post", "pre"])
 @pytest.mark.parametrize("cell", CELLS)
 def test_padding_mask_same_as_keras(cell, padding):
@@ -171,6 +173,7 @@ def test_falls_back_to_keras_where_the_fused_loop_does_not_apply(case):
     np.testing.assert_allclose(b, a, atol=TOL)
 
 
+@pytest.mark.slow  # default tier: see docs/benchmarks.md, the test tiers
 def test_model_keras_file_and_weights_round_trip(tmp_path):
     """A model.keras holding fused layers loads again (gru_lab registers them), and weights move both ways
     between a Keras model and a fused one: the checkpoints are the same."""
@@ -232,6 +235,7 @@ TOKEN_VARIANTS = pytest.mark.parametrize("variant", [
 ], ids=["no-mask", "mask-pre", "mask-post-bidirectional", "bidirectional-sum"])
 
 
+@pytest.mark.slow  # default tier: see docs/benchmarks.md, the test tiers
 @TOKEN_VARIANTS
 @pytest.mark.parametrize("cell", CELLS)
 def test_inference_from_a_token_table_same_as_keras(cell, variant):

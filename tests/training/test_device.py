@@ -43,7 +43,12 @@ def fresh_build_state():
     compiled._state.update(saved)
 
 
-@pytest.mark.parametrize("model, train, special", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+# The default tier runs a few cases (a compiled cell, masked tokens both ways, a fallback); the slow tier all.
+DEFAULT_CASES = {"gru", "tokens-mask-post-bidirectional", "no-compiler"}
+
+
+@pytest.mark.parametrize("model, train, special", [
+    pytest.param(*c[1:], id=c[0], marks=() if c[0] in DEFAULT_CASES else pytest.mark.slow) for c in CASES])
 def test_what_inspect_says_is_what_the_run_recorded(runner, write_config, tmp_path, monkeypatch, fresh_build_state,
                                                     model, train, special):
     raw = tiny_config(**model)

@@ -96,6 +96,7 @@ def test_multiclass_head_and_loss():
     assert 0.0 <= r.metrics["test"]["accuracy"] <= 1.0
 
 
+@pytest.mark.slow  # default tier: see docs/benchmarks.md, the test tiers
 @pytest.mark.parametrize("cell", ["gru", "simple_rnn", "lstm"])
 def test_xla_auto_on_cpu_compiles_what_measured_faster(cell):
     """train.xla auto on a CPU: every cell runs gru-lab's compiled loops (when they built) and so no XLA at all;
@@ -227,6 +228,7 @@ def test_best_epoch_is_the_one_kerass_early_stopping_picks(monitor, values, min_
     assert best_epoch(history, monitor, monitor_mode(monitor), min_delta) == es.best_epoch + 1
 
 
+@pytest.mark.slow  # default tier: see docs/benchmarks.md, the test tiers
 def test_svd_embedding_init_starts_from_the_fit_splits_word_vectors():
     """model.embedding_init: svd: the Embedding starts from svd_vectors of the reviews the model is fitted on
     (not the validation rows); model.embedding_trainable: false keeps it there through training. A random init
@@ -255,6 +257,7 @@ def test_svd_embedding_init_starts_from_the_fit_splits_word_vectors():
         assert ("embedding_init_seconds" in other.metrics) is (init == "svd")
 
 
+@pytest.mark.slow  # default tier: see docs/benchmarks.md, the test tiers
 def test_lr_decay_multiplies_the_learning_rate_after_every_epoch():
     """train.lr_decay: epoch e trains at learning_rate * lr_decay^(e-1); the losses differ from a constant rate."""
     import keras

@@ -64,7 +64,8 @@ def test_a_stopped_run_resumed_from_its_state_equals_an_uninterrupted_run(tmp_pa
         ["state.json", f"variables-{whole.metrics['epochs_run']}.npz", f"best-{whole.metrics['best_epoch']}.npz"])
 
 
-@pytest.mark.parametrize("make_text", [False, True], ids=["sine", "masked-text-bucketed"])
+@pytest.mark.parametrize("make_text", [pytest.param(False, marks=pytest.mark.slow), True],
+                         ids=["sine", "masked-text-bucketed"])
 def test_a_resume_that_replays_epoch_1s_batches_would_differ(tmp_path, monkeypatch, make_text):
     """The check above can fail: a continuation that trains on epoch 1's batches instead of epoch k's diverges
     (shown by handing the resumed run a pipeline that ignores the epoch it starts at)."""

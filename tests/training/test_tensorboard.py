@@ -47,6 +47,7 @@ def test_tensorboard_scalars_match_the_history(tmp_path):
     assert [v for _, v in found[("train", "epoch_learning_rate")]] == pytest.approx([0.002] * 3)
 
 
+@pytest.mark.slow  # default tier: see docs/benchmarks.md, the test tiers
 def test_sweep_runs_write_tensorboard_too(tmp_path):
     """compare and sweep train through executor.train_and_save: the same path a worker process takes."""
     import yaml
