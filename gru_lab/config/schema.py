@@ -132,7 +132,22 @@ class SeriesData(_Section):
         return self.horizon * len(self.targets)
 
 
-class TextData(_Section):
+class _HeldOut:
+    """The test and validation shares of a dataset whose samples (texts, sequences) are split at random, stratified,
+    unless the split comes as its own file (test_path, val_path)."""
+
+    @property
+    def test_share(self) -> float:
+        """The share of path held out for testing (0 with test_path)."""
+        return 0.0 if self.test_path else (0.2 if self.test_fraction is None else self.test_fraction)
+
+    @property
+    def val_share(self) -> float:
+        """The share of the train samples held out for validation (0 with val_path)."""
+        return 0.0 if self.val_path else (0.1 if self.val_fraction is None else self.val_fraction)
+
+
+class TextData(_HeldOut, _Section):
     """Your own labelled texts: a CSV/TSV file with a text and a label column, or a folder with one sub-folder per class holding .txt files (the layout of keras.utils.text_dataset_from_directory).
 
     Two classes make a binary task, more a multiclass one. Texts are encoded as keras.layers.TextVectorization
@@ -162,18 +177,8 @@ class TextData(_Section):
     n_train: int | None = Field(None, ge=2)  # use a stratified, seed-chosen slice of the train texts (validation comes out of it): quick trials on less data
     n_test: int | None = Field(None, ge=2)  # use a stratified, seed-chosen slice of the test texts: quicker evaluation
 
-    @property
-    def test_share(self) -> float:
-        """The share of path held out for testing (0 with test_path)."""
-        return 0.0 if self.test_path else (0.2 if self.test_fraction is None else self.test_fraction)
 
-    @property
-    def val_share(self) -> float:
-        """The share of the train texts held out for validation (0 with val_path)."""
-        return 0.0 if self.val_path else (0.1 if self.val_fraction is None else self.val_fraction)
-
-
-class SequencesData(_Section):
+class SequencesData(_HeldOut, _Section):
     """Your own labelled numeric sequences (sensor windows, beats, gestures): each sequence of feature vectors gets one label, a class or a number. Three layouts: a long table (CSV/TSV/Parquet, one row per step, with id_column), a wide table (one row per sequence, shape [steps, features]), or an .npz with X (N, T, F), y (N,) and optional lengths (N,).
 
     Each sequence is one sample, so a split never cuts a sequence; class labels are split stratified by class.
@@ -215,16 +220,6 @@ class SequencesData(_Section):
     def outputs(self) -> int | None:
         # Regression: one number; classification: known once the labels are read.
         return 1 if self.task == "regression" else None
-
-    @property
-    def test_share(self) -> float:
-        """The share of path held out for testing (0 with test_path)."""
-        return 0.0 if self.test_path else (0.2 if self.test_fraction is None else self.test_fraction)
-
-    @property
-    def val_share(self) -> float:
-        """The share of the train sequences held out for validation (0 with val_path)."""
-        return 0.0 if self.val_path else (0.1 if self.val_fraction is None else self.val_fraction)
 
 
 DataConfig = Annotated[Union[ArithmeticData, SineData, AddingData, ImdbData, SeriesData, TextData,

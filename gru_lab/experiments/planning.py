@@ -6,6 +6,8 @@ relies on). Nothing is written and no run starts until every run of a plan has v
 from __future__ import annotations
 
 import copy
+import importlib.util
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -71,3 +73,53 @@ def plan_runs(raw: dict[str, Any], points: list[dict[str, Any]], seeds: list[int
 def results_folder(base: ExperimentConfig, name: str | None = None) -> Path:
     """<output.dir>/<name>/: where a plan's runs and tables go."""
     return Path(base.output.dir) / (name or base.name)
+
+
+BACKENDS = ("local", "ray")
+RAY_HINT = "pip install 'gru-lab[ray]' (or pip install 'ray>=2.9')"
+
+
+@dataclass
+class Placement:
+    """Where a sweep's or tune's runs go, from its config section and the command line's flags (flags win)."""
+
+    seeds: int
+    backend: str  # local worker processes or Ray tasks
+    workers: int | None
+    num_cpus: float
+    num_gpus: float
+
+
+def placement(section, error: type, what: str, seeds: int | None, backend: str | None, workers: int | None,
+              ray_address: str | None, num_cpus: float | None, num_gpus: float | None) -> Placement:
+    """The flags sweep and tune share, checked the one way: a wrong value raises error (a GruLabError) with one
+    line naming the flag; `what` names the command's work in the message ("sweep", "search")."""
+    seeds = section.seeds if seeds is None else seeds
+    if seeds < 1:
+        raise error(f"--seeds must be >= 1. Got {seeds}.")
+    backend = (backend or section.backend).lower()
+    if backend not in BACKENDS:
+        raise error(f"--backend must be one of {list(BACKENDS)}. Got {backend!r}.")
+    workers = section.workers if workers is None else workers
+    if workers is not None and workers < 1:
+        raise error(f"--workers must be >= 1. Got {workers}.")
+    for flag, value in (("--ray-address", ray_address), ("--num-cpus", num_cpus), ("--num-gpus", num_gpus)):
+        if value is not None and backend != "ray":
+            raise error(f"{flag} applies to --backend ray; this {what} runs locally. Add --backend ray or drop {flag}.")
+    num_cpus = section.num_cpus if num_cpus is None else num_cpus
+    num_gpus = section.num_gpus if num_gpus is None else num_gpus
+    if num_cpus <= 0:
+        raise error(f"--num-cpus must be > 0 (CPUs each run reserves on the Ray cluster). Got {num_cpus}.")
+    if num_gpus < 0:
+        raise error(f"--num-gpus must be >= 0. Got {num_gpus}.")
+    if backend == "ray" and importlib.util.find_spec("ray") is None:
+        raise error(f"--backend ray needs Ray, an optional extra: {RAY_HINT}.")
+    return Placement(seeds, backend, workers, num_cpus, num_gpus)
+
+
+def cores() -> int:
+    """The cores this process may use (containers, taskset), which local workers share."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1

@@ -11,9 +11,7 @@ experiments.executor's (and experiments.ray_runner's); files, tables and plots a
 from __future__ import annotations
 
 import functools
-import importlib.util
 import itertools
-import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -27,12 +25,12 @@ from gru_lab.errors import SweepError
 from gru_lab.experiments import tables
 from gru_lab.experiments.baselines import Baselines, baselines_for, of_run, with_settings
 from gru_lab.experiments.executor import EventHook, Runner, RunOutcome, execute_runs, isolation_of, run_in_subprocess
-from gru_lab.experiments.planning import PlannedRun, plan_runs, results_folder
+from gru_lab.experiments.planning import PlannedRun, placement, plan_runs, results_folder
+from gru_lab.experiments.planning import cores as count_cores
 from gru_lab.experiments.selection import TIE_RULE, ranking
 from gru_lab.experiments.verdicts import Verdict, baseline_verdict
 from gru_lab.runs.records import metric_of, missing
 
-BACKENDS = ("local", "ray")
 # Keys a grid cannot sweep, and why: one sweep writes one folder, and --seeds owns train.seed.
 FIXED_KEYS = {
     "name": "every run of a sweep goes to one folder; name the sweep with --name",
@@ -41,7 +39,6 @@ FIXED_KEYS = {
     "train.seed": "--seeds sets it (seed, seed+1, ...); sweep the data seed with 'seed'",
     "baseline": "the classical baseline is fitted once per data config, not per run; set it in the config",
 }
-RAY_HINT = "pip install 'gru-lab[ray]' (or pip install 'ray>=2.9')"
 
 # ----------------------------------------------------------------------------- planning
 
@@ -144,27 +141,9 @@ def plan_sweep(config: str | Path, overrides: list[str] | None = None, grid: Ite
     section = base.sweep or SweepConfig()
 
     axes, given = _axes(source, section, grid)
-    seeds = section.seeds if seeds is None else seeds
-    if seeds < 1:
-        raise SweepError(f"--seeds must be >= 1. Got {seeds}.")
-    backend = (backend or section.backend).lower()
-    if backend not in BACKENDS:
-        raise SweepError(f"--backend must be one of {list(BACKENDS)}. Got {backend!r}.")
-    workers = section.workers if workers is None else workers
-    if workers is not None and workers < 1:
-        raise SweepError(f"--workers must be >= 1. Got {workers}.")
-    for flag, value in (("--ray-address", ray_address), ("--num-cpus", num_cpus), ("--num-gpus", num_gpus)):
-        if value is not None and backend != "ray":
-            raise SweepError(f"{flag} applies to --backend ray; this sweep runs locally. "
-                             f"Add --backend ray or drop {flag}.")
-    num_cpus = section.num_cpus if num_cpus is None else num_cpus
-    num_gpus = section.num_gpus if num_gpus is None else num_gpus
-    if num_cpus <= 0:
-        raise SweepError(f"--num-cpus must be > 0 (CPUs each run reserves on the Ray cluster). Got {num_cpus}.")
-    if num_gpus < 0:
-        raise SweepError(f"--num-gpus must be >= 0. Got {num_gpus}.")
-    if backend == "ray" and importlib.util.find_spec("ray") is None:
-        raise SweepError(f"--backend ray needs Ray, an optional extra: {RAY_HINT}.")
+    placed = placement(section, SweepError, "sweep", seeds, backend, workers, ray_address, num_cpus, num_gpus)
+    seeds, backend, workers, num_cpus, num_gpus = (placed.seeds, placed.backend, placed.workers, placed.num_cpus,
+                                                   placed.num_gpus)
 
     origin = {"name": f"--name {name}"} if name else {"name": "sweep.name"} if section.name else {}
     name = name or section.name or base.name
@@ -192,7 +171,7 @@ def plan_sweep(config: str | Path, overrides: list[str] | None = None, grid: Ite
     threads = None
     if backend == "local":
         workers = workers or 1
-        cores = _cores()
+        cores = count_cores()
         threads = max(1, cores // workers)
         notes.append(f"{workers} worker process(es) at a time on {cores} core(s), {threads} TensorFlow "
                      f"thread(s) each (intra- and inter-op)")
@@ -218,13 +197,6 @@ def _axes(source: str, section: SweepConfig, grid: Iterable[str] | None) -> tupl
         raise SweepError(f"{source}: nothing to sweep; give --grid KEY=V1,V2 (e.g. --grid model.units=32,64) "
                          "or a sweep.grid section.")
     return axes, given
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))  # the cores this process may use (containers, taskset)
-    except AttributeError:  # pragma: no cover - not on Linux
-        return os.cpu_count() or 1
 
 
 def _slug(value: Any) -> str:

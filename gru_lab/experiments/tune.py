@@ -20,7 +20,6 @@ import csv
 import functools
 import importlib.util
 import json
-import os
 import re
 import statistics
 import threading
@@ -41,14 +40,13 @@ from gru_lab.experiments.executor import (
     isolation_of,
     run_in_subprocess,
 )
-from gru_lab.experiments.planning import PlannedRun, plan_runs, results_folder
+from gru_lab.experiments.planning import PlannedRun, placement, plan_runs, results_folder
+from gru_lab.experiments.planning import cores as count_cores
 from gru_lab.experiments.space import Param, build_space, check_space, value_text
 from gru_lab.experiments.study import Owner, file_lock, open_study, optuna_choices
 from gru_lab.runs.folder import find_finished, unfinished_folders
 
 INSTALL = "pip install 'gru-lab[tune]' (or pip install 'optuna>=4')"
-RAY_HINT = "pip install 'gru-lab[ray]' (or pip install 'ray>=2.9')"
-BACKENDS = ("local", "ray")
 DEFAULT_TRIALS = 20
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr)?\s*$")
 
@@ -176,23 +174,9 @@ def plan_tune(config: str | Path, overrides: list[str] | None = None, params: li
         trials = min(trials or size, size)
     elif trials is None:
         trials = 100_000 if timeout_s is not None else DEFAULT_TRIALS
-    seeds = section.seeds if seeds is None else seeds
-    if seeds < 1:
-        raise TuneError(f"--seeds must be >= 1. Got {seeds}.")
-    backend = (backend or section.backend).lower()
-    if backend not in BACKENDS:
-        raise TuneError(f"--backend must be one of {list(BACKENDS)}. Got {backend!r}.")
-    workers = section.workers if workers is None else workers
-    if workers is not None and workers < 1:
-        raise TuneError(f"--workers must be >= 1. Got {workers}.")
-    for flag, value in (("--ray-address", ray_address), ("--num-cpus", num_cpus), ("--num-gpus", num_gpus)):
-        if value is not None and backend != "ray":
-            raise TuneError(f"{flag} applies to --backend ray; this search runs locally. "
-                            f"Add --backend ray or drop {flag}.")
-    num_cpus = section.num_cpus if num_cpus is None else num_cpus
-    num_gpus = section.num_gpus if num_gpus is None else num_gpus
-    if backend == "ray" and importlib.util.find_spec("ray") is None:
-        raise TuneError(f"--backend ray needs Ray, an optional extra: {RAY_HINT}.")
+    placed = placement(section, TuneError, "search", seeds, backend, workers, ray_address, num_cpus, num_gpus)
+    seeds, backend, workers, num_cpus, num_gpus = (placed.seeds, placed.backend, placed.workers, placed.num_cpus,
+                                                   placed.num_gpus)
     storage = storage or section.storage
     if storage is not None and "://" not in storage:
         raise TuneError(f"--storage must be a database URL such as sqlite:///tune.db or postgresql://host/db. "
@@ -206,7 +190,7 @@ def plan_tune(config: str | Path, overrides: list[str] | None = None, params: li
     threads = None
     if backend == "local":
         workers = workers or 1
-        cores = _cores()
+        cores = count_cores()
         threads = max(1, cores // workers)
         notes.append(f"{workers} worker process(es) at a time on {cores} core(s), {threads} TensorFlow thread(s) each")
     else:
@@ -218,13 +202,6 @@ def plan_tune(config: str | Path, overrides: list[str] | None = None, params: li
                     metric, direction, seed_list, backend, workers, threads, storage,
                     ray_address if ray_address is not None else section.ray_address, num_cpus, num_gpus,
                     base_runs, notes)
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not on Linux
-        return os.cpu_count() or 1
 
 
 # ----------------------------------------------------------------------------- trials
