@@ -32,3 +32,8 @@ def test_short_texts_train_predict_and_export_with_gru_labs_loops(runner, write_
     assert all(sum(r[f"P({c})"] for c in ("neg", "neu", "pos")) == pytest.approx(1, abs=1e-5) for r in rows)
     result = runner.invoke(app, ["export", str(run), "--out", str(tmp_path / "m.keras")])
     assert result.exit_code == 0, result.output
+    import keras
+
+    # Training takes batches of any length; what a run saves and exports declares maxlen, as predict feeds it.
+    for path in (run / "model.keras", tmp_path / "m.keras"):
+        assert tuple(keras.saving.load_model(path).input_shape) == (None, maxlen), path

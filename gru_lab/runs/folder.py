@@ -338,7 +338,7 @@ def save_run(cfg: ExperimentConfig, result, data, run_id: str | None = None,
         from gru_lab.rnn.portable import stock_copy
 
         # Stock Keras layers, same weights: plain Keras loads model.keras where gru-lab is not installed.
-        save_model_atomic(stock_copy(result.model), folder.path("model.keras"))
+        save_model_atomic(stock_copy(result.model, steps=data.spec.timesteps), folder.path("model.keras"))
         metrics["model_file"] = "model.keras"
     write_learning_curves(result.history, metrics.get("task", ""), f"{cfg.name} - {folder.run_id}",
                           folder.path("learning_curves.png"))
