@@ -123,3 +123,16 @@ def cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not on Linux
         return os.cpu_count() or 1
+
+
+def local_workers(workers: int | None) -> tuple[int, int, list[str]]:
+    """(workers, TensorFlow threads each, notes) for runs in local worker processes: the cores are shared out so
+    that workers side by side do not oversubscribe them; the notes say so, and warn when workers outnumber cores."""
+    workers = workers or 1
+    count = cores()
+    threads = max(1, count // workers)
+    notes = [f"{workers} worker process(es) at a time on {count} core(s), {threads} TensorFlow thread(s) each "
+             "(intra- and inter-op)"]
+    if workers > count:
+        notes.append(f"more workers ({workers}) than cores ({count}): the runs share cores and each runs slower.")
+    return workers, threads, notes

@@ -25,8 +25,7 @@ from gru_lab.errors import SweepError
 from gru_lab.experiments import tables
 from gru_lab.experiments.baselines import Baselines, baselines_for, of_run, with_settings
 from gru_lab.experiments.executor import EventHook, Runner, RunOutcome, execute_runs, isolation_of, run_in_subprocess
-from gru_lab.experiments.planning import PlannedRun, placement, plan_runs, results_folder
-from gru_lab.experiments.planning import cores as count_cores
+from gru_lab.experiments.planning import PlannedRun, local_workers, placement, plan_runs, results_folder
 from gru_lab.experiments.selection import TIE_RULE, ranking
 from gru_lab.experiments.verdicts import Verdict, baseline_verdict
 from gru_lab.runs.records import metric_of, missing
@@ -170,13 +169,7 @@ def plan_sweep(config: str | Path, overrides: list[str] | None = None, grid: Ite
     notes: list[str] = []
     threads = None
     if backend == "local":
-        workers = workers or 1
-        cores = count_cores()
-        threads = max(1, cores // workers)
-        notes.append(f"{workers} worker process(es) at a time on {cores} core(s), {threads} TensorFlow "
-                     f"thread(s) each (intra- and inter-op)")
-        if workers > cores:
-            notes.append(f"more workers ({workers}) than cores ({cores}): the runs share cores and each runs slower.")
+        workers, threads, notes = local_workers(workers)
     folder = results_folder(base, name)
     return SweepPlan(name, source, folder, base, axes, points, seed_list, runs, backend, workers, threads,
                      ray_address if ray_address is not None else section.ray_address, num_cpus, num_gpus, notes)

@@ -40,8 +40,7 @@ from gru_lab.experiments.executor import (
     isolation_of,
     run_in_subprocess,
 )
-from gru_lab.experiments.planning import PlannedRun, placement, plan_runs, results_folder
-from gru_lab.experiments.planning import cores as count_cores
+from gru_lab.experiments.planning import PlannedRun, local_workers, placement, plan_runs, results_folder
 from gru_lab.experiments.space import Param, build_space, check_space, value_text
 from gru_lab.experiments.study import Owner, file_lock, open_study, optuna_choices
 from gru_lab.runs.folder import find_finished, unfinished_folders
@@ -189,10 +188,8 @@ def plan_tune(config: str | Path, overrides: list[str] | None = None, params: li
     notes: list[str] = []
     threads = None
     if backend == "local":
-        workers = workers or 1
-        cores = count_cores()
-        threads = max(1, cores // workers)
-        notes.append(f"{workers} worker process(es) at a time on {cores} core(s), {threads} TensorFlow thread(s) each")
+        workers, threads, local_notes = local_workers(workers)
+        notes += local_notes
     else:
         notes.append("on Ray, trials report no per-epoch values, so the pruner does not act: each trial trains "
                      "to its end")
