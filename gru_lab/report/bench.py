@@ -8,8 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from gru_lab import cells as cell_names
-from gru_lab.files import atomic_write_json, atomic_write_text
-from gru_lab.report.format import markdown_table, missing, new_folder, notes_section, num, records
+from gru_lab.report.format import markdown_table, missing, new_folder, notes_section, num, write_measurements
 
 BENCH_HEADERS = {
     "cell": "cell", "variant": "variant", "epochs": "epochs", "epoch_s": "s/epoch (each epoch)",
@@ -121,11 +120,7 @@ def write_bench(result) -> dict[str, Path]:
     new_folder(folder, "bench")
     files = {"csv": folder / "bench.csv", "ratios": folder / "ratios.csv", "md": folder / "bench.md",
              "json": folder / "bench.json"}
-    atomic_write_text(files["csv"], result.rows.to_csv(index=False))
-    atomic_write_text(files["ratios"], result.ratios.to_csv(index=False))
-    atomic_write_text(files["md"], bench_markdown(result))
-    atomic_write_json(files["json"], {"meta": result.meta, "rows": records(result.rows),
-                                      "ratios": records(result.ratios), "notes": result.notes})
+    write_measurements(files, result, bench_markdown(result))
     return files
 
 

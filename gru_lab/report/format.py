@@ -63,6 +63,16 @@ def new_folder(folder: Path, what: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
 
 
+def write_measurements(files: dict[str, Path], result, markdown: str) -> None:
+    """A bench's files (files["csv"], ["ratios"], ["md"], ["json"]): its measured rows, their ratios, the markdown
+    and the JSON record of meta, rows, ratios and notes, each written atomically (the bench and its size grid)."""
+    atomic_write_text(files["csv"], result.rows.to_csv(index=False))
+    atomic_write_text(files["ratios"], result.ratios.to_csv(index=False))
+    atomic_write_text(files["md"], markdown)
+    atomic_write_json(files["json"], {"meta": result.meta, "rows": records(result.rows),
+                                      "ratios": records(result.ratios), "notes": result.notes})
+
+
 def notes_section(notes: list[str]) -> list[str]:
     """A Markdown report's notes, as lines; none without notes."""
     return ["## Notes", ""] + [f"- {n}" for n in notes] + [""] if notes else []

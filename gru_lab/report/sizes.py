@@ -10,8 +10,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from gru_lab import cells as cell_names
-from gru_lab.files import atomic_write_json, atomic_write_text, save_figure
-from gru_lab.report.format import markdown_table, missing, new_folder, notes_section, num, records
+from gru_lab.files import save_figure
+from gru_lab.report.format import markdown_table, missing, new_folder, notes_section, num, write_measurements
 
 RATIO_HEADERS = {
     "cell": "cell", "inputs": "inputs", "units": "units", "steps": "steps", "batch": "batch",
@@ -169,11 +169,7 @@ def write_sizes(result) -> dict[str, Path]:
         for cell in dict.fromkeys(result.ratios["cell"]):
             files[f"heatmap_{cell}"] = folder / f"heatmap_{cell}.png"
             save_figure(heatmap(result.ratios, cell), files[f"heatmap_{cell}"])
-    atomic_write_text(files["csv"], result.rows.to_csv(index=False))
-    atomic_write_text(files["ratios"], result.ratios.to_csv(index=False))
-    atomic_write_text(files["md"], sizes_markdown(result))
-    atomic_write_json(files["json"], {"meta": result.meta, "rows": records(result.rows),
-                                      "ratios": records(result.ratios), "notes": result.notes})
+    write_measurements(files, result, sizes_markdown(result))
     return files
 
 
