@@ -3,7 +3,11 @@ validation score each finds, the epochs each trains and the wall time each takes
 other on this machine. Run by hand (not a test; the `kerastuner` extra):
 
     python -m gru_lab.bench.tune_peers configs/adding_tune.yaml --trials 8
+    python -m gru_lab.bench.tune_peers configs/adding_tune.yaml --timeout 240   # the same wall budget for each
 
+With --timeout every search gets the same wall budget and as many trials as fit (no search starts a trial
+after it; a running trial finishes): gru-lab tune through its own --timeout, KerasTuner by an oracle that
+stops handing out trials once the budget is spent (KerasTuner has no time budget of its own).
 KerasTuner trains the same model (gru-lab's builder, so the same layers and loops), data and validation
 rows, batch size, optimizer and epochs; its objective is the same validation quantity, scored as gru-lab
 scores a trial (the best epoch). It runs plain model.fit: no early stopping, bucketing or learning-rate decay
@@ -25,7 +29,24 @@ from typing import Any
 from gru_lab.bench.workers import load_average
 
 
-def _kerastuner(plan, kind: str, trials: int, folder: Path) -> dict[str, Any]:
+def _stop_after(tuner, seconds: float | None) -> None:
+    """KerasTuner's search asks its oracle for the next trial; past the budget the oracle answers STOPPED."""
+    if seconds is None:
+        return
+    from keras_tuner.engine import trial as trial_module
+
+    deadline = time.perf_counter() + seconds
+    create = tuner.oracle.create_trial
+
+    def create_trial(tuner_id):
+        if time.perf_counter() >= deadline:
+            return trial_module.Trial(tuner.oracle.get_space(), status=trial_module.TrialStatus.STOPPED)
+        return create(tuner_id)
+
+    tuner.oracle.create_trial = create_trial
+
+
+def _kerastuner(plan, kind: str, trials: int, folder: Path, timeout: float | None = None) -> dict[str, Any]:
     """One KerasTuner search in this process: (best score, epochs trained, trials, seconds)."""
     import keras
     import keras_tuner as kt
@@ -68,12 +89,15 @@ def _kerastuner(plan, kind: str, trials: int, folder: Path) -> dict[str, Any]:
     common = {"objective": objective, "seed": plan.base.seed, "directory": str(folder), "project_name": kind,
               "overwrite": True}
     if kind == "hyperband":
-        tuner = kt.Hyperband(hypermodel, max_epochs=epochs, factor=3, hyperband_iterations=1, **common)
+        # with a wall budget, as many Hyperband iterations as fit in it
+        tuner = kt.Hyperband(hypermodel, max_epochs=epochs, factor=3,
+                             hyperband_iterations=1 if timeout is None else 1000, **common)
     else:
-        tuner = kt.RandomSearch(hypermodel, max_trials=trials, **common)
+        tuner = kt.RandomSearch(hypermodel, max_trials=trials if timeout is None else 100000, **common)
     # KerasTuner imports tensorboard for every trial only to patch a TensorBoard callback; none is used here.
     tuner._configure_tensorboard_dir = lambda *_args, **_kwargs: None
     keras.utils.set_random_seed(plan.base.train_seed)
+    _stop_after(tuner, timeout)
     started = time.perf_counter()
     x_fit, y_fit, x_val, y_val = data.x_train, data.y_train, data.x_val, data.y_val
     if x_val is None:  # train.validation_split: the same rows held out as gru-lab holds out
@@ -88,13 +112,14 @@ def _kerastuner(plan, kind: str, trials: int, folder: Path) -> dict[str, Any]:
             "epochs": counted["epochs"], "trials": len(tuner.oracle.trials), "seconds": seconds}
 
 
-def _gru_lab(config: str, trials: int, pruner: str, folder: Path) -> dict[str, Any]:
+def _gru_lab(config: str, trials: int, pruner: str, folder: Path, timeout: float | None = None) -> dict[str, Any]:
     """gru-lab tune as a user runs it (its own processes), into a fresh results folder."""
     name = f"peers-{pruner}"
+    budget = [] if timeout is None else ["--timeout", f"{int(timeout)}s"]
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", "from gru_lab.cli import run; run()", "tune", config, "--trials",
-                           str(trials), "--pruner", pruner, "--name", name, "--quiet", "--set",
-                           f"output.dir={folder}"], capture_output=True, text=True)
+                           str(trials if timeout is None else 10000), *budget, "--pruner", pruner, "--name", name,
+                           "--quiet", "--set", f"output.dir={folder}"], capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if proc.returncode != 0:
         raise RuntimeError(f"gru-lab tune failed (exit {proc.returncode}): {proc.stderr[-2000:]}")
@@ -109,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("config")
     parser.add_argument("--trials", type=int, default=8, help="trials for gru-lab and RandomSearch")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="seconds: the same wall budget for each search instead of a number of trials")
     parser.add_argument("--only", default="gru-lab,hyperband,random", help="which searches, comma-separated")
     args = parser.parse_args(argv)
     from gru_lab.experiments.tune import plan_tune
@@ -123,15 +150,16 @@ def main(argv: list[str] | None = None) -> int:
         load_before = load_average()
         if what == "gru-lab":
             for pruner in ("hyperband", "none"):
-                rows.append({**_gru_lab(args.config, args.trials, pruner, folder), "load_before": load_before,
+                rows.append({**_gru_lab(args.config, args.trials, pruner, folder, args.timeout),
+                             "load_before": load_before,
                              "load_after": load_average()})
                 load_before = load_average()
         else:
-            rows.append({**_kerastuner(plan, what, args.trials, folder), "load_before": load_before,
+            rows.append({**_kerastuner(plan, what, args.trials, folder, args.timeout), "load_before": load_before,
                          "load_after": load_average()})
     isa = "avx512" if "avx512" in Path("/proc/cpuinfo").read_text() else "no avx512"
     record = {"written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "config": args.config,
-              "metric": plan.metric, "trials": args.trials, "space": [p.record() for p in plan.space],
+              "metric": plan.metric, "trials": args.trials, "timeout_s": args.timeout, "space": [p.record() for p in plan.space],
               "cpu_count": os.cpu_count(), "isa": isa, "rows": rows}
     atomic_write_json(folder / "tune_peers.json", record)
     table = markdown_table(["tool", f"best {plan.metric}", "trials", "epochs", "wall s", "load before/after"],
