@@ -883,6 +883,3 @@ def run() -> None:  # console-script entry point
     tflogs.filter_stderr()
     app()
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())
