@@ -7,18 +7,31 @@ config errors answer at once.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated, Callable, Optional
+from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from gru_lab import __version__
+from gru_lab.cli.common import (
+    MlflowOption,
+    SetOption,
+    before_runs,
+    compiled_loops_first,
+    err,
+    load,
+    out,
+    preflight,
+    tensorboard_line,
+    tracking_first,
+    user_errors,
+    warn,
+    with_mlflow,
+)
 from gru_lab.errors import GruLabError, RunStopped, machine_limit
 
 # TensorFlow's C++ start-up chatter hides the one line a user needs (gru_lab.tflogs keeps its fatal lines).
@@ -29,73 +42,6 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
-for _console in (out, err):
-    # Piped into a file or a CI log there is no terminal width to respect; 80 columns would fold tables.
-    if not _console.is_terminal:
-        _console.width = max(_console.width, 120)
-
-SetOption = Annotated[
-    Optional[list[str]],
-    typer.Option("--set", "-s", help="Override a config key, e.g. --set model.units=64 (repeatable)."),
-]
-MlflowOption = Annotated[Optional[str], typer.Option(
-    "--mlflow", help="Also log to MLflow (the mlflow extra): a tracking URI such as http://127.0.0.1:5000, or true "
-                     "for $MLFLOW_TRACKING_URI or else the local store <output.dir>/mlflow.db (output.mlflow).",
-    show_default=False)]
-
-
-def _with_mlflow(set_: Optional[list[str]], mlflow: Optional[str]) -> Optional[list[str]]:
-    """--mlflow URI is output.mlflow=URI; it is not part of a run's id (runs.folder.config_hash)."""
-    return set_ if mlflow is None else [*(set_ or []), f"output.mlflow={mlflow}"]
-
-
-def _warn(line: str) -> None:
-    err.print(f"[yellow]warning:[/] {escape(line)}", highlight=False, soft_wrap=True)
-
-
-def _tracking_first(cfg) -> None:
-    """Tracking asked for without the mlflow extra: one line and exit code 2, before anything runs or builds."""
-    from gru_lab.tracking.store import require_mlflow, tracking_uri
-
-    if tracking_uri(cfg.output.mlflow, cfg.output.dir):
-        require_mlflow()
-
-
-def user_errors(fn: Callable) -> Callable:
-    """A GruLabError becomes one line on stderr and its exit code (2: a user's mistake); a limit of the machine
-    (out of memory, disk full, no permission) one line and exit code 1; anything else stays a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except GruLabError as exc:
-            _error_line(str(exc))
-            raise typer.Exit(code=exc.exit_code) from None
-        except Exception as exc:
-            line = machine_limit(exc)
-            if line is None:
-                raise
-            _error_line(line)
-            raise typer.Exit(code=1) from None
-
-    return wrapper
-
-
-def _error_line(text: str) -> None:
-    # escape: a message may hold brackets that rich would read as markup (pip install 'gru-lab[ray]')
-    err.print(f"[bold red]error:[/] {escape(text)}", markup=True, highlight=False, soft_wrap=True)
-
-
-def _preflight(cfgs, concurrent: int = 1, what: str = "this run") -> None:
-    """Refuse runs that cannot fit in memory (exit code 2), warn about runs that may not; before anything runs."""
-    from gru_lab.training.memory import preflight
-
-    warning = preflight(cfgs, concurrent, what)
-    if warning:
-        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
 
 
 def _version(value: bool) -> None:
@@ -112,12 +58,6 @@ def main(
     """gru-lab: run and compare recurrent-network experiments from YAML configs."""
 
 
-def _load(config: Optional[Path], overrides: Optional[list[str]]):
-    from gru_lab.config import EMBEDDED_DEFAULT, load_config
-
-    return load_config(config or EMBEDDED_DEFAULT, overrides or [])
-
-
 @app.command()
 @user_errors
 def train(
@@ -132,10 +72,10 @@ def train(
     mlflow: MlflowOption = None,
 ) -> None:
     """Train one model from a config and write results/<name>/<run-id>/."""
-    set_ = _with_mlflow(set_, mlflow)
-    cfg = _load(config, set_)
-    _preflight([cfg])
-    _tracking_first(cfg)
+    set_ = with_mlflow(set_, mlflow)
+    cfg = load(config, set_)
+    preflight([cfg])
+    tracking_first(cfg)
     from gru_lab.data import load_dataset
     from gru_lab.runs.folder import open_run, save_failure, save_run
     from gru_lab.runs.records import stopped_reason
@@ -161,8 +101,8 @@ def train(
                     raise
                 raise RunStopped(f"{machine_limit(exc)} (recorded in {save_failure(cfg, folder, machine_limit(exc))})"
                                  ) from None
-        _compiled_loops_first([cfg])
-        tracker = RunTracker.start(cfg, folder.run_id, folder.workdir, _warn)  # None without output.mlflow
+        compiled_loops_first([cfg])
+        tracker = RunTracker.start(cfg, folder.run_id, folder.workdir, warn)  # None without output.mlflow
         result = _train_with_progress(cfg, data, quiet, folder.workdir, tracker.log_epoch if tracker else None)
         if tracker and result.status in ("interrupted", "failed"):
             tracker.stop("KILLED" if result.status == "interrupted" else "FAILED")
@@ -190,7 +130,7 @@ def train(
     if result.status == "finished":
         _print_run_verdict(cfg, result.metrics)
     if cfg.output.tensorboard and (run_dir / "tensorboard").is_dir():
-        _tensorboard_line(run_dir / "tensorboard", "this run's curves")
+        tensorboard_line(run_dir / "tensorboard", "this run's curves")
     if result.status in ("diverged", "failed"):
         raise RunStopped(f"{stopped_reason(result.metrics)} (recorded in {run_dir})")
 
@@ -221,19 +161,6 @@ def _interrupted(cfg, result, data, again: str, run_id: str) -> None:
               f"`{escape(again)}` continues from epoch {len(result.history) + 1} and writes the finished run "
               "there.", highlight=False, soft_wrap=True)
     raise typer.Exit(code=130)
-
-
-def _compiled_loops_first(cfgs) -> None:
-    """Build gru-lab's compiled loops before the runs that want them, saying so once (later runs find them
-    built, or their failure remembered); without this the first epoch would silently include the build."""
-    from gru_lab.training.device import build_compiled_loops
-
-    def notify(line: str) -> None:
-        err.print(f"gru-lab: {line}", markup=False, highlight=False, soft_wrap=True)
-
-    why = build_compiled_loops(cfgs, notify)
-    if why:
-        notify(f"compiled loops not built: {why}; the fused TensorFlow loops run instead")
 
 
 def _train_with_progress(cfg, data, quiet: bool, workdir: Path | None = None, epoch_sink=None):
@@ -292,7 +219,7 @@ def inspect(
 ) -> None:
     """Show the model a config builds: layers, exact parameter formulas, and the kernel each recurrent layer
     will run here, and why. Trains nothing."""
-    cfg = _load(config, set_)
+    cfg = load(config, set_)
     from gru_lab.data import spec_for
     from gru_lab.models.kernels import cudnn_blockers, plan_kernels
     from gru_lab.models.memory import estimate, human_bytes
@@ -470,13 +397,13 @@ def compare(
     comparison table, plots and verdicts under results/<name>/. Finished runs are reused on a re-run."""
     from gru_lab.experiments.compare import execute, plan_compare
 
-    plan = plan_compare(config, _with_mlflow(set_, mlflow), cells, seeds, lengths, equal_params, budget)
-    _tracking_first(plan.base)
-    _before_runs(plan, 1)
+    plan = plan_compare(config, with_mlflow(set_, mlflow), cells, seeds, lengths, equal_params, budget)
+    tracking_first(plan.base)
+    before_runs(plan, 1)
     from gru_lab.report.compare import print_comparison, write_comparison
     from gru_lab.tracking.runs import plan_parent
 
-    with plan_parent(plan, "compare", _warn) as parent:  # None without output.mlflow
+    with plan_parent(plan, "compare", warn) as parent:  # None without output.mlflow
         result = _runs_with_progress(plan, quiet, execute, one_line=True)
         comp = write_comparison(result)
         _log_plan(parent, result, comp.files.values())
@@ -498,15 +425,6 @@ def _log_plan(parent, result, files) -> None:
                   highlight=False, soft_wrap=True, markup=False)
 
 
-def _tensorboard_line(logdir: Path, what: str) -> None:
-    """How to open the event files output.tensorboard wrote (and how to get TensorBoard where it is missing)."""
-    from gru_lab.experiments.hparams import INSTALL, available
-
-    line = f"TensorBoard: {what}: tensorboard --logdir {logdir}"
-    err.print(line + ("" if available() else f" (needs the tensorboard extra: {INSTALL})"), highlight=False,
-              soft_wrap=True, markup=False)
-
-
 def _tensorboard_views(plan, result) -> None:
     """output.tensorboard on a compare or sweep: its HParams sessions, and how to open them with the curves."""
     if not plan.base.output.tensorboard:
@@ -517,17 +435,7 @@ def _tensorboard_views(plan, result) -> None:
     if available():
         done = [o for o in result.outcomes if o.folder is not None and o.metrics]
         write_hparams(plan.folder, [(o.folder.name, load_config(o.folder / "config.yaml"), o.metrics) for o in done])
-    _tensorboard_line(plan.folder, "the runs' curves" + (" and the HParams view" if available() else ""))
-
-
-def _before_runs(plan, concurrent: int) -> None:
-    """Before any run of a compare or sweep starts: a results folder that cannot be written and runs that
-    cannot fit in memory are refused (exit code 2)."""
-    from gru_lab.runs.folder import check_writable
-
-    _preflight([r.cfg for r in plan.runs], concurrent, "the largest run")
-    check_writable(plan.folder)
-    _compiled_loops_first(r.cfg for r in plan.runs)
+    tensorboard_line(plan.folder, "the runs' curves" + (" and the HParams view" if available() else ""))
 
 
 def _exit_for_runs(result, folder: Path, command: str) -> None:
@@ -587,14 +495,14 @@ def sweep(
     results/<name>/. Finished runs are reused on a re-run; failed ones are retried."""
     from gru_lab.experiments.sweep import execute_sweep, plan_sweep
 
-    plan = plan_sweep(config, _with_mlflow(set_, mlflow), grid, seeds, workers, backend, ray_address, num_cpus,
+    plan = plan_sweep(config, with_mlflow(set_, mlflow), grid, seeds, workers, backend, ray_address, num_cpus,
                       num_gpus, name)
-    _tracking_first(plan.base)
-    _before_runs(plan, min(plan.workers or 1, len(plan.runs)) if plan.backend == "local" else 1)
+    tracking_first(plan.base)
+    before_runs(plan, min(plan.workers or 1, len(plan.runs)) if plan.backend == "local" else 1)
     from gru_lab.report.sweep import print_sweep, write_sweep
     from gru_lab.tracking.runs import plan_parent
 
-    with plan_parent(plan, "sweep", _warn) as parent:  # None without output.mlflow
+    with plan_parent(plan, "sweep", warn) as parent:  # None without output.mlflow
         result = _runs_with_progress(plan, quiet, execute_sweep, one_line=False)
         rep = write_sweep(result)
         _log_plan(parent, result, rep.files.values())
@@ -654,7 +562,7 @@ def tune(
 
     plan = plan_tune(config, set_, param, trials, timeout, sampler, pruner, metric, seeds, workers, backend, storage,
                      ray_address, num_cpus, num_gpus, name)
-    _before_runs(plan, min(plan.workers or 1, plan.trials) if plan.backend == "local" else 1)
+    before_runs(plan, min(plan.workers or 1, plan.trials) if plan.backend == "local" else 1)
     from gru_lab.report.tune import print_tune, progress_hook, write_tune
 
     def line(text: str) -> None:
@@ -723,7 +631,7 @@ def report(
         from gru_lab.tracking.runs import backfill_tree
 
         with err.status("logging run folders to MLflow..."):
-            uri, counts = backfill_tree(results, yaml.safe_load(mlflow), _warn)
+            uri, counts = backfill_tree(results, yaml.safe_load(mlflow), warn)
         err.print(f"MLflow ({uri}): {counts.get('logged', 0)} run(s) logged, {counts.get('present', 0)} already there"
                   + (f", {counts['failed']} not logged" if counts.get("failed") else "")
                   + (f", {counts['skipped']} not results (interrupted or failed)" if counts.get("skipped") else ""),
@@ -802,7 +710,7 @@ def bench(
 
     if "torch" in chosen_peers and not torch_peer.torch_installed():
         err.print(f"note: {torch_peer.INSTALL}", markup=False, highlight=False, soft_wrap=True)
-    _compiled_loops_first([load_config(config or DEFAULT_CONFIG, overrides + [f"model.cell={c}"]) for c in chosen]
+    compiled_loops_first([load_config(config or DEFAULT_CONFIG, overrides + [f"model.cell={c}"]) for c in chosen]
                           + recipes)
 
     with err.status("bench: loading data...") as status:
@@ -827,7 +735,7 @@ def _bench_sizes(cells: list[str], grid: str, torch: bool, alternatives: bool) -
     plan_jobs(cells, grid)  # the user's mistakes first, before anything is built
     if torch and not torch_peer.torch_installed():
         err.print(f"note: {torch_peer.INSTALL}", markup=False, highlight=False, soft_wrap=True)
-    _compiled_loops_first([point_config(c, "real", Size(32, 50, 16), GRU_LAB) for c in cells])
+    compiled_loops_first([point_config(c, "real", Size(32, 50, 16), GRU_LAB) for c in cells])
     with err.status("bench --sizes: starting...") as status:
         def on_job(cell: str, inputs: str, variant: str) -> None:
             status.update(f"bench --sizes: {cell}, {inputs} inputs, {variant} (every size, in its own process)...")
