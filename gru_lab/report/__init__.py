@@ -1,2 +1,2 @@
-"""Rendering only: frames and records -> console tables, CSV/Markdown/JSON files, plots. Only cli.py and
+"""Rendering only: frames and records -> console tables, CSV/Markdown/JSON files, plots. Only cli/ and
 this package print."""

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from gru_lab import cli
+from gru_lab.cli import common
 
 RUNS = [("adding_long_experiment_name", "units=32-learning_rate=0.003-s0-af78bbbf64", 0.002305, 3489),
         ("adding_long_experiment_name", "units=64-learning_rate=0.003-s0-022ee51d8c", 0.006833, 13185)]
@@ -27,7 +28,7 @@ def results(tmp_path):
 
 @pytest.mark.parametrize("width", [80, 100], ids=["80-columns", "100-columns"])
 def test_report_at_narrow_widths_keeps_run_ids_and_metrics_whole(runner, tmp_path, monkeypatch, width):
-    monkeypatch.setattr(cli.out, "width", width)  # the console as a pipe or terminal of this width sets it
+    monkeypatch.setattr(common.out, "width", width)  # the console as a pipe or terminal of this width sets it
     result = runner.invoke(cli.app, ["report", str(results(tmp_path))], env={"COLUMNS": str(width)})
     assert result.exit_code == 0, result.output
     for _name, run_id, mse, _params in RUNS:
@@ -37,7 +38,7 @@ def test_report_at_narrow_widths_keeps_run_ids_and_metrics_whole(runner, tmp_pat
 
 
 def test_a_wide_console_keeps_the_table(runner, tmp_path, monkeypatch):
-    monkeypatch.setattr(cli.out, "width", 200)
+    monkeypatch.setattr(common.out, "width", 200)
     result = runner.invoke(cli.app, ["report", str(results(tmp_path))])
     header = next(line for line in result.stdout.splitlines() if "run id" in line)
     assert "test metric" in header and "s/epoch" in header

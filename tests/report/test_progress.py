@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 from rich.console import Console
 
-from gru_lab import cli
+from gru_lab.cli import experiments
 from gru_lab.report.progress import runs_lines
 
 
@@ -56,7 +56,7 @@ def test_compare_and_sweep_print_lines_when_stderr_is_not_a_terminal(capsys):
             on_event(kind, run, info)
         return "result"
 
-    assert cli._runs_with_progress(plan, False, execute, one_line=True) == "result"
+    assert experiments._runs_with_progress(plan, False, execute, one_line=True) == "result"
     err = capsys.readouterr().err
     assert "[2/3] finished GRU seed 1 (gru-s1-abc) in 81 s: test mse 0.0123" in err.splitlines()
     assert "[3/3] failed GRU seed 2" in err and "[1/3] reused GRU seed 0" in err
