@@ -59,7 +59,7 @@ def compare(
     with plan_parent(plan, "compare", warn) as parent:  # None without output.mlflow
         result = _runs_with_progress(plan, quiet, execute, one_line=True)
         comp = write_comparison(result)
-        _log_plan(parent, result, comp.files.values())
+        _log_plan(parent, [o.folder for o in result.outcomes], comp.files.values(), result.baselines)
     print_comparison(out, result, comp)
     _tensorboard_views(plan, result)
     _exit_for_runs(result, plan.folder, "compare")
@@ -111,7 +111,7 @@ def sweep(
     with plan_parent(plan, "sweep", warn) as parent:  # None without output.mlflow
         result = _runs_with_progress(plan, quiet, execute_sweep, one_line=False)
         rep = write_sweep(result)
-        _log_plan(parent, result, rep.files.values())
+        _log_plan(parent, [o.folder for o in result.outcomes], rep.files.values(), result.baselines)
     print_sweep(out, result, rep)
     _tensorboard_views(plan, result)
     _exit_for_runs(result, plan.folder, "sweep")
@@ -133,13 +133,12 @@ def _runs_with_progress(plan, quiet: bool, execute, one_line: bool):
     return result
 
 
-def _log_plan(parent, result, files) -> None:
-    """A compare's or sweep's runs (those their workers did not log: reused, or logged halfway), tables, plots
-    and baselines to its parent MLflow run; one line saying where."""
+def _log_plan(parent, folders, files, baselines) -> None:
+    """A compare's, sweep's or tune's runs (those their workers did not log: reused, or logged halfway), tables,
+    plots and baselines to its parent MLflow run; one line saying where."""
     if parent is None:
         return
-    counts = parent.log_plan([o.folder for o in result.outcomes], files,
-                             [b.record() for b in result.baselines.values()])
+    counts = parent.log_plan(folders, files, [b.record() for b in baselines.values()])
     if parent.run_id and parent.store.on:
         logged = sum(n for k, n in counts.items() if k in ("logged", "present"))
         err.print(f"MLflow: {logged} run(s) under parent run {parent.run_id} at {parent.store.uri}",
@@ -221,32 +220,45 @@ def tune(
     name: Annotated[Optional[str], typer.Option(
         "--name", help="Folder and study name under output.dir. Default: the config's name.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+    mlflow: MlflowOption = None,
 ) -> None:
     """Search hyperparameters with Optuna (TPE and a pruner on the per-epoch validation metric), trials in worker
     processes sharing one study; write tune.csv/.md/.json, best.yaml and plots under results/<name>/. The same
     command again continues the study: trials left by a kill continue from their last finished epoch."""
     from gru_lab.experiments.tune import execute_tune, plan_tune
 
-    plan = plan_tune(config, set_, param, trials, timeout, sampler, pruner, metric, seeds, workers, backend, storage,
-                     ray_address, num_cpus, num_gpus, name)
+    plan = plan_tune(config, with_mlflow(set_, mlflow), param, trials, timeout, sampler, pruner, metric, seeds,
+                     workers, backend, storage, ray_address, num_cpus, num_gpus, name)
+    tracking_first(plan.base)
     before_runs(plan, min(plan.workers or 1, plan.trials) if plan.backend == "local" else 1)
     from gru_lab.report.tune import print_tune, progress_hook, write_tune
+    from gru_lab.tracking.runs import plan_parent
 
     def line(text: str) -> None:
         err.print(text, markup=False, highlight=False, soft_wrap=True)
 
-    if quiet:
-        result = execute_tune(plan)
-    elif not err.is_terminal:
-        on_event = progress_hook(None, plan, True, line)
-        result = execute_tune(plan, on_event=on_event)
-    else:
-        from gru_lab.report import progress
-
-        with progress.display(err) as bars:
-            on_event = progress_hook(bars, plan, False, bars.console.print)
+    with plan_parent(plan, "tune", warn) as parent:  # None without output.mlflow
+        if quiet:
+            result = execute_tune(plan)
+        elif not err.is_terminal:
+            on_event = progress_hook(None, plan, True, line)
             result = execute_tune(plan, on_event=on_event)
-    summary = write_tune(result)
+        else:
+            from gru_lab.report import progress
+
+            with progress.display(err) as bars:
+                on_event = progress_hook(bars, plan, False, bars.console.print)
+                result = execute_tune(plan, on_event=on_event)
+        summary = write_tune(result)
+        if parent is not None:
+            from gru_lab.runs.folder import find_finished
+
+            trials = [(t.state, find_finished(plan.folder, run_id)) for t in result.trials for run_id in t.run_ids]
+            _log_plan(parent, [f for _, f in trials] + [o.folder for o in result.base], summary.files.values(),
+                      result.baselines)
+            for state, folder in trials:
+                if folder is not None:
+                    parent.tag_child(folder, "gru_lab.trial_state", state)
     print_tune(out, result, summary)
     if result.interrupted:
         err.print("[yellow]interrupted:[/] finished trials are kept; run the same command again to continue "

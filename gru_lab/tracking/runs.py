@@ -7,11 +7,8 @@ its MLflow run, and a finished folder already logged to a store is not logged th
 report --mlflow`, and a compare or sweep that reuses finished runs) finds a run in the store by its gru-lab run
 id too, so a run logged halfway (the server went down) is completed, never duplicated.
 
-Tune (experiments/tune.py) can use the same two pieces as compare and sweep (docs/mlflow.md):
-
-    with plan_parent(plan, "tune", warn) as parent:  # or parent_run(...) for a plan of another shape
-        ...  # trials train through executor.train_and_save, whose runs nest under the parent
-        if parent: parent.log_plan(folders, files, baselines); parent.tag_child(folder, "gru_lab.trial_state", s)
+Tune uses the same two pieces as compare and sweep (docs/mlflow.md): its parent is keyed by its study's folder,
+its trials nest under it as they train, and each trial's run is tagged with the trial's state.
 """
 
 from __future__ import annotations
@@ -427,9 +424,18 @@ def plan_parent(plan, kind: str, warn: Warn | None = None, setting: bool | str |
     import hashlib
 
     base = plan.base
-    experiment = plan.runs[0].cfg.name if plan.runs else plan.name
-    key = hashlib.sha256("\n".join(sorted(r.run_id for r in plan.runs)).encode()).hexdigest()[:16]
-    params = {**flat_params(base), "plan.kind": kind, "plan.runs": len(plan.runs)}
+    runs = plan.runs
+    if getattr(plan, "space", None) is not None:  # a tune: its trials come as it goes; its study's folder is its key
+        experiment = base.name
+        key = hashlib.sha256(f"{kind}:{Path(plan.folder).resolve()}".encode()).hexdigest()[:16]
+        params = {**flat_params(base), "plan.kind": kind, "plan.trials": plan.trials}
+        for name in ("sampler", "pruner", "metric"):
+            params[f"plan.{name}"] = getattr(plan, name)
+        params["plan.space"] = json.dumps([p.record() for p in plan.space], default=str)
+    else:
+        experiment = runs[0].cfg.name if runs else plan.name
+        key = hashlib.sha256("\n".join(sorted(r.run_id for r in runs)).encode()).hexdigest()[:16]
+        params = {**flat_params(base), "plan.kind": kind, "plan.runs": len(runs)}
     for name, values in (getattr(plan, "axes", None) or {}).items():
         params[f"plan.axis.{name}"] = json.dumps(values, default=str)
     for name in ("cells", "seeds", "lengths"):

@@ -260,6 +260,41 @@ def test_a_real_pruned_study_and_best_yaml_reproducing_its_trial_exactly(tmp_pat
     assert min(r["val_loss"] for r in rows) == best.value
 
 
+@pytest.mark.slow
+def test_tune_logs_to_mlflow_one_parent_with_its_trials_nested_and_tagged(runner, tmp_path, monkeypatch):
+    """--mlflow: one parent run for the study (its space, sampler and pruner as parameters, tune.md as an
+    artifact); the finished trial's run and the base config's run nested under it, the trial's tagged with its
+    state; the same command again continues that parent (still one). Slow tier: real training, in this process."""
+    mlflow = pytest.importorskip("mlflow", reason="the mlflow extra: pip install 'gru-lab[mlflow]'")
+    import gru_lab.experiments.tune as tune
+    from gru_lab.experiments.executor import run_inline
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setattr(tune, "run_in_subprocess", lambda run, on_epoch=None, **_: run_inline(run, on_epoch))
+    config = tiny(tmp_path / "results", epochs=2, sampler="grid", pruner="halving")
+    config["tune"]["space"] = {"train.learning_rate": [0.000001, 0.05]}
+    config["data"]["n_train"] = 32
+    path = write(tmp_path, config)
+    for _ in range(2):
+        result = runner.invoke(app, ["tune", str(path), "--mlflow", "true", "-q"])
+        assert result.exit_code == 0, result.output
+    uri = f"sqlite:///{(tmp_path / 'results' / 'mlflow.db').resolve()}"
+    client = mlflow.MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("tn").experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("gru_lab.kind") == "tune"]
+    assert parent.data.params["plan.pruner"] == "halving" and parent.data.params["plan.sampler"] == "grid"
+    assert "train.learning_rate" in parent.data.params["plan.space"]
+    assert "tune.md" in [a.path for a in client.list_artifacts(parent.info.run_id)]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    tagged = [r.data.tags["gru_lab.trial_state"] for r in children if "gru_lab.trial_state" in r.data.tags]
+    assert tagged == ["finished"]  # the pruned trial's folder is gone, so its run is not tagged
+    record = json.loads((tmp_path / "results" / "tn" / "tune.json").read_text())
+    finished = [r for r in record["table"] if r.get("kind") == "trial" and r.get("state") == "finished"]
+    base = [r for r in children if r.data.tags.get("gru_lab.trial_state") is None
+            and r.data.params.get("train.learning_rate") == str(config["train"].get("learning_rate", 0.001))]
+    assert len(finished) == 1 and len(base) == 1
+
+
 # ----------------------------------------------------------------------------- slow tier
 
 
