@@ -159,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
                          "load_after": load_average()})
     isa = "avx512" if "avx512" in Path("/proc/cpuinfo").read_text() else "no avx512"
     record = {"written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "config": args.config,
-              "metric": plan.metric, "trials": args.trials, "timeout_s": args.timeout, "space": [p.record() for p in plan.space],
+              "metric": plan.metric, "trials": args.trials, "timeout_s": args.timeout,
+              "space": [p.record() for p in plan.space],
               "cpu_count": os.cpu_count(), "isa": isa, "rows": rows}
     atomic_write_json(folder / "tune_peers.json", record)
     table = markdown_table(["tool", f"best {plan.metric}", "trials", "epochs", "wall s", "load before/after"],
