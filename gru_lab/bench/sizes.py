@@ -49,6 +49,9 @@ EMBEDDING_DIM = 128  # ... and its Embedding(max_features, 128)
 FEATURES = 8  # real-valued inputs: values a step (a few sensor channels)
 PEAK_ROWS = 8192  # the batched peak's product has at most this many rows (2000 x 128 rows would be GBs)
 MIN_SECONDS = {"quick": 0.3, "reduced": 1.0, "full": 1.0}  # timing per measurement, after a warm-up
+# `--only KEY=V[,V...]` (repeatable) cuts the chosen grid to some of its values, e.g. one size, or the 2,000-step
+# points alone, so that one point can be measured (or re-measured after a change) without the whole grid.
+ONLY_KEYS = {"units": UNITS, "steps": STEPS, "batch": BATCHES, "inputs": INPUTS}
 MAX_REPEATS = 50
 
 GRU_LAB, KERAS, TORCH = "gru-lab", "keras", "pytorch"
@@ -95,8 +98,30 @@ def work(size: Size) -> int:
     return size.batch * size.steps * size.units ** 2
 
 
-def grid_sizes(grid: str) -> list[Size]:
-    """The sizes of a grid ("quick", "reduced", "full"), the cheapest first."""
+def parse_only(items: list[str] | None) -> dict[str, tuple]:
+    """`--only KEY=V[,V...]` items -> {key: values} (ONLY_KEYS; a key given twice keeps the values of both)."""
+    only: dict[str, tuple] = {}
+    for item in items or []:
+        key, _, text = item.partition("=")
+        key = key.strip()
+        if key not in ONLY_KEYS:
+            raise GruLabError(f"bench --sizes: --only {item!r}: the key must be one of {list(ONLY_KEYS)}, as in "
+                              f"--only steps=2000. Got {key!r}.")
+        allowed = ONLY_KEYS[key]
+        values = []
+        for value in (v.strip() for v in text.split(",")):
+            chosen = int(value) if key != "inputs" and value.isdigit() else value
+            if chosen not in allowed:
+                raise GruLabError(f"bench --sizes: --only {item!r}: {key} must be among {list(allowed)}. "
+                                  f"Got {value!r}.")
+            values.append(chosen)
+        only[key] = tuple(dict.fromkeys(only.get(key, ()) + tuple(values)))
+    return only
+
+
+def grid_sizes(grid: str, only: dict[str, tuple] | None = None) -> list[Size]:
+    """The sizes of a grid ("quick", "reduced", "full"), the cheapest first; `only` (parse_only) keeps those
+    whose units, steps and batch are among its values."""
     if grid not in GRIDS:
         raise GruLabError(f"bench --sizes: the grid must be one of {list(GRIDS)}. Got {grid!r}.")
     if grid == "quick":
@@ -104,19 +129,35 @@ def grid_sizes(grid: str) -> list[Size]:
     else:
         sizes = [Size(u, t, b) for u in UNITS for t in STEPS for b in BATCHES
                  if grid == "full" or u * t <= REDUCED_WORK]
+    only = only or {}
+    sizes = [s for s in sizes if all(getattr(s, k) in only.get(k, (getattr(s, k),)) for k in ("units", "steps",
+                                                                                            "batch"))]
+    if not sizes:
+        given = " ".join(f"{k}={','.join(map(str, v))}" for k, v in only.items())
+        held = ", ".join(f"{k} {v}" for k, v in grid_values(grid).items())
+        raise GruLabError(f"bench --sizes: --only {given} leaves no size of the {grid} grid (it holds {held}); "
+                          "--full has every size.")
     return sorted(sizes, key=lambda s: (work(s), s))
 
 
+def grid_values(grid: str) -> dict[str, list[int]]:
+    """The units, steps and batches a grid holds."""
+    sizes = grid_sizes(grid)
+    return {k: sorted({getattr(s, k) for s in sizes}) for k in ("units", "steps", "batch")}
+
+
 def plan_jobs(cells: list[str], grid: str, inputs: tuple[str, ...] = INPUTS,
-              variants: tuple[str, ...] = VARIANTS) -> list[dict[str, Any]]:
-    """One job per (cell, inputs, variant): a worker process that measures every size of the grid."""
+              variants: tuple[str, ...] = VARIANTS, only: dict[str, tuple] | None = None) -> list[dict[str, Any]]:
+    """One job per (cell, inputs, variant): a worker process that measures every size of the grid (cut to
+    `only`'s values, parse_only)."""
     unknown = [c for c in cells if c not in cell_names.CELLS]
     if unknown or not cells:
         raise GruLabError(f"bench --sizes: cells must be among {list(cell_names.NAMES)}. Got {unknown or cells}.")
     wrong = [i for i in inputs if i not in INPUTS]
     if wrong or not inputs:
         raise GruLabError(f"bench --sizes: inputs must be among {list(INPUTS)}. Got {wrong or list(inputs)}.")
-    sizes = [asdict(s) for s in grid_sizes(grid)]
+    sizes = [asdict(s) for s in grid_sizes(grid, only)]
+    inputs = tuple(i for i in inputs if i in (only or {}).get("inputs", inputs))
     return [{"cell": c, "inputs": i, "variant": v, "sizes": sizes, "min_seconds": MIN_SECONDS[grid]}
             for c in cells for i in inputs for v in variants]
 
@@ -215,7 +256,7 @@ def ratios_frame(rows):
 
 def run_sizes(cells: list[str], grid: str = "reduced", *, inputs: tuple[str, ...] = INPUTS, torch: bool = True,
               output_dir: Path = Path("results"), folder: Path | None = None, on_job: PointHook | None = None,
-              isa: str = "native", alternatives: bool = False) -> SizesResult:
+              isa: str = "native", alternatives: bool = False, only: dict[str, tuple] | None = None) -> SizesResult:
     """Every job of plan_jobs in its own process, one after the other; a failed worker is a note and the bench
     goes on. torch=False (or PyTorch not installed: a note) leaves the pytorch rows out."""
     import pandas as pd
@@ -230,7 +271,8 @@ def run_sizes(cells: list[str], grid: str = "reduced", *, inputs: tuple[str, ...
         variants.append(TORCH)
     elif torch:
         notes.append(torch_peer.INSTALL)
-    jobs = plan_jobs(cells, grid, inputs, tuple(variants))
+    jobs = plan_jobs(cells, grid, inputs, tuple(variants), only)
+    inputs = tuple(dict.fromkeys(j["inputs"] for j in jobs))
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     env = worker_env(isa)
     load_start, t0 = load_average(), time.perf_counter()
@@ -260,7 +302,8 @@ def run_sizes(cells: list[str], grid: str = "reduced", *, inputs: tuple[str, ...
                          + frame.get("load_after", pd.Series(dtype=float)).tolist()) if v is not None and v == v]
     meta = {
         "started": started, "seconds": round(time.perf_counter() - t0, 1), "grid": grid, "cells": cells,
-        "inputs": list(inputs), "variants": variants, "sizes": [asdict(s) for s in grid_sizes(grid)],
+        "inputs": list(inputs), "variants": variants, "sizes": [asdict(s) for s in grid_sizes(grid, only)],
+        "only": {k: list(v) for k, v in (only or {}).items()},
         "isa": isa, "machine_isa": machine_isa(flags), "isa_text": describe(flags, isa), "isa_env": env,
         "cpu_count": os.cpu_count(), "load_min": min(loads, default=None), "load_max": max(loads, default=None),
         "vocabulary": VOCABULARY, "embedding_dim": EMBEDDING_DIM, "features": FEATURES,

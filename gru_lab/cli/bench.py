@@ -44,6 +44,9 @@ def bench(
     alternatives: Annotated[bool, typer.Option(
         "--alternatives", help="With --sizes: also gru-lab's fused loops under XLA, to check that the kernel plan "
                                "chose the faster of its kernels at each size.")] = False,
+    only: Annotated[Optional[list[str]], typer.Option(
+        "--only", help="With --sizes: cut the grid to some of its values, KEY=V[,V...] with KEY units, steps, batch "
+                       "or inputs (repeatable), e.g. --only steps=2000 --only inputs=real.")] = None,
 ) -> None:
     """Time gru-lab's training path against a plain Keras baseline written the tutorial's way (and with --peers
     torch, the same model in PyTorch), per cell: s/epoch, train and inference samples/s, test metric, peak memory,
@@ -53,18 +56,18 @@ def bench(
     from gru_lab.bench.bench import DEFAULT_CONFIG
     from gru_lab.config import load_config
 
-    if sizes or full or alternatives:
+    if sizes or full or alternatives or only:
         given = [name for name, value in (("CONFIG", config), ("--set", set_), ("--ablation", ablation),
                                           ("--isolate", isolate), ("--recipe", recipe)) if value]
         if given or not sizes:
-            raise GruLabError(f"bench: {', '.join(given) or '--full/--alternatives'} cannot be used "
+            raise GruLabError(f"bench: {', '.join(given) or '--full/--alternatives/--only'} cannot be used "
                               f"{'with' if sizes else 'without'} --sizes.")
         if quick and full:
             raise GruLabError("bench --sizes: --quick (a few sizes) and --full (every size) exclude each other; "
                               "give one of them, or neither for the reduced grid.")
         _bench_sizes([cell_names.canonical(c) for c in cells.split(",") if c.strip()],
                      "quick" if quick else "full" if full else "reduced",
-                     "torch" in [p.strip() for p in peers.split(",")], alternatives)
+                     "torch" in [p.strip() for p in peers.split(",")], alternatives, only)
         return
     from gru_lab.bench.isa import requested_isa, worker_env
 
@@ -98,15 +101,16 @@ def bench(
     out.print(f"bench folder: {result.folder} ({', '.join(p.name for p in files.values())})", soft_wrap=True)
 
 
-def _bench_sizes(cells: list[str], grid: str, torch: bool, alternatives: bool) -> None:
+def _bench_sizes(cells: list[str], grid: str, torch: bool, alternatives: bool, only: list[str] | None = None) -> None:
     """bench --sizes: each (cell, inputs, variant) over the grid in its own process; the table, the heat maps."""
     from gru_lab.bench import torch_peer
     from gru_lab.bench.isa import requested_isa
-    from gru_lab.bench.sizes import GRU_LAB, Size, plan_jobs, point_config, run_sizes
+    from gru_lab.bench.sizes import GRU_LAB, Size, parse_only, plan_jobs, point_config, run_sizes
     from gru_lab.report.sizes import print_sizes, write_sizes
 
     isa = requested_isa()
-    plan_jobs(cells, grid)  # the user's mistakes first, before anything is built
+    cut = parse_only(only)
+    plan_jobs(cells, grid, only=cut)  # the user's mistakes first, before anything is built
     if torch and not torch_peer.torch_installed():
         err.print(f"note: {torch_peer.INSTALL}", markup=False, highlight=False, soft_wrap=True)
     compiled_loops_first([point_config(c, "real", Size(32, 50, 16), GRU_LAB) for c in cells])
@@ -114,7 +118,7 @@ def _bench_sizes(cells: list[str], grid: str, torch: bool, alternatives: bool) -
         def on_job(cell: str, inputs: str, variant: str) -> None:
             status.update(f"bench --sizes: {cell}, {inputs} inputs, {variant} (every size, in its own process)...")
 
-        result = run_sizes(cells, grid, torch=torch, isa=isa, alternatives=alternatives, on_job=on_job)
+        result = run_sizes(cells, grid, torch=torch, isa=isa, alternatives=alternatives, on_job=on_job, only=cut)
     files = write_sizes(result)
     print_sizes(out, result)
     out.print(f"bench folder: {result.folder} ({', '.join(p.name for p in files.values())})", soft_wrap=True)

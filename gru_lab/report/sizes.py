@@ -86,7 +86,9 @@ def _row_table(rows) -> tuple[list[str], list[list[str]]]:
 def header_lines(meta: dict) -> list[str]:
     """The lines every rendering starts with: the grid, the machine's ISA, cores and load."""
     load = f"{num(meta.get('load_min'), '{:.2f}')} to {num(meta.get('load_max'), '{:.2f}')}"
-    return [f"- grid: {meta['grid']} ({len(meta['sizes'])} sizes of units x steps x batch), cells "
+    only = " ".join(f"{k}={','.join(map(str, v))}" for k, v in (meta.get("only") or {}).items())
+    return [f"- grid: {meta['grid']}{f' cut to --only {only}' if only else ''} ({len(meta['sizes'])} sizes of "
+            f"units x steps x batch), cells "
             f"{', '.join(cell_names.label(c) for c in meta['cells'])}, inputs {', '.join(meta['inputs'])}; "
             f"variants {', '.join(meta['variants'])}, each (cell, inputs, variant) in its own process",
             f"- machine: {meta['cpu_count']} CPU cores; ISA {meta['isa_text']}; 1-minute load average {load} "

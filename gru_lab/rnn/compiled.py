@@ -339,9 +339,13 @@ def run(cell_kind: str, sequences, states, cell, go_backwards: bool, return_sequ
     step by step, so no (T, B, gates*u) array is made; row_scale (B, d), input dropout's mask, scales each
     batch row's embedded inputs (the table then holds each distinct (row, token) pair). The ops take the
     gates side by side, since the compiled step multiplies h by the whole recurrent kernel at once.
-    Gradients: the backward op returns each step's gate gradients, and dU, the recurrent bias's gradient and
-    (through TensorFlow's own gradient of the projection or the table) dW, the input bias's and the inputs'
-    are large products."""
+    Gradients: the backward op returns each step's gate gradients, and dU, the recurrent bias's gradient, dW,
+    the input bias's and the inputs' (or, from the table, the table's) are large products.
+
+    Memory (a train step holds what the backward op needs and little else): without return_sequences only the
+    last state leaves the loop, so its gradient is (B, u), not a (T, B, u) of zeros; the projection is made
+    inside the loop's gradient function, its forward op its one reader, so that the op writes the gates over
+    it, and the backward op writes the gradients over the gates."""
     import tensorflow as tf
 
     lib = load()
@@ -359,21 +363,18 @@ def run(cell_kind: str, sequences, states, cell, go_backwards: bool, return_sequ
         if go_backwards:
             ids = tf.reverse(ids, [0])
         table, ids = _batch_table(ids, embeddings, kernel, input_bias, row_scale)
-        keep = return_sequences or training  # training keeps every state for the backward op
-        out, c_last = _table_loop(ops, lib, table, ids, state, weights, m, keep, save=training)
-        hs, last = (out, out[-1]) if keep else (None, out)
-        return _outputs(hs, last, c_last, steps_mask, zero_output_for_mask, return_sequences)
-    x = tf.transpose(sequences, [1, 0, 2])  # time-major: (T, B, d)
-    if go_backwards:
-        x = tf.reverse(x, [0])
-    steps, batch, d = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
-    projected = tf.reshape(tf.matmul(tf.reshape(x, [-1, d]), kernel) + input_bias, [steps, batch, -1])
-    hs, c_last = _loop(ops, lib, projected, state, weights, m, save=training)
-    return _outputs(hs, hs[-1], c_last, steps_mask, zero_output_for_mask, return_sequences)
+        out, c_last = _table_loop(ops, lib, table, ids, state, weights, m, return_sequences, save=training)
+    else:
+        x = tf.transpose(sequences, [1, 0, 2])  # time-major: (T, B, d)
+        if go_backwards:
+            x = tf.reverse(x, [0])
+        out, c_last = _loop(ops, lib, x, kernel, input_bias, state, weights, m, return_sequences, save=training)
+    hs, last = (out, out[-1]) if return_sequences else (None, out)
+    return _outputs(hs, last, c_last, steps_mask, zero_output_for_mask, return_sequences)
 
 
 class _Gru:
-    """GRU (reset_after=True): bias (2, 3u) = input and recurrent rows; the ops keep z, r, n and h U_n + b_n."""
+    """GRU (reset_after=True): bias (2, 3u) = input and recurrent rows; the ops keep (gates z, r, n; h U_n + b_n)."""
 
     states = 1
 
@@ -383,21 +384,29 @@ class _Gru:
 
     @staticmethod
     def forward(lib, projected, state, weights, m, save: bool):
-        hs, saved = lib.gru_lab_gru_forward(projected, state[0], *weights, m, save=save)
-        return hs, None, saved
+        hs, gates, rn = lib.gru_lab_gru_forward(projected, state[0], *weights, m, save=save)
+        return hs, None, (gates, rn)
 
     @staticmethod
     def table(lib, table, ids, state, weights, m, keep: bool, save: bool):
-        out, saved = lib.gru_lab_gru_table_forward(table, ids, state[0], *weights, m, keep_sequence=keep, save=save)
-        return out, None, saved
+        out, gates, rn = lib.gru_lab_gru_table_forward(table, ids, state[0], *weights, m, keep_sequence=keep,
+                                                       save=save)
+        return out, None, (gates, rn)
 
     @staticmethod
     def backward(lib, d_hs, _d_c_last, hs, state, saved, weights, m):
-        """(d projected, d h0, d recurrent kernel, d recurrent bias)."""
+        """(d projected, d h0, d recurrent kernel, d recurrent bias). The recurrent side's gradients are dz, dr
+        (d projected's) and d(rn) = dn r: dU's and the bias's z and r columns come from d projected, whose
+        product's n block (u x u per row, a third more than dU needs) is dropped, rather than copying the z and
+        r columns into a (T, B, 2u) array of their own."""
         import tensorflow as tf
 
-        d_projected, d_recurrent, d_h0 = lib.gru_lab_gru_backward(d_hs, hs, state[0], saved, weights[0], m)
-        return d_projected, d_h0, _d_recurrent_kernel(state[0], hs, d_recurrent), tf.reduce_sum(d_recurrent, [0, 1])
+        d_projected, d_rn, d_h0 = lib.gru_lab_gru_backward(d_hs, hs, state[0], *saved, weights[0], m)
+        zr = 2 * tf.shape(hs)[2]
+        d_kernel = tf.concat([_d_recurrent_kernel(state[0], hs, d_projected)[:, :zr],
+                              _d_recurrent_kernel(state[0], hs, d_rn)], axis=1)
+        d_bias = tf.concat([tf.reduce_sum(d_projected, [0, 1])[:zr], tf.reduce_sum(d_rn, [0, 1])], axis=0)
+        return d_projected, d_h0, d_kernel, d_bias
 
 
 class _OneBias:
@@ -409,17 +418,20 @@ class _OneBias:
 
 
 class _Lstm(_OneBias):
-    """LSTM: one bias (4u); states h and c; the ops keep i, f, g, o, tanh c and c."""
+    """LSTM: one bias (4u); states h and c; the ops keep (gates i, f, g, o; tanh c and c)."""
 
     states = 2
 
     @staticmethod
     def forward(lib, projected, state, weights, m, save: bool):
-        return lib.gru_lab_lstm_forward(projected, *state, weights[0], m, save=save)
+        hs, c_last, gates, cells = lib.gru_lab_lstm_forward(projected, *state, weights[0], m, save=save)
+        return hs, c_last, (gates, cells)
 
     @staticmethod
     def table(lib, table, ids, state, weights, m, keep: bool, save: bool):
-        return lib.gru_lab_lstm_table_forward(table, ids, *state, weights[0], m, keep_sequence=keep, save=save)
+        out, c_last, gates, cells = lib.gru_lab_lstm_table_forward(table, ids, *state, weights[0], m,
+                                                                   keep_sequence=keep, save=save)
+        return out, c_last, (gates, cells)
 
     @staticmethod
     def backward(lib, d_hs, d_c_last, hs, state, saved, weights, m):
@@ -427,7 +439,7 @@ class _Lstm(_OneBias):
         import tensorflow as tf
 
         d_c_last = tf.zeros_like(state[1]) if d_c_last is None else d_c_last
-        d_projected, d_h0, d_c0 = lib.gru_lab_lstm_backward(d_hs, d_c_last, state[1], saved, weights[0], m)
+        d_projected, d_h0, d_c0 = lib.gru_lab_lstm_backward(d_hs, d_c_last, state[1], *saved, weights[0], m)
         return d_projected, d_h0, d_c0, _d_recurrent_kernel(state[0], hs, d_projected)
 
 
@@ -485,31 +497,49 @@ def _d_recurrent_kernel(h0, hs, d_gates):
     return tf.matmul(h0, d_gates[0], transpose_a=True) + flat_matmul(hs[:-1], d_gates[1:], transpose_a=True)
 
 
-def _loop(ops, lib, projected, state, weights, m, save: bool):
-    """(states (T, B, u), last c or None), differentiable. save=True (training) keeps each step's gates for the
-    backward op; save=False (inference) does not, and a gradient asked for anyway runs the forward again."""
+def _project(x, kernel, input_bias):
+    """x (T, B, d) @ W + b: (T, B, gates*u), one (T*B, d) @ (d, gates*u) product."""
+    import tensorflow as tf
+
+    steps, batch, d = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
+    return tf.reshape(tf.matmul(tf.reshape(x, [-1, d]), kernel) + input_bias, [steps, batch, -1])
+
+
+def _loop(ops, lib, x, kernel, input_bias, state, weights, m, sequence: bool, save: bool):
+    """(states (T, B, u) (sequence) or the last state (B, u), last c or None) from the time-major inputs x,
+    differentiable. save=True (training) keeps each step's gates for the backward op; save=False (inference)
+    does not, and a gradient asked for anyway runs the forward again.
+
+    The projection is made here, inside the custom gradient, so that the forward op is its one reader and may
+    write the gates over it; the projection's gradients (dW, the input bias's, the inputs') are therefore made
+    here too, the same large products TensorFlow's own gradient of it would make."""
     import tensorflow as tf
 
     n = len(state)
 
     @tf.custom_gradient
-    def loop(projected, *tensors):
+    def loop(x, kernel, input_bias, *tensors):
         state, weights = tensors[:n], tensors[n:]
-        hs, c_last, saved = ops.forward(lib, projected, state, weights, m, save)
+        hs, c_last, saved = ops.forward(lib, _project(x, kernel, input_bias), state, weights, m, save)
+        out = hs if sequence else hs[-1]
 
-        def grad(d_hs, d_c_last=None):
-            kept = saved if save else ops.forward(lib, projected, state, weights, m, True)[2]
-            return ops.backward(lib, d_hs, d_c_last, hs, state, kept, weights, m)
+        def grad(d_out, d_c_last=None):
+            kept = saved if save else ops.forward(lib, _project(x, kernel, input_bias), state, weights, m, True)[2]
+            d_projected, *rest = ops.backward(lib, d_out, d_c_last, hs, state, kept, weights, m)
+            rows = tf.reshape(d_projected, [-1, tf.shape(d_projected)[2]])
+            d_x = tf.reshape(tf.matmul(rows, kernel, transpose_b=True), tf.shape(x))
+            d_kernel = tf.matmul(tf.reshape(x, [-1, tf.shape(x)[2]]), rows, transpose_a=True)
+            return (d_x, d_kernel, tf.reduce_sum(rows, 0), *rest)
 
-        return ((hs, c_last) if c_last is not None else hs), grad
+        return ((out, c_last) if c_last is not None else out), grad
 
-    out = loop(projected, *state, *weights)
+    out = loop(x, kernel, input_bias, *state, *weights)
     return out if isinstance(out, (list, tuple)) else (out, None)
 
 
-def _table_loop(ops, lib, table, ids, state, weights, m, keep_sequence: bool, save: bool = False):
-    """(states (T, B, u) (keep_sequence) or the last state (B, u), last c or None), read from the token table;
-    differentiable. save=True (training; needs keep_sequence) keeps each step's gates for the backward op;
+def _table_loop(ops, lib, table, ids, state, weights, m, sequence: bool, save: bool = False):
+    """(states (T, B, u) (sequence) or the last state (B, u), last c or None), read from the token table;
+    differentiable. save=True (training) keeps every state and each step's gates for the backward op;
     without it a gradient (rare at inference) runs the forward again with saving on. The table's gradient
     sums the gradients of the steps that read each row (GruLabTableGradient)."""
     import tensorflow as tf
@@ -519,17 +549,17 @@ def _table_loop(ops, lib, table, ids, state, weights, m, keep_sequence: bool, sa
     @tf.custom_gradient
     def loop(table, *tensors):
         state, weights = tensors[:n], tensors[n:]
-        out, c_last, saved = ops.table(lib, table, ids, state, weights, m, keep_sequence, save)
+        out, c_last, saved = ops.table(lib, table, ids, state, weights, m, sequence or save, save)
+        result = out[-1] if save and not sequence else out
 
         def grad(d_out, d_c_last=None):
             hs, kept = out, saved
             if not save:
                 hs, kept = ops.table(lib, table, ids, state, weights, m, True, True)[::2]
-            d_hs = d_out if keep_sequence else tf.concat([tf.zeros_like(hs[:-1]), d_out[None]], axis=0)
-            d_projected, *rest = ops.backward(lib, d_hs, d_c_last, hs, state, kept, weights, m)
+            d_projected, *rest = ops.backward(lib, d_out, d_c_last, hs, state, kept, weights, m)
             return (lib.gru_lab_table_gradient(d_projected, ids, tf.shape(table)[0]), *rest)
 
-        return ((out, c_last) if c_last is not None else out), grad
+        return ((result, c_last) if c_last is not None else result), grad
 
     out = loop(table, *state, *weights)
     return out if isinstance(out, (list, tuple)) else (out, None)

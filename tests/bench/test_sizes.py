@@ -55,6 +55,31 @@ def test_a_wrong_plan_is_the_users_mistake(cells, grid, inputs, says):
         sizes.plan_jobs(cells, grid, inputs)
 
 
+def test_only_cuts_the_grid_to_the_values_given():
+    only = sizes.parse_only(["steps=2000", "inputs=real"])
+    assert only == {"steps": (2000,), "inputs": ("real",)}
+    assert sizes.grid_sizes("reduced", only) == [Size(32, 2000, 16), Size(32, 2000, 128)]  # 32 units alone there
+    assert len(sizes.grid_sizes("full", only)) == 6
+    jobs = sizes.plan_jobs(["gru"], "reduced", only=only)
+    assert [(j["inputs"], j["variant"]) for j in jobs] == [("real", v) for v in (GRU_LAB, KERAS, TORCH)]
+    assert all(len(j["sizes"]) == 2 for j in jobs)
+    one = sizes.parse_only(["units=32", "batch=128", "steps=50,2000", "steps=500"])  # a key twice: both
+    assert one["steps"] == (50, 2000, 500)
+    assert sizes.grid_sizes("reduced", one) == [Size(32, 50, 128), Size(32, 500, 128), Size(32, 2000, 128)]
+
+
+@pytest.mark.parametrize("items, grid, says", [
+    (["step=2000"], "reduced", "the key must be one of ['units', 'steps', 'batch', 'inputs']"),
+    (["steps=1000"], "reduced", "steps must be among [50, 500, 2000]. Got '1000'"),
+    (["inputs=images"], "reduced", "inputs must be among ['tokens', 'real']"),
+    (["units=512", "steps=2000"], "reduced", "--only units=512 steps=2000 leaves no size of the reduced grid"),
+], ids=["unknown-key", "value-off-the-grid", "unknown-inputs", "nothing-left"])
+def test_a_wrong_cut_of_the_grid_is_the_users_mistake(items, grid, says):
+    with pytest.raises(GruLabError) as caught:
+        sizes.grid_sizes(grid, sizes.parse_only(items))
+    assert says in str(caught.value)
+
+
 # ----------------------------------------------------------------------------- the formulas
 
 
@@ -218,6 +243,7 @@ def test_the_report_writes_the_table_the_rows_and_one_heat_map_a_cell(tmp_path):
     assert files["heatmap_gru"].read_bytes().startswith(b"\x89PNG")
     md = files["md"].read_text()
     assert "ISA AVX-512 (avx512f)" in md and "2 CPU cores" in md and "- a note" in md
+    assert "- grid: quick (4 sizes" in md  # not cut: no --only in its header
     assert "| GRU | real | 128 | 500 | 16 | compiled | 3.00x | 0.50x | 3.00x | 18.00x | - | - | 1.25 |" in md
     assert "train>pytorch, products>=50% of peak" in md  # 0.5x pytorch; share 30% at 128 units
     assert "| GRU | real | 512 | 500 | 16 | pytorch | - |" in md and "| failed: out of memory | - |" in md
@@ -225,14 +251,18 @@ def test_the_report_writes_the_table_the_rows_and_one_heat_map_a_cell(tmp_path):
     assert len(saved["ratios"]) == 8 and saved["meta"]["grid"] == "quick"
     with pytest.raises(FileExistsError):  # a bench never writes into another's folder
         write_sizes(result)
+    result.meta["only"], result.folder = {"steps": [500], "inputs": ["real"]}, tmp_path / "cut"
+    assert "- grid: quick cut to --only steps=500 inputs=real (4 sizes" in write_sizes(result)["md"].read_text()
 
 
 @pytest.mark.parametrize("args, says", [
-    (["--full"], "--full/--alternatives cannot be used without --sizes"),
+    (["--full"], "--full/--alternatives/--only cannot be used without --sizes"),
+    (["--only", "steps=2000"], "--full/--alternatives/--only cannot be used without --sizes"),
+    (["--sizes", "--only", "units=7"], "units must be among [32, 128, 512]"),
     (["--sizes", "--ablation"], "--ablation cannot be used with --sizes"),
     (["--sizes", "--cells", "gru2"], "cells must be among"),
     (["--sizes", "--quick", "--full"], "--quick (a few sizes) and --full (every size) exclude each other"),
-], ids=["full-alone", "ablation", "cell", "quick-and-full"])
+], ids=["full-alone", "only-alone", "only-off-the-grid", "ablation", "cell", "quick-and-full"])
 def test_bench_sizes_refuses_a_wrong_command_line_in_one_line(runner, tmp_path, monkeypatch, args, says):
     monkeypatch.chdir(tmp_path)
     assert says in assert_user_error(runner.invoke(app, ["bench", *args]), tmp_path / "results")

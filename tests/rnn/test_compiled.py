@@ -129,6 +129,41 @@ def test_a_block_of_padding_rows_skips_its_steps_and_keeps_keras_numbers(compile
                 _close(np.asarray(b), np.asarray(a))
 
 
+@pytest.mark.parametrize("padding", [None, "post", "pre"])
+@pytest.mark.parametrize("return_sequences", [False, True], ids=["last", "sequences"])
+@CELLS
+def test_in_a_graph_the_ops_reuse_their_inputs_buffers_and_keep_keras_numbers(compiled, cell, return_sequences,
+                                                                               padding):
+    """In a tf.function TensorFlow hands a buffer that nothing else reads to the op that asks for it: the
+    forward op writes the gates over the projection, the backward op its gradients over the gates (SimpleRNN:
+    the states over the projection, d projected over d states), and without return_sequences the backward op
+    gets the last state's gradient alone. Outputs, states and gradients stay Keras's (eager tests cannot see
+    this: there the caller still holds every input)."""
+    rng = np.random.default_rng(8)
+    x = tf.constant(rng.normal(size=(24, 9, 3)).astype("float32"))
+    lengths = np.repeat([2, 9, 5], 8)[:, None]
+    steps = np.arange(9)[None, :]
+    mask = None if padding is None else tf.constant(steps < lengths if padding == "post" else steps >= 9 - lengths)
+    ref = KERAS_CLASSES[cell](5, return_sequences=return_sequences, return_state=True)
+    fast = CLASSES[cell](5, return_sequences=return_sequences, return_state=True)
+    ref(x), fast(x)
+    fast.set_weights([rng.normal(scale=0.5, size=w.shape).astype("float32") for w in ref.get_weights()])
+    ref.set_weights(fast.get_weights())
+
+    def outputs_and_grads(layer):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            out = layer(x, mask=mask, training=True)
+            loss = sum(tf.reduce_sum(tf.square(o) * tf.range(1.0, 6.0)) for o in out)
+        return list(out) + tape.gradient(loss, [x] + layer.trainable_weights)
+
+    expected = outputs_and_grads(ref)
+    got = tf.function(lambda: outputs_and_grads(fast))()
+    assert fast.trained_with == "compiled"
+    for a, b in zip(expected, got):
+        _close(b.numpy(), a.numpy())
+
+
 @CELLS
 def test_input_dropout_uses_the_same_mask_as_keras(compiled, cell):
     ref, fast, x = _pair(cell, dropout=0.4, return_sequences=True)
@@ -272,21 +307,50 @@ def _op_inputs(cell: str, rng):
     return p, states, weights
 
 
+def _flat(outputs) -> list:
+    """An op wrapper's outputs with what it saves for the backward op (a tuple) spread out, Nones left out."""
+    spread = [part for o in outputs for part in (o if isinstance(o, tuple) else (o,))]
+    return [o for o in spread if o is not None]
+
+
 @CELLS
 def test_the_ops_are_deterministic(lib, cell):
     """Forward and backward, bit for bit, call after call (the batch split over threads changes nothing)."""
     p, states, weights = _op_inputs(cell, np.random.default_rng(0))
     ops = native._CELLS[cell]
     m = tf.zeros([0])
-    runs = [ops.forward(lib, p, states, weights, m, True) for _ in range(3)]
+    runs = [_flat(ops.forward(lib, p, states, weights, m, True)) for _ in range(3)]
     for run in runs[1:]:
+        assert len(run) == len(runs[0])
         for a, b in zip(run, runs[0]):
-            assert (a is None and b is None) or np.array_equal(a.numpy(), b.numpy())
-    hs, c_last, saved = runs[0]
+            assert np.array_equal(a.numpy(), b.numpy())
+    hs, c_last, saved = ops.forward(lib, p, states, weights, m, True)
     d_c = None if c_last is None else tf.ones_like(c_last)
     grads = [ops.backward(lib, tf.ones_like(hs), d_c, hs, states, saved, weights, m) for _ in range(2)]
     for a, b in zip(*grads):
         assert np.array_equal(a.numpy(), b.numpy())
+
+
+@pytest.mark.parametrize("padding", [None, "post"])
+@CELLS
+def test_the_last_states_gradient_alone_is_a_sequence_of_zeros_but_the_last(lib, cell, padding):
+    """The backward ops take d states (B, u) as the last state's gradient alone: the same numbers, bit for
+    bit, as a (T, B, u) gradient that is zero but at the last step, masked or not."""
+    rng = np.random.default_rng(3)
+    p, states, weights = _op_inputs(cell, rng)
+    m = tf.zeros([0]) if padding is None else tf.constant((np.arange(20)[:, None] < rng.integers(1, 21, 33))
+                                                          .astype("float32"))
+    ops = native._CELLS[cell]
+    hs, c_last, saved = ops.forward(lib, p, states, weights, m, True)
+    d_last = tf.constant(rng.normal(size=tuple(hs.shape[1:])).astype("float32"))
+    d_c = None if c_last is None else tf.constant(rng.normal(size=tuple(c_last.shape)).astype("float32"))
+    d_seq = tf.concat([tf.zeros_like(hs[:-1]), d_last[None]], axis=0)
+    alone = ops.backward(lib, d_last, d_c, hs, states, saved, weights, m)
+    padded = ops.backward(lib, d_seq, d_c, hs, states, saved, weights, m)
+    assert len(alone) == len(padded)
+    for a, b in zip(alone, padded):
+        assert np.array_equal(a.numpy(), b.numpy())
+    assert np.abs(alone[0].numpy()).max() > 0  # a gradient reached the inputs
 
 
 @CELLS
@@ -312,14 +376,18 @@ def test_training_from_a_table_saves_what_the_projection_would(lib, cell):
     ids = tf.constant(rng.integers(0, 9, (20, 33)).astype("int32"))
     mask = tf.constant((rng.random((20, 33)) > 0.2).astype("float32"))
     ops = native._CELLS[cell]
-    from_table = ops.table(lib, table, ids, states, weights, mask, True, True)
-    projected = ops.forward(lib, tf.gather(table, ids), states, weights, mask, True)
+    from_table = _flat(ops.table(lib, table, ids, states, weights, mask, True, True))
+    projected = _flat(ops.forward(lib, tf.gather(table, ids), states, weights, mask, True))
+    assert len(from_table) == len(projected)
     for a, b in zip(from_table, projected):
-        assert (a is None and b is None) or np.array_equal(a.numpy(), b.numpy())
+        assert np.array_equal(a.numpy(), b.numpy())
     # the shapes a graph knows before it runs (the ops' shape functions) are the ones they return
-    graph = tf.function(lambda t, i: [o for o in ops.table(lib, t, i, states, weights, mask, True, True)
-                                      if o is not None]).get_concrete_function(table, ids)
-    assert [o.shape.as_list() for o in graph.outputs] == [list(o.shape) for o in from_table if o is not None]
+    graph = tf.function(lambda t, i: _flat(ops.table(lib, t, i, states, weights, mask, True, True))
+                        ).get_concrete_function(table, ids)
+    assert [o.shape.as_list() for o in graph.outputs] == [list(o.shape) for o in from_table]
+    forward = tf.function(lambda q: _flat(ops.forward(lib, q, states, weights, mask, True))
+                          ).get_concrete_function(tf.gather(table, ids))
+    assert [o.shape.as_list() for o in forward.outputs] == [list(o.shape) for o in projected]
 
 
 def test_the_table_gradient_sums_each_rows_steps_whatever_the_thread_count(lib):

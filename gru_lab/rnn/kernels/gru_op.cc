@@ -2,9 +2,14 @@
 // TensorFlow CPU ops, float32. Built and loaded by gru_lab/rnn/compiled.py, which calls them and
 // keeps the large products (input projections, dW, dU, the input gradient) in TensorFlow.
 //
-//   GruLabGruForward       projected (T, B, 3u) -> states (T, B, u) [+ z, r, n, h U_n + b_n per step]
+//   GruLabGruForward       projected (T, B, 3u) -> states (T, B, u) [+ z, r, n and h U_n + b_n per step]
 //   GruLabGruTableForward  from token ids: step rows read from table = E @ W + b (V, 3u) [+ the saved values]
-//   GruLabGruBackward      d states -> d projected, per-step gate gradients for dU and the bias, d h0
+//   GruLabGruBackward      d states -> d projected (dz, dr, dn: also dU's and the bias's but for n), d(rn), d h0
+//
+// Memory: in training the gates z, r, n are written over the projection where TensorFlow hands its buffer
+// over (nothing else reads it), and the backward op writes d projected over the gates and d(rn) over rn;
+// d states may be the last state's gradient alone (B, u). So a train step holds the states, the gates and rn
+// (5u floats a step and row) and no (T, B, 3u) array besides.
 //
 // Per step: one (rows, u) @ (u, 3u) product (Eigen) and vectorised gate math. The batch rows are split
 // into blocks, one per intra-op thread, each running the whole sequence (rows never interact); a block
@@ -23,10 +28,12 @@ REGISTER_OP("GruLabGruForward")
     .Attr("save: bool")          // keep each step's z, r, n and h U_n + b_n for GruLabGruBackward
     .Attr("threads: int = 0")    // 0: TensorFlow's intra-op thread count
     .Output("states: float")     // (T, B, u)
-    .Output("saved: float")      // (T, B, 4u): z, r, n, rn  (or (0) without save)
+    .Output("gates: float")      // (T, B, 3u): z, r, n, in the projection's buffer where free (or (0) without save)
+    .Output("rn: float")         // (T, B, u): h U_n + b_n (or (0) without save)
     .SetShapeFn([](shape_inference::InferenceContext* c) {
       TF_RETURN_IF_ERROR(sequence_shape(c));
-      return saved_shape(c, 1, 4);
+      TF_RETURN_IF_ERROR(saved_shape(c, 1, 3));
+      return saved_shape(c, 2, 1);
     });
 
 // Inference straight from token ids: step t of row b reads row ids[t, b] of table = E @ W + input bias,
@@ -43,31 +50,33 @@ REGISTER_OP("GruLabGruTableForward")
     .Attr("save: bool = false")   // training from the table: keep what GruLabGruBackward needs (keep_sequence too)
     .Attr("threads: int = 0")
     .Output("states: float")
-    .Output("saved: float")       // (T, B, 4u) as GruLabGruForward's, or (0) without save
+    .Output("gates: float")       // (T, B, 3u) as GruLabGruForward's, or (0) without save
+    .Output("rn: float")          // (T, B, u) as GruLabGruForward's, or (0) without save
     .SetShapeFn([](shape_inference::InferenceContext* c) {
       TF_RETURN_IF_ERROR(table_states_shape(c));
-      return saved_shape(c, 1, 4, /*steps=*/1, /*h0=*/2);  // ids (T, B), h0
+      TF_RETURN_IF_ERROR(saved_shape(c, 1, 3, /*steps=*/1, /*h0=*/2));  // ids (T, B), h0
+      return saved_shape(c, 2, 1, /*steps=*/1, /*h0=*/2);
     });
 
 REGISTER_OP("GruLabGruBackward")
-    .Input("d_states: float")    // (T, B, u)
+    .Input("d_states: float")    // (T, B, u), or (B, u): the gradient of the last state alone
     .Input("states: float")
     .Input("h0: float")
-    .Input("saved: float")
+    .Input("gates: float")       // (T, B, 3u) from the forward op
+    .Input("rn: float")          // (T, B, u) from the forward op
     .Input("recurrent_kernel: float")
     .Input("mask: float")
     .Attr("threads: int = 0")
-    .Output("d_projected: float")  // (T, B, 3u)
-    .Output("d_recurrent: float")  // (T, B, 3u): dz, dr, d(rn)
+    .Output("d_projected: float")  // (T, B, 3u): dz, dr, dn, in the gates' buffer where free
+    .Output("d_rn: float")         // (T, B, u): d(rn) = dn r, in rn's buffer where free; dU's and b_n's n part
     .Output("d_h0: float")
     .SetShapeFn([](shape_inference::InferenceContext* c) {
       shape_inference::ShapeHandle hs;
       TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 3, &hs));
       shape_inference::DimensionHandle three_u;
       TF_RETURN_IF_ERROR(c->Multiply(c->Dim(hs, 2), 3, &three_u));
-      auto g = c->MakeShape({c->Dim(hs, 0), c->Dim(hs, 1), three_u});
-      c->set_output(0, g);
-      c->set_output(1, g);
+      c->set_output(0, c->MakeShape({c->Dim(hs, 0), c->Dim(hs, 1), three_u}));
+      c->set_output(1, hs);
       c->set_output(2, c->input(2));
       return absl::OkStatus();
     });
@@ -75,12 +84,14 @@ REGISTER_OP("GruLabGruBackward")
 namespace {
 
 // The forward recurrence for batch rows [b0, b1). rows(t, b0, nb) gives the (nb, 3u) input projections
-// of step t (contiguous); states go to hs (T, B, u) when given, else only the last one to last (B, u).
+// of step t (contiguous); states go to hs (T, B, u) when given, else only the last one to last (B, u);
+// with gates (T, B, 3u) and rn (T, B, u) each step's z, r, n and rn are kept there (gates may be the
+// projection's own buffer: a step's rows are read before they are written).
 // Keras GRU, reset_after=True: z, r = sigmoid(x_zr + h U_zr + b_zr); rn = h U_n + b_n;
 // n = tanh(x_n + r * rn); h' = z * h + (1 - z) * n; a masked step keeps h.
 template <typename Rows>
 void forward_block(int b0, int b1, int T, int B, int u, Rows& rows, const float* h0, const float* uk,
-                   const float* br, const float* m, float* hs, float* last, float* s) {
+                   const float* br, const float* m, float* hs, float* last, float* gs, float* rns) {
   const int nb = b1 - b0, G = 3 * u;
   const Steps active = active_steps(m, T, B, b0, nb);
   CMapRM Uk(uk, u, G);
@@ -95,7 +106,10 @@ void forward_block(int b0, int b1, int T, int B, int u, Rows& rows, const float*
         std::copy(hp, hp + static_cast<size_t>(nb) * u, hn_ptr);
         hp = hn_ptr;
       }
-      if (s) MapRA(s + (static_cast<size_t>(t) * B + b0) * 4 * u, nb, 4 * u).setZero();
+      if (gs) {
+        MapRA(gs + (static_cast<size_t>(t) * B + b0) * G, nb, G).setZero();
+        MapRA(rns + (static_cast<size_t>(t) * B + b0) * u, nb, u).setZero();
+      }
       continue;
     }
     CMapRM H(hp, nb, u);
@@ -113,11 +127,11 @@ void forward_block(int b0, int b1, int T, int B, int u, Rows& rows, const float*
     } else {
       Hn = hc;
     }
-    if (s) {
-      MapRA St(s + (static_cast<size_t>(t) * B + b0) * 4 * u, nb, 4 * u);
-      St.leftCols(2 * u) = zr;
-      St.middleCols(2 * u, u) = n;
-      St.rightCols(u) = ga.rightCols(u);
+    if (gs) {  // after every read of the step's projection, which gates may overwrite
+      MapRA Gt(gs + (static_cast<size_t>(t) * B + b0) * G, nb, G);
+      Gt.leftCols(2 * u) = zr;
+      Gt.rightCols(u) = n;
+      MapRA(rns + (static_cast<size_t>(t) * B + b0) * u, nb, u) = ga.rightCols(u);
     }
     hp = hn_ptr;
   }
@@ -140,15 +154,22 @@ class GruForwardOp : public OpKernel {
                 U.dim_size(1) == G && BR.dim_size(0) == G && mask_fits(M, T, B),
                 absl::InvalidArgumentError("GruLabGruForward: shapes do not agree"));
     Tensor* HS; OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({T, B, u}), &HS));
-    Tensor* S; OP_REQUIRES_OK(ctx, ctx->allocate_output(1, save_ ? TensorShape({T, B, 4 * u}) : TensorShape({0}), &S));
+    Tensor* GS;
+    if (save_) {
+      OP_REQUIRES_OK(ctx, ctx->forward_input_or_allocate_output({0}, 1, TensorShape({T, B, G}), &GS));
+    } else {
+      OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({0}), &GS));
+    }
+    Tensor* RN; OP_REQUIRES_OK(ctx, ctx->allocate_output(2, save_ ? TensorShape({T, B, u}) : TensorShape({0}), &RN));
     if (T == 0 || B == 0) return;
     const float* p = P.flat<float>().data(); const float* h0 = H0.flat<float>().data();
     const float* uk = U.flat<float>().data(); const float* br = BR.flat<float>().data();
     const float* m = mask_or_null(M);
-    float* hs = HS->flat<float>().data(); float* s = save_ ? S->flat<float>().data() : nullptr;
+    float* hs = HS->flat<float>().data();
+    float* gs = save_ ? GS->flat<float>().data() : nullptr; float* rns = save_ ? RN->flat<float>().data() : nullptr;
     run_blocks(ctx, B, threads_, [=](int b0, int b1) {
       auto rows = [=](int t, int r0, int) { return p + (static_cast<size_t>(t) * B + r0) * G; };
-      forward_block(b0, b1, T, B, u, rows, h0, uk, br, m, hs, nullptr, s);
+      forward_block(b0, b1, T, B, u, rows, h0, uk, br, m, hs, nullptr, gs, rns);
     });
   }
 
@@ -177,17 +198,18 @@ class GruTableForwardOp : public OpKernel {
     OP_REQUIRES_OK(ctx, check_ids(ids, static_cast<int64_t>(T) * B, V));
     Tensor* OUT;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, keep_ ? TensorShape({T, B, u}) : TensorShape({B, u}), &OUT));
-    Tensor* S; OP_REQUIRES_OK(ctx, ctx->allocate_output(1, save_ ? TensorShape({T, B, 4 * u}) : TensorShape({0}), &S));
+    Tensor* GS; OP_REQUIRES_OK(ctx, ctx->allocate_output(1, save_ ? TensorShape({T, B, G}) : TensorShape({0}), &GS));
+    Tensor* RN; OP_REQUIRES_OK(ctx, ctx->allocate_output(2, save_ ? TensorShape({T, B, u}) : TensorShape({0}), &RN));
     if (B == 0) return;
     const float* tb = TB.flat<float>().data(); const float* h0 = H0.flat<float>().data();
     const float* uk = U.flat<float>().data(); const float* br = BR.flat<float>().data();
     const float* m = mask_or_null(M);
     float* out = OUT->flat<float>().data();
-    float* s = save_ ? S->flat<float>().data() : nullptr;
+    float* gs = save_ ? GS->flat<float>().data() : nullptr; float* rns = save_ ? RN->flat<float>().data() : nullptr;
     const bool keep = keep_;
     run_blocks(ctx, B, threads_, [=](int b0, int b1) {
       TableRows rows(tb, ids, B, G, b1 - b0);
-      forward_block(b0, b1, T, B, u, rows, h0, uk, br, m, keep ? out : nullptr, keep ? nullptr : out, s);
+      forward_block(b0, b1, T, B, u, rows, h0, uk, br, m, keep ? out : nullptr, keep ? nullptr : out, gs, rns);
     });
   }
 
@@ -202,41 +224,46 @@ class GruBackwardOp : public OpKernel {
   }
   void Compute(OpKernelContext* ctx) override {
     const Tensor& DH = ctx->input(0); const Tensor& HS = ctx->input(1); const Tensor& H0 = ctx->input(2);
-    const Tensor& S = ctx->input(3); const Tensor& U = ctx->input(4); const Tensor& M = ctx->input(5);
-    OP_REQUIRES(ctx, HS.dims() == 3 && DH.shape() == HS.shape() && H0.dims() == 2 && S.dims() == 3 && U.dims() == 2,
+    const Tensor& GS = ctx->input(3); const Tensor& RN = ctx->input(4); const Tensor& U = ctx->input(5);
+    const Tensor& M = ctx->input(6);
+    OP_REQUIRES(ctx, HS.dims() == 3 && last_state_only(DH, HS) >= 0 && H0.dims() == 2 && GS.dims() == 3 &&
+                RN.shape() == HS.shape() && U.dims() == 2,
                 absl::InvalidArgumentError("GruLabGruBackward: wrong ranks"));
     const int T = HS.dim_size(0), B = HS.dim_size(1), u = HS.dim_size(2), G = 3 * u;
-    OP_REQUIRES(ctx, H0.dim_size(0) == B && H0.dim_size(1) == u && S.dim_size(0) == T && S.dim_size(1) == B &&
-                S.dim_size(2) == 4 * u && U.dim_size(0) == u && U.dim_size(1) == G && mask_fits(M, T, B),
+    const bool last_only = last_state_only(DH, HS) == 1;
+    OP_REQUIRES(ctx, H0.dim_size(0) == B && H0.dim_size(1) == u && GS.dim_size(0) == T && GS.dim_size(1) == B &&
+                GS.dim_size(2) == G && U.dim_size(0) == u && U.dim_size(1) == G && mask_fits(M, T, B),
                 absl::InvalidArgumentError("GruLabGruBackward: shapes do not agree"));
-    Tensor* DP; OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({T, B, G}), &DP));
-    Tensor* DR; OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({T, B, G}), &DR));
+    // Each step's gradients are written where its gates and rn were read, so their buffers serve for both.
+    Tensor* DP; OP_REQUIRES_OK(ctx, ctx->forward_input_or_allocate_output({3}, 0, TensorShape({T, B, G}), &DP));
+    Tensor* DRN; OP_REQUIRES_OK(ctx, ctx->forward_input_or_allocate_output({4}, 1, TensorShape({T, B, u}), &DRN));
     Tensor* DH0; OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({B, u}), &DH0));
     const float* dhs = DH.flat<float>().data(); const float* hs = HS.flat<float>().data();
-    const float* h0 = H0.flat<float>().data(); const float* s = S.flat<float>().data();
+    const float* h0 = H0.flat<float>().data(); const float* gs = GS.flat<float>().data();
+    const float* rns = RN.flat<float>().data();
     const float* uk = U.flat<float>().data(); const float* m = mask_or_null(M);
-    float* dp = DP->flat<float>().data(); float* dr = DR->flat<float>().data(); float* dh0 = DH0->flat<float>().data();
+    float* dp = DP->flat<float>().data(); float* drn = DRN->flat<float>().data(); float* dh0 = DH0->flat<float>().data();
     run_blocks(ctx, B, threads_, [=](int b0, int b1) {
       const int nb = b1 - b0;
       const Steps active = active_steps(m, T, B, b0, nb);
       CMapRM Uk(uk, u, G);
-      RowMat carry = RowMat::Zero(nb, u), next(nb, u);
+      RowMat carry = RowMat::Zero(nb, u), next(nb, u), dr(nb, G);  // dr: the step's dz, dr, d(rn)
       RowArr dh(nb, u), dn(nb, u);
       for (int t = T - 1; t >= 0; --t) {
         const size_t row = static_cast<size_t>(t) * B + b0;
-        CMapRA Dho(dhs + row * u, nb, u);
         MapRA Dp(dp + row * G, nb, G);
-        MapRM Dr(dr + row * G, nb, G);
+        MapRA Drn(drn + row * u, nb, u);
+        if (const float* d = step_gradient(dhs, last_only, t, T, B, b0, u)) carry.array() += CMapRA(d, nb, u);
         if (t < active.first || t >= active.end) {  // all padding: the gradient passes straight through
-          carry.array() += Dho;
           Dp.setZero();
-          Dr.setZero();
+          Drn.setZero();
           continue;
         }
         CMapRA Hp(t == 0 ? h0 + static_cast<size_t>(b0) * u : hs + (row - B) * u, nb, u);
-        CMapRA St(s + row * 4 * u, nb, 4 * u);
-        auto z = St.leftCols(u); auto r = St.middleCols(u, u); auto n = St.middleCols(2 * u, u); auto rn = St.rightCols(u);
-        dh = Dho + carry.array();
+        CMapRA Gt(gs + row * G, nb, G);
+        auto z = Gt.leftCols(u); auto r = Gt.middleCols(u, u); auto n = Gt.rightCols(u);
+        CMapRA rn(rns + row * u, nb, u);
+        dh = carry.array();
         if (m) {
           ColMask mt(m + row, nb);
           next.array() = dh.colwise() * (1.0f - mt);
@@ -246,13 +273,15 @@ class GruBackwardOp : public OpKernel {
           next.array() = dh * z;
         }
         dn = dh * (1.0f - z) * (1.0f - n * n);
-        Dp.leftCols(u) = dh * (Hp - n) * z * (1.0f - z);
-        Dp.middleCols(u, u) = dn * rn * r * (1.0f - r);
+        auto dra = dr.array();
+        dra.leftCols(u) = dh * (Hp - n) * z * (1.0f - z);
+        dra.middleCols(u, u) = dn * rn * r * (1.0f - r);
+        dra.rightCols(u) = dn * r;
+        // every read of the step's gates and rn is done: its gradients may now take their place
+        Dp.leftCols(2 * u) = dra.leftCols(2 * u);
         Dp.rightCols(u) = dn;
-        auto Dra = Dr.array();
-        Dra.leftCols(2 * u) = Dp.leftCols(2 * u);
-        Dra.rightCols(u) = dn * r;
-        next.noalias() += Dr * Uk.transpose();
+        Drn = dra.rightCols(u);
+        next.noalias() += dr * Uk.transpose();
         carry.swap(next);
       }
       std::copy(carry.data(), carry.data() + static_cast<size_t>(nb) * u, dh0 + static_cast<size_t>(b0) * u);

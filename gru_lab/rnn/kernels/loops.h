@@ -147,6 +147,23 @@ inline absl::Status table_states_shape(tensorflow::shape_inference::InferenceCon
   return absl::OkStatus();
 }
 
+// The "d_states" input of every backward op: the gradient of every state (T, B, u), like the states, or of the
+// last state alone (B, u), what a layer that returns only its last output receives (no (T, B, u) of zeros is
+// then made). 0: every state's, 1: the last state's alone, -1: neither shape.
+inline int last_state_only(const tensorflow::Tensor& d, const tensorflow::Tensor& states) {
+  if (d.shape() == states.shape()) return 0;
+  if (states.dims() == 3 && d.dims() == 2 && d.dim_size(0) == states.dim_size(1) &&
+      d.dim_size(1) == states.dim_size(2)) return 1;
+  return -1;
+}
+
+// Step t's rows [b0, b0 + nb) of d_states (width u), or nullptr where that gradient is zero (the last state's
+// alone, at any step but the last).
+inline const float* step_gradient(const float* d, bool last_only, int t, int steps, int batch, int b0, int u) {
+  if (!last_only) return d + (static_cast<size_t>(t) * batch + b0) * u;
+  return t == steps - 1 ? d + static_cast<size_t>(b0) * u : nullptr;
+}
+
 inline bool mask_fits(const tensorflow::Tensor& m, int steps, int batch) {
   return m.NumElements() == 0 || m.NumElements() == static_cast<int64_t>(steps) * batch;
 }

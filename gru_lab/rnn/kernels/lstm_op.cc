@@ -2,7 +2,7 @@
 // float32. Built and loaded by gru_lab/rnn/compiled.py, which calls them and keeps the large products
 // (input projections with the bias, dW, dU, the input gradient) in TensorFlow.
 //
-//   GruLabLstmForward       projected (T, B, 4u) -> states h (T, B, u), last c [+ i, f, g, o, tanh c, c per step]
+//   GruLabLstmForward       projected (T, B, 4u) -> states h (T, B, u), last c [+ i, f, g, o and tanh c, c per step]
 //   GruLabLstmTableForward  from token ids: step rows read from table = E @ W + b (V, 4u) [+ the saved values]
 //   GruLabLstmBackward      d states, d last c -> d projected (the gates' pre-activations), d h0, d c0
 //
@@ -10,6 +10,9 @@
 // i, f, o = sigmoid(a_i, a_f, a_o); g = tanh(a_g); c' = f c + i g; h' = o tanh(c'); a masked step keeps
 // h and c. Per step: one (rows, u) @ (u, 4u) product (Eigen) and vectorised gate math; the batch rows are
 // split into blocks as for the GRU ops (loops.h), and a block skips the steps in which all its rows are padding.
+// Memory: in training the gates i, f, g, o are written over the projection where TensorFlow hands its buffer
+// over (nothing else reads it), and the backward op writes d projected over the gates; d states may be the last
+// state's gradient alone (B, u). So a train step holds the states, the gates, tanh c and c (7u a step and row).
 #include "loops.h"
 
 using namespace tensorflow;
@@ -25,11 +28,13 @@ REGISTER_OP("GruLabLstmForward")
     .Attr("threads: int = 0")    // 0: TensorFlow's intra-op thread count
     .Output("states: float")     // (T, B, u): h
     .Output("last_c: float")     // (B, u)
-    .Output("saved: float")      // (T, B, 6u): i, f, g, o, tanh(c candidate), c  (or (0) without save)
+    .Output("gates: float")      // (T, B, 4u): i, f, g, o, in the projection's buffer where free (or (0) without save)
+    .Output("cells: float")      // (T, B, 2u): tanh(c candidate), c  (or (0) without save)
     .SetShapeFn([](shape_inference::InferenceContext* c) {
       TF_RETURN_IF_ERROR(sequence_shape(c));
       c->set_output(1, c->input(1));  // the last c, shaped like h0
-      return saved_shape(c, 2, 6);
+      TF_RETURN_IF_ERROR(saved_shape(c, 2, 4));
+      return saved_shape(c, 3, 2);
     });
 
 // Inference straight from token ids, as GruLabGruTableForward: no (T, B, 4u) projection is materialised.
@@ -45,30 +50,31 @@ REGISTER_OP("GruLabLstmTableForward")
     .Attr("threads: int = 0")
     .Output("states: float")
     .Output("last_c: float")
-    .Output("saved: float")       // (T, B, 6u) as GruLabLstmForward's, or (0) without save
+    .Output("gates: float")       // (T, B, 4u) as GruLabLstmForward's, or (0) without save
+    .Output("cells: float")       // (T, B, 2u) as GruLabLstmForward's, or (0) without save
     .SetShapeFn([](shape_inference::InferenceContext* c) {
       TF_RETURN_IF_ERROR(table_states_shape(c));
       c->set_output(1, c->input(2));  // the last c, shaped like h0
-      return saved_shape(c, 2, 6, /*steps=*/1, /*h0=*/2);  // ids (T, B), h0
+      TF_RETURN_IF_ERROR(saved_shape(c, 2, 4, /*steps=*/1, /*h0=*/2));  // ids (T, B), h0
+      return saved_shape(c, 3, 2, /*steps=*/1, /*h0=*/2);
     });
 
 REGISTER_OP("GruLabLstmBackward")
-    .Input("d_states: float")    // (T, B, u)
+    .Input("d_states: float")    // (T, B, u), or (B, u): the gradient of the last state alone
     .Input("d_last_c: float")    // (B, u)
     .Input("c0: float")          // (B, u)
-    .Input("saved: float")       // (T, B, 6u) from GruLabLstmForward
+    .Input("gates: float")       // (T, B, 4u) from GruLabLstmForward
+    .Input("cells: float")       // (T, B, 2u) from GruLabLstmForward
     .Input("recurrent_kernel: float")
     .Input("mask: float")
     .Attr("threads: int = 0")
-    .Output("d_projected: float")  // (T, B, 4u): the gradient of each gate's pre-activation
+    .Output("d_projected: float")  // (T, B, 4u): each gate's pre-activation's gradient, in the gates' buffer where free
     .Output("d_h0: float")
     .Output("d_c0: float")
     .SetShapeFn([](shape_inference::InferenceContext* c) {
-      shape_inference::ShapeHandle hs;
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &hs));
-      shape_inference::DimensionHandle four_u;
-      TF_RETURN_IF_ERROR(c->Multiply(c->Dim(hs, 2), 4, &four_u));
-      c->set_output(0, c->MakeShape({c->Dim(hs, 0), c->Dim(hs, 1), four_u}));
+      shape_inference::ShapeHandle gates;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(3), 3, &gates));
+      c->set_output(0, gates);
       c->set_output(1, c->input(1));
       c->set_output(2, c->input(1));
       return absl::OkStatus();
@@ -78,10 +84,11 @@ namespace {
 
 // The forward recurrence for batch rows [b0, b1). rows(t, b0, nb) gives the (nb, 4u) input projections of
 // step t (contiguous); states go to hs (T, B, u) when given, else only the last h to last_h (B, u); the
-// last c always goes to last_c (B, u); s (T, B, 6u), when given, keeps what the backward op needs.
+// last c always goes to last_c (B, u); gs (T, B, 4u) and cs (T, B, 2u), when given, keep what the backward op
+// needs (gs may be the projection's own buffer: a step's rows are read before they are written).
 template <typename Rows>
 void forward_block(int b0, int b1, int T, int B, int u, Rows& rows, const float* h0, const float* c0,
-                   const float* uk, const float* m, float* hs, float* last_h, float* last_c, float* s) {
+                   const float* uk, const float* m, float* hs, float* last_h, float* last_c, float* gs, float* cs) {
   const int nb = b1 - b0, G = 4 * u;
   const Steps active = active_steps(m, T, B, b0, nb);
   CMapRM Uk(uk, u, G);
@@ -90,16 +97,18 @@ void forward_block(int b0, int b1, int T, int B, int u, Rows& rows, const float*
   const float* hp = h0 + static_cast<size_t>(b0) * u;
   for (int t = 0; t < T; ++t) {
     float* hn_ptr = hs ? hs + (static_cast<size_t>(t) * B + b0) * u : (hp == ping.data() ? pong.data() : ping.data());
-    float* st = s ? s + (static_cast<size_t>(t) * B + b0) * 6 * u : nullptr;
+    float* gt = gs ? gs + (static_cast<size_t>(t) * B + b0) * G : nullptr;
+    float* ct = gs ? cs + (static_cast<size_t>(t) * B + b0) * 2 * u : nullptr;
     if (t < active.first || t >= active.end) {  // every row of the block is padding here: h and c stay
       if (hs) {
         std::copy(hp, hp + static_cast<size_t>(nb) * u, hn_ptr);
         hp = hn_ptr;
       }
-      if (st) {
-        MapRA St(st, nb, 6 * u);
-        St.leftCols(5 * u).setZero();
-        St.rightCols(u) = c;  // the backward op reads the previous step's c from here
+      if (gt) {
+        MapRA(gt, nb, G).setZero();
+        MapRA Ct(ct, nb, 2 * u);
+        Ct.leftCols(u).setZero();
+        Ct.rightCols(u) = c;  // the backward op reads the previous step's c from here
       }
       continue;
     }
@@ -126,11 +135,11 @@ void forward_block(int b0, int b1, int T, int B, int u, Rows& rows, const float*
       Hn = hc;
       c = cc;
     }
-    if (st) {
-      MapRA St(st, nb, 6 * u);
-      St.leftCols(G) = gates;
-      St.middleCols(G, u) = tc;
-      St.rightCols(u) = c;
+    if (gt) {  // after every read of the step's projection, which gt may be
+      MapRA(gt, nb, G) = gates;
+      MapRA Ct(ct, nb, 2 * u);
+      Ct.leftCols(u) = tc;
+      Ct.rightCols(u) = c;
     }
     hp = hn_ptr;
   }
@@ -155,16 +164,22 @@ class LstmForwardOp : public OpKernel {
                 absl::InvalidArgumentError("GruLabLstmForward: shapes do not agree"));
     Tensor* HS; OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({T, B, u}), &HS));
     Tensor* LC; OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({B, u}), &LC));
-    Tensor* S; OP_REQUIRES_OK(ctx, ctx->allocate_output(2, save_ ? TensorShape({T, B, 6 * u}) : TensorShape({0}), &S));
+    Tensor* GS;
+    if (save_) {
+      OP_REQUIRES_OK(ctx, ctx->forward_input_or_allocate_output({0}, 2, TensorShape({T, B, G}), &GS));
+    } else {
+      OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({0}), &GS));
+    }
+    Tensor* CS; OP_REQUIRES_OK(ctx, ctx->allocate_output(3, save_ ? TensorShape({T, B, 2 * u}) : TensorShape({0}), &CS));
     if (B == 0) return;
     const float* p = P.flat<float>().data(); const float* h0 = H0.flat<float>().data();
     const float* c0 = C0.flat<float>().data(); const float* uk = U.flat<float>().data();
     const float* m = mask_or_null(M);
     float* hs = HS->flat<float>().data(); float* lc = LC->flat<float>().data();
-    float* s = save_ ? S->flat<float>().data() : nullptr;
+    float* gs = save_ ? GS->flat<float>().data() : nullptr; float* cs = save_ ? CS->flat<float>().data() : nullptr;
     run_blocks(ctx, B, threads_, [=](int b0, int b1) {
       auto rows = [=](int t, int r0, int) { return p + (static_cast<size_t>(t) * B + r0) * G; };
-      forward_block(b0, b1, T, B, u, rows, h0, c0, uk, m, hs, nullptr, lc, s);
+      forward_block(b0, b1, T, B, u, rows, h0, c0, uk, m, hs, nullptr, lc, gs, cs);
     });
   }
 
@@ -194,17 +209,18 @@ class LstmTableForwardOp : public OpKernel {
     Tensor* OUT;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, keep_ ? TensorShape({T, B, u}) : TensorShape({B, u}), &OUT));
     Tensor* LC; OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({B, u}), &LC));
-    Tensor* S; OP_REQUIRES_OK(ctx, ctx->allocate_output(2, save_ ? TensorShape({T, B, 6 * u}) : TensorShape({0}), &S));
+    Tensor* GS; OP_REQUIRES_OK(ctx, ctx->allocate_output(2, save_ ? TensorShape({T, B, G}) : TensorShape({0}), &GS));
+    Tensor* CS; OP_REQUIRES_OK(ctx, ctx->allocate_output(3, save_ ? TensorShape({T, B, 2 * u}) : TensorShape({0}), &CS));
     if (B == 0) return;
     const float* tb = TB.flat<float>().data(); const float* h0 = H0.flat<float>().data();
     const float* c0 = C0.flat<float>().data(); const float* uk = U.flat<float>().data();
     const float* m = mask_or_null(M);
     float* out = OUT->flat<float>().data(); float* lc = LC->flat<float>().data();
-    float* s = save_ ? S->flat<float>().data() : nullptr;
+    float* gs = save_ ? GS->flat<float>().data() : nullptr; float* cs = save_ ? CS->flat<float>().data() : nullptr;
     const bool keep = keep_;
     run_blocks(ctx, B, threads_, [=](int b0, int b1) {
       TableRows rows(tb, ids, B, G, b1 - b0);
-      forward_block(b0, b1, T, B, u, rows, h0, c0, uk, m, keep ? out : nullptr, keep ? nullptr : out, lc, s);
+      forward_block(b0, b1, T, B, u, rows, h0, c0, uk, m, keep ? out : nullptr, keep ? nullptr : out, lc, gs, cs);
     });
   }
 
@@ -219,19 +235,25 @@ class LstmBackwardOp : public OpKernel {
   }
   void Compute(OpKernelContext* ctx) override {
     const Tensor& DH = ctx->input(0); const Tensor& DC = ctx->input(1); const Tensor& C0 = ctx->input(2);
-    const Tensor& S = ctx->input(3); const Tensor& U = ctx->input(4); const Tensor& M = ctx->input(5);
-    OP_REQUIRES(ctx, DH.dims() == 3 && DC.dims() == 2 && C0.dims() == 2 && S.dims() == 3 && U.dims() == 2,
+    const Tensor& GS = ctx->input(3); const Tensor& CS = ctx->input(4); const Tensor& U = ctx->input(5);
+    const Tensor& M = ctx->input(6);
+    OP_REQUIRES(ctx, (DH.dims() == 3 || DH.dims() == 2) && DC.dims() == 2 && C0.dims() == 2 && GS.dims() == 3 &&
+                CS.dims() == 3 && U.dims() == 2,
                 absl::InvalidArgumentError("GruLabLstmBackward: wrong ranks"));
-    const int T = DH.dim_size(0), B = DH.dim_size(1), u = DH.dim_size(2), G = 4 * u;
-    OP_REQUIRES(ctx, DC.dim_size(0) == B && DC.dim_size(1) == u && C0.shape() == DC.shape() && S.dim_size(0) == T &&
-                S.dim_size(1) == B && S.dim_size(2) == 6 * u && U.dim_size(0) == u && U.dim_size(1) == G &&
+    const int T = GS.dim_size(0), B = GS.dim_size(1), u = DC.dim_size(1), G = 4 * u;
+    const bool last_only = DH.dims() == 2;
+    OP_REQUIRES(ctx, DC.dim_size(0) == B && C0.shape() == DC.shape() && GS.dim_size(2) == G &&
+                (last_only ? DH.shape() == DC.shape() : DH.shape() == TensorShape({T, B, u})) &&
+                CS.shape() == TensorShape({T, B, 2 * u}) && U.dim_size(0) == u && U.dim_size(1) == G &&
                 mask_fits(M, T, B),
                 absl::InvalidArgumentError("GruLabLstmBackward: shapes do not agree"));
-    Tensor* DP; OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({T, B, G}), &DP));
+    // Each step's d projected is written where its gates were read: their buffer serves for both.
+    Tensor* DP; OP_REQUIRES_OK(ctx, ctx->forward_input_or_allocate_output({3}, 0, TensorShape({T, B, G}), &DP));
     Tensor* DH0; OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({B, u}), &DH0));
     Tensor* DC0; OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({B, u}), &DC0));
     const float* dhs = DH.flat<float>().data(); const float* dcl = DC.flat<float>().data();
-    const float* c0 = C0.flat<float>().data(); const float* s = S.flat<float>().data();
+    const float* c0 = C0.flat<float>().data(); const float* gs = GS.flat<float>().data();
+    const float* cs = CS.flat<float>().data();
     const float* uk = U.flat<float>().data(); const float* m = mask_or_null(M);
     float* dp = DP->flat<float>().data(); float* dh0 = DH0->flat<float>().data(); float* dc0 = DC0->flat<float>().data();
     using Strided = Eigen::Map<const RowArr, 0, Eigen::OuterStride<>>;
@@ -239,24 +261,24 @@ class LstmBackwardOp : public OpKernel {
       const int nb = b1 - b0;
       const Steps active = active_steps(m, T, B, b0, nb);
       CMapRM Uk(uk, u, G);
-      RowMat carry_h = RowMat::Zero(nb, u), next_h(nb, u);
+      RowMat carry_h = RowMat::Zero(nb, u), next_h(nb, u), dpl(nb, G);  // dpl: the step's d projected
       RowArr carry_c = CMapRA(dcl + static_cast<size_t>(b0) * u, nb, u), dh(nb, u), dc(nb, u);
       for (int t = T - 1; t >= 0; --t) {
         const size_t row = static_cast<size_t>(t) * B + b0;
-        CMapRA Dho(dhs + row * u, nb, u);
         MapRM Dp(dp + row * G, nb, G);
+        if (const float* d = step_gradient(dhs, last_only, t, T, B, b0, u)) carry_h.array() += CMapRA(d, nb, u);
         if (t < active.first || t >= active.end) {  // all padding: the gradients pass straight through
-          carry_h.array() += Dho;
           Dp.setZero();
           continue;
         }
-        CMapRA St(s + row * 6 * u, nb, 6 * u);
-        auto i = St.leftCols(u); auto f = St.middleCols(u, u); auto g = St.middleCols(2 * u, u);
-        auto o = St.middleCols(3 * u, u); auto tc = St.middleCols(4 * u, u);
-        // c of the previous step: c0, or the last column block of the previous step's saved row
+        CMapRA Gt(gs + row * G, nb, G);
+        CMapRA Ct(cs + row * 2 * u, nb, 2 * u);
+        auto i = Gt.leftCols(u); auto f = Gt.middleCols(u, u); auto g = Gt.middleCols(2 * u, u);
+        auto o = Gt.rightCols(u); auto tc = Ct.leftCols(u);
+        // c of the previous step: c0, or the last column block of the previous step's cells row
         Strided Cp = t == 0 ? Strided(c0 + static_cast<size_t>(b0) * u, nb, u, Eigen::OuterStride<>(u))
-                            : Strided(s + (row - B) * 6 * u + 5 * u, nb, u, Eigen::OuterStride<>(6 * u));
-        dh = Dho + carry_h.array();
+                            : Strided(cs + (row - B) * 2 * u + u, nb, u, Eigen::OuterStride<>(2 * u));
+        dh = carry_h.array();
         if (m) {
           ColMask mt(m + row, nb);
           next_h.array() = dh.colwise() * (1.0f - mt);
@@ -269,13 +291,14 @@ class LstmBackwardOp : public OpKernel {
           carry_c.setZero();
         }
         dc += dh * o * (1.0f - tc * tc);
-        auto Dpa = Dp.array();
+        auto Dpa = dpl.array();
         Dpa.leftCols(u) = dc * g * i * (1.0f - i);
         Dpa.middleCols(u, u) = dc * Cp * f * (1.0f - f);
         Dpa.middleCols(2 * u, u) = dc * i * (1.0f - g * g);
         Dpa.rightCols(u) = dh * tc * o * (1.0f - o);
         carry_c += dc * f;
-        next_h.noalias() += Dp * Uk.transpose();
+        Dp = dpl;  // every read of the step's gates is done: d projected may now take their place
+        next_h.noalias() += dpl * Uk.transpose();
         carry_h.swap(next_h);
       }
       std::copy(carry_h.data(), carry_h.data() + static_cast<size_t>(nb) * u, dh0 + static_cast<size_t>(b0) * u);

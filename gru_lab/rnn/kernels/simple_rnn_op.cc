@@ -7,6 +7,8 @@
 //
 // The backward op needs nothing but the states: where a step is real its state is tanh of its
 // pre-activation, and where it is padding its gradient is zero. Threads and padding as in loops.h.
+// Memory: the states are written over the projection where TensorFlow hands its buffer over (no other
+// reader), and d projected over d states; d states may be the last state's gradient alone (B, u).
 #include "loops.h"
 
 using namespace tensorflow;
@@ -33,7 +35,7 @@ REGISTER_OP("GruLabRnnTableForward")
     .SetShapeFn(table_states_shape);
 
 REGISTER_OP("GruLabRnnBackward")
-    .Input("d_states: float")    // (T, B, u)
+    .Input("d_states: float")    // (T, B, u), or (B, u): the gradient of the last state alone
     .Input("states: float")      // (T, B, u)
     .Input("recurrent_kernel: float")
     .Input("mask: float")
@@ -43,7 +45,7 @@ REGISTER_OP("GruLabRnnBackward")
     .SetShapeFn([](shape_inference::InferenceContext* c) {
       shape_inference::ShapeHandle hs;
       TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 3, &hs));
-      c->set_output(0, hs);
+      c->set_output(0, hs);  // (T, B, u) whichever d_states is given
       c->set_output(1, c->MakeShape({c->Dim(hs, 1), c->Dim(hs, 2)}));
       return absl::OkStatus();
     });
@@ -98,7 +100,9 @@ class RnnForwardOp : public OpKernel {
     OP_REQUIRES(ctx, H0.dim_size(0) == B && H0.dim_size(1) == u && U.dim_size(0) == u && U.dim_size(1) == u &&
                 mask_fits(M, T, B),
                 absl::InvalidArgumentError("GruLabRnnForward: shapes do not agree"));
-    Tensor* HS; OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({T, B, u}), &HS));
+    // Step t's state is written where its projection was read (forward_block reads the row first), so the
+    // projection's buffer serves for the states whenever nothing else reads it.
+    Tensor* HS; OP_REQUIRES_OK(ctx, ctx->forward_input_or_allocate_output({0}, 0, TensorShape({T, B, u}), &HS));
     if (T == 0 || B == 0) return;
     const float* p = P.flat<float>().data(); const float* h0 = H0.flat<float>().data();
     const float* uk = U.flat<float>().data(); const float* m = mask_or_null(M);
@@ -159,12 +163,14 @@ class RnnBackwardOp : public OpKernel {
   void Compute(OpKernelContext* ctx) override {
     const Tensor& DH = ctx->input(0); const Tensor& HS = ctx->input(1);
     const Tensor& U = ctx->input(2); const Tensor& M = ctx->input(3);
-    OP_REQUIRES(ctx, HS.dims() == 3 && DH.shape() == HS.shape() && U.dims() == 2,
+    OP_REQUIRES(ctx, HS.dims() == 3 && U.dims() == 2 && last_state_only(DH, HS) >= 0,
                 absl::InvalidArgumentError("GruLabRnnBackward: wrong ranks"));
     const int T = HS.dim_size(0), B = HS.dim_size(1), u = HS.dim_size(2);
+    const bool last_only = last_state_only(DH, HS) == 1;
     OP_REQUIRES(ctx, U.dim_size(0) == u && U.dim_size(1) == u && mask_fits(M, T, B),
                 absl::InvalidArgumentError("GruLabRnnBackward: shapes do not agree"));
-    Tensor* DP; OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({T, B, u}), &DP));
+    // Step t's d projected is written where its d state was read: the gradient's buffer serves for both.
+    Tensor* DP; OP_REQUIRES_OK(ctx, ctx->forward_input_or_allocate_output({0}, 0, TensorShape({T, B, u}), &DP));
     Tensor* DH0; OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({B, u}), &DH0));
     const float* dhs = DH.flat<float>().data(); const float* hs = HS.flat<float>().data();
     const float* uk = U.flat<float>().data(); const float* m = mask_or_null(M);
@@ -177,15 +183,14 @@ class RnnBackwardOp : public OpKernel {
       RowArr dh(nb, u);
       for (int t = T - 1; t >= 0; --t) {
         const size_t row = static_cast<size_t>(t) * B + b0;
-        CMapRA Dho(dhs + row * u, nb, u);
         MapRM Dp(dp + row * u, nb, u);
+        if (const float* d = step_gradient(dhs, last_only, t, T, B, b0, u)) carry.array() += CMapRA(d, nb, u);
         if (t < active.first || t >= active.end) {  // all padding: the gradient passes straight through
-          carry.array() += Dho;
           Dp.setZero();
           continue;
         }
         CMapRA Ht(hs + row * u, nb, u);
-        dh = Dho + carry.array();
+        dh = carry.array();
         if (m) {
           ColMask mt(m + row, nb);
           next.array() = dh.colwise() * (1.0f - mt);
