@@ -19,7 +19,7 @@ def run(raw: dict, **hooks):
 
 
 def test_same_config_and_seed_give_the_same_numbers(tiny_trained):
-    a, b = tiny_trained, run(tiny_config())  # trained apart, with other runs in between
+    a, b = tiny_trained, run(tiny_config())  # a: the session's run of the same config
     assert a.metrics["test"] == b.metrics["test"]
     assert [r["loss"] for r in a.history] == [r["loss"] for r in b.history]
     c = run({**tiny_config(), "seed": 4})
