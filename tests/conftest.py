@@ -74,6 +74,25 @@ def tiny_config(**model) -> dict:
     }
 
 
+@pytest.fixture(scope="session")
+def cli_tiny_run(tmp_path_factory) -> Path:
+    """tiny_config() trained once through `gru-lab train` (CliRunner, in this process): its finished run
+    folder, for tests that only read one. Tests never change it."""
+    from typer.testing import CliRunner
+
+    from gru_lab.cli import app
+
+    tmp = tmp_path_factory.mktemp("cli-tiny")
+    raw = tiny_config()
+    raw["output"] = {**raw["output"], "dir": str(tmp / "results")}
+    path = tmp / "exp.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    result = CliRunner().invoke(app, ["train", str(path), "-q"])
+    assert result.exit_code == 0, result.output
+    (run,) = (tmp / "results" / "tiny").iterdir()
+    return run
+
+
 def short_texts(folder: Path, rows: int = 150, seed: int = 0) -> dict:
     """A config dict for a TSV of one-line texts of three classes (2-12 words) written into folder, read with
     maxlen 30 and masked padding: gru-lab's loops trim every batch to its longest text, always shorter than

@@ -84,13 +84,10 @@ def test_predict_errors_are_one_line(runner, trained_run, tmp_path, args, fragme
     assert fragment in result.stderr
 
 
-def test_predict_on_a_non_text_run_says_why_and_reads_a_csv_of_values(runner, write_config, tmp_path):
+def test_predict_on_a_non_text_run_says_why_and_reads_a_csv_of_values(runner, cli_tiny_run, tmp_path):
     import numpy as np
 
-    from tests.conftest import tiny_config
-
-    assert runner.invoke(app, ["train", str(write_config(tiny_config())), "-q"]).exit_code == 0
-    (run,) = (tmp_path / "results" / "tiny").iterdir()
+    run = cli_tiny_run  # tiny_config(): windows of 8 sine values
     result = runner.invoke(app, ["predict", str(run), "great film"])
     assert result.exit_code == 2 and "forecasts a series; pass its data as --file" in result.stderr
     values = tmp_path / "wave.csv"

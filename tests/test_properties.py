@@ -9,9 +9,12 @@ of a few dozen rows. For each drawn config, end to end in this process:
 - a run stopped after epoch 1 and resumed equals the uninterrupted run exactly (every logged value, the test metrics);
 - gru-lab's loops give Keras's epoch-1 loss (model.loops: keras, on the same batches) to a tight tolerance.
 
-The default tier runs one derandomized example; the slow tier many more (also derandomized, so CI is
-repeatable). GRU_LAB_PROPERTY_EXAMPLES=N runs N freshly drawn examples (exploration). Every failure found here
-becomes a named regression test (listed in the issue note)."""
+Both run in the slow tier: one derandomized example, and many more (also derandomized, so CI is repeatable).
+An example trains five models (~8 s of CPU), too much for the default tier's 3 minutes; there, each invariant
+keeps a cheaper test of its own: predict against evaluate's trimmed batches (tests/training/test_pipeline.py),
+the stock copy (tests/inference/test_export.py), resume (tests/training/test_resume.py), the loops against
+Keras (tests/rnn/test_compiled.py, tests/rnn/test_fused.py). GRU_LAB_PROPERTY_EXAMPLES=N runs N freshly drawn
+examples (exploration). Every failure found here becomes a named regression test (listed in the issue note)."""
 
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ EXPLORE = int(os.environ.get("GRU_LAB_PROPERTY_EXAMPLES", "0"))
 # No shrinking: every example trains several models, and a failure's drawn config is printed whole anyway.
 COMMON = dict(deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=not EXPLORE,
               phases=[Phase.explicit, Phase.generate])
-DEFAULT_TIER = settings(max_examples=EXPLORE or 1, **COMMON)  # ~15 s: the default tier's budget
+DEFAULT_TIER = settings(max_examples=EXPLORE or 1, **COMMON)  # one example, ~8 s of CPU (slow tier since 2026-12-02)
 SLOW_TIER = settings(max_examples=EXPLORE or 30, **COMMON)
 
 WORDS = {"pos": "good great fine lovely nice".split(), "neg": "bad awful poor sad dull".split(),
@@ -184,6 +187,7 @@ def _fresh(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.mark.slow
 @DEFAULT_TIER
 @given(drawn=experiments())
 def test_drawn_configs_keep_the_labs_invariants(tmp_path_factory, drawn):

@@ -37,7 +37,8 @@ def tiny(results: Path, **extra) -> dict:
         "data": {"name": "sine", "window": 6, "n_train": 32, "n_val": 8, "n_test": 8},
         "model": {"cell": "gru", "units": 3},
         "train": {"epochs": 1, "batch_size": 16, **FAST},
-        "output": {"dir": str(results), "save_model": False},
+        # evaluation/ costs a second or more a run, and no sweep test reads it (tests/inference does)
+        "output": {"dir": str(results), "save_model": False, "evaluation": False},
         **extra,
     }
 

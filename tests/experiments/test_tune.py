@@ -33,7 +33,8 @@ def tiny(results: Path, epochs: int = 3, **tune) -> dict:
         "data": {"name": "sine", "window": 6, "n_train": 48, "n_val": 16, "n_test": 8},
         "model": {"cell": "gru", "units": 3},
         "train": {"epochs": epochs, "batch_size": 16, **FAST},
-        "output": {"dir": str(results), "save_model": False},
+        # evaluation/ costs a second or more a run, and no tune test reads it (tests/inference does)
+        "output": {"dir": str(results), "save_model": False, "evaluation": False},
         "baseline": "none",
         "tune": {"space": {"model.units": {"low": 2, "high": 8}, "train.learning_rate": [0.001, 0.01, 0.05]},
                  "trials": 4, **tune},

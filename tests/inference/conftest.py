@@ -16,7 +16,7 @@ TEXT_MAXLEN = 6
 def train_run(folder, config: dict):
     from typer.testing import CliRunner
 
-    config = {**config, "output": {"dir": str(folder / "results")}}
+    config = {**config, "output": {"dir": str(folder / "results"), **config.get("output", {})}}
     path = folder / f"{config['name']}.yaml"
     path.write_text(yaml.safe_dump(config))
     result = CliRunner().invoke(app, ["train", str(path), "-q"])
@@ -48,4 +48,6 @@ def series_run(tmp_path_factory):
         "data": {"name": "series", "path": "weather.csv", "time_column": "day", "targets": "temp",
                  "features": ["hum"], "window": 6, "horizon": 2},
         "model": {"cell": "gru", "units": 4},
-        "train": {"epochs": 2, "batch_size": 16}})
+        "train": {"epochs": 2, "batch_size": 16},
+        # no test reads this run's own evaluation/ (text_run's is checked; `evaluate` scores this one again)
+        "output": {"evaluation": False}})

@@ -105,10 +105,11 @@ def test_stock_copy_of_gru_lab_layers_computes_the_same(text_run, tmp_path):
     assert np.abs(stock.predict(x, verbose=0) - model.predict(x, verbose=0)).max() < 1e-5
 
 
-def test_export_refuses_what_it_cannot_do(runner, text_run, series_run, exported, tmp_path):
-    _, paths, _ = exported
+def test_export_refuses_what_it_cannot_do(runner, text_run, series_run, tmp_path):
+    taken = tmp_path / "taken.keras"  # any file: export refuses to write over it (the module's exports run slow)
+    taken.write_text("someone's model")
     cases = [
-        (["export", str(text_run), "--out", str(paths["text.keras"])], "already exists; export never overwrites"),
+        (["export", str(text_run), "--out", str(taken)], "already exists; export never overwrites"),
         (["export", str(series_run), "--text"], "--text is for text runs"),
         (["export", str(text_run), "--format", "onnx"], "--format must be one of ['keras', 'savedmodel']"),
         (["export", str(text_run), "--out", str(tmp_path / "m.h5")], "must end in .keras"),
@@ -116,7 +117,7 @@ def test_export_refuses_what_it_cannot_do(runner, text_run, series_run, exported
     ]
     for args, fragment in cases:
         assert fragment in assert_user_error(runner.invoke(app, args), tmp_path / "results"), args
-    assert not (tmp_path / "m.h5").exists()
+    assert not (tmp_path / "m.h5").exists() and taken.read_text() == "someone's model"
 
 
 def test_export_default_path_is_named_after_the_run(runner, text_run, tmp_path, monkeypatch):

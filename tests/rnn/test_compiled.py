@@ -26,6 +26,7 @@ from tests.rnn.test_fused import (
     _outputs_and_grads,
     _pair,
     _token_twins,
+    _twin_and_reference,
     padding_mask_matches_keras,
 )
 
@@ -60,8 +61,8 @@ CELLS = pytest.mark.parametrize("cell", COMPILED_CELLS)
 @pytest.mark.parametrize("return_sequences", [False, True], ids=["last", "sequences"])
 @CELLS
 def test_same_outputs_states_and_gradients_as_keras(compiled, cell, return_sequences, go_backwards, training):
-    ref, fast, x = _pair(cell, return_sequences=return_sequences, go_backwards=go_backwards, return_state=True)
-    ref_out, ref_grads = _outputs_and_grads(ref, x, training)
+    fast, x, (ref_out, ref_grads) = _twin_and_reference(cell, training, return_sequences=return_sequences,
+                                                        go_backwards=go_backwards, return_state=True)
     fast_out, fast_grads = _outputs_and_grads(fast, x, training)
     assert (fast.trained_with if training else fast.inferred_with) == "compiled"
     assert len(fast_out) == len(ref_out) == (3 if cell == "lstm" else 2)  # output + states (h, and c for LSTM)
@@ -166,8 +167,7 @@ def test_in_a_graph_the_ops_reuse_their_inputs_buffers_and_keep_keras_numbers(co
 
 @CELLS
 def test_input_dropout_uses_the_same_mask_as_keras(compiled, cell):
-    ref, fast, x = _pair(cell, dropout=0.4, return_sequences=True)
-    (ref_out,), ref_grads = _outputs_and_grads(ref, x, training=True)
+    fast, x, ((ref_out,), ref_grads) = _twin_and_reference(cell, True, dropout=0.4, return_sequences=True)
     (fast_out,), fast_grads = _outputs_and_grads(fast, x, training=True)
     assert fast.trained_with == "compiled"
     _close(fast_out, ref_out)

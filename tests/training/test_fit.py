@@ -18,16 +18,16 @@ def run(raw: dict, **hooks):
     return train(cfg, load_dataset(cfg.data, cfg.seed), **hooks)
 
 
-def test_same_config_and_seed_give_the_same_numbers():
-    a, b = run(tiny_config()), run(tiny_config())
+def test_same_config_and_seed_give_the_same_numbers(tiny_trained):
+    a, b = tiny_trained, run(tiny_config())  # a: the session's run of the same config
     assert a.metrics["test"] == b.metrics["test"]
     assert [r["loss"] for r in a.history] == [r["loss"] for r in b.history]
     c = run({**tiny_config(), "seed": 4})
     assert c.metrics["test"] != a.metrics["test"]
 
 
-def test_record_has_timing_params_and_environment():
-    r = run(tiny_config())
+def test_record_has_timing_params_and_environment(tiny_trained):
+    r = tiny_trained
     m = r.metrics
     assert m["status"] == "finished" and m["epochs_run"] == 2 and len(m["epoch_seconds"]) == 2
     assert all(s > 0 for s in m["epoch_seconds"]) and m["train_samples_per_second"] > 0

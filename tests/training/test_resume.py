@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -64,29 +65,6 @@ def test_a_stopped_run_resumed_from_its_state_equals_an_uninterrupted_run(tmp_pa
         ["state.json", f"variables-{whole.metrics['epochs_run']}.npz", f"best-{whole.metrics['best_epoch']}.npz"])
 
 
-@pytest.mark.parametrize("make_text", [pytest.param(False, marks=pytest.mark.slow), True],
-                         ids=["sine", "masked-text-bucketed"])
-def test_a_resume_that_replays_epoch_1s_batches_would_differ(tmp_path, monkeypatch, make_text):
-    """The check above can fail: a continuation that trains on epoch 1's batches instead of epoch k's diverges
-    (shown by handing the resumed run a pipeline that ignores the epoch it starts at)."""
-    from gru_lab.training import pipeline
-
-    cfg = text_config(tmp_path, epochs=2) if make_text else config_from_raw(
-        {**tiny_config(), "train": {"epochs": 2, "batch_size": 16}}, "test")
-    data = load_dataset(cfg.data, cfg.seed)
-    whole = train(cfg, data)
-    train(cfg, data, epoch_hook=stop_after(1), workdir=tmp_path / "run")
-    real = pipeline.train_dataset
-
-    def from_epoch_1(*args, first_epoch=0, **kwargs):
-        return real(*args, **kwargs)  # first_epoch left at its default, 0
-
-    monkeypatch.setattr(pipeline, "train_dataset", from_epoch_1)
-    resumed = train(cfg, data, workdir=tmp_path / "run")
-    assert resumed.history[0]["loss"] == whole.history[0]["loss"]
-    assert resumed.history[1]["loss"] != pytest.approx(whole.history[1]["loss"], abs=1e-7)
-
-
 def text_config(tmp_path, epochs: int = 4, dropout: float = 0.2):
     """Issue 19's resumed text run: short texts, masked padding, batches bucketed by length and trimmed."""
     raw = short_texts(tmp_path)
@@ -95,21 +73,63 @@ def text_config(tmp_path, epochs: int = 4, dropout: float = 0.2):
     return config_from_raw(raw, "test")
 
 
-def test_a_resumed_text_run_with_dropout_equals_the_uninterrupted_one(tmp_path):
-    """Issue 19: a masked text run with input dropout, stopped after epoch 2 and resumed, drifted from epoch 3
-    on (the bucketed batches of a resumed run were not those of the uninterrupted one)."""
-    cfg = text_config(tmp_path)
+@pytest.fixture(scope="module")
+def text_stopped(tmp_path_factory):
+    """text_config's run trained whole, and stopped after epoch 2 in a folder that each test copies before it
+    resumes from it: (cfg, data, the whole run, that folder)."""
+    tmp = tmp_path_factory.mktemp("text-resume")
+    cfg = text_config(tmp)
     data = load_dataset(cfg.data, cfg.seed)
     whole = train(cfg, data)
+    stopped = train(cfg, data, epoch_hook=stop_after(2), workdir=tmp / "stopped")
+    assert stopped.status == "interrupted" and load_state(tmp / "stopped").epochs_done == 2
+    return cfg, data, whole, tmp / "stopped"
+
+
+def copy_of(folder, tmp_path):
+    return shutil.copytree(folder, tmp_path / "run")
+
+
+@pytest.mark.parametrize("make_text", [pytest.param(False, marks=pytest.mark.slow), True],
+                         ids=["sine", "masked-text-bucketed"])
+def test_a_resume_that_replays_epoch_1s_batches_would_differ(tmp_path, monkeypatch, request, make_text):
+    """The check above can fail: a continuation that trains on epoch 1's batches instead of epoch k+1's
+    diverges (shown by handing the resumed run a pipeline that ignores the epoch it starts at)."""
+    from gru_lab.training import pipeline
+
+    if make_text:  # stopped after epoch 2: the resumed run's epoch 3 gets epoch 1's batches
+        cfg, data, whole, stopped = request.getfixturevalue("text_stopped")
+        workdir, k = copy_of(stopped, tmp_path), 2
+    else:
+        cfg = config_from_raw({**tiny_config(), "train": {"epochs": 2, "batch_size": 16}}, "test")
+        data = load_dataset(cfg.data, cfg.seed)
+        whole = train(cfg, data)
+        workdir, k = tmp_path / "run", 1
+        train(cfg, data, epoch_hook=stop_after(k), workdir=workdir)
+    real = pipeline.train_dataset
+
+    def from_epoch_1(*args, first_epoch=0, **kwargs):
+        return real(*args, **kwargs)  # first_epoch left at its default, 0
+
+    monkeypatch.setattr(pipeline, "train_dataset", from_epoch_1)
+    resumed = train(cfg, data, workdir=workdir)
+    assert [r["loss"] for r in resumed.history[:k]] == [r["loss"] for r in whole.history[:k]]
+    assert resumed.history[k]["loss"] != pytest.approx(whole.history[k]["loss"], abs=1e-7)
+
+
+def test_a_resumed_text_run_with_dropout_equals_the_uninterrupted_one(tmp_path, text_stopped):
+    """Issue 19: a masked text run with input dropout, stopped after epoch 2 and resumed, drifted from epoch 3
+    on (the bucketed batches of a resumed run were not those of the uninterrupted one)."""
+    cfg, data, whole, stopped = text_stopped
     assert whole.metrics["execution"]["batches"] == {"trim_padding": "post", "by_length": True}
-    train(cfg, data, epoch_hook=stop_after(2), workdir=tmp_path / "run")
-    resumed = train(cfg, data, workdir=tmp_path / "run")
+    resumed = train(cfg, data, workdir=copy_of(stopped, tmp_path))
+    assert resumed.metrics["resumed"] == [{"from_epoch": 3}]
     assert [r["loss"] for r in resumed.history] == [r["loss"] for r in whole.history]  # to the last bit
     assert [r["val_loss"] for r in resumed.history] == [r["val_loss"] for r in whole.history]
     assert resumed.metrics["test"] == whole.metrics["test"]
 
 
-def test_an_interrupted_run_keeps_the_model_of_its_last_finished_epoch(tmp_path):
+def test_an_interrupted_run_keeps_the_model_of_its_last_finished_epoch(tmp_path, tiny_trained):
     cfg = config_from_raw({**tiny_config(), "train": {"epochs": 3, "batch_size": 16}}, "test")
     data = load_dataset(cfg.data, cfg.seed)
 
@@ -120,7 +140,8 @@ def test_an_interrupted_run_keeps_the_model_of_its_last_finished_epoch(tmp_path)
     calls: list[int] = []
     stopped = train(cfg, data, epoch_hook=lambda e, *_: calls.append(e), batch_hook=ctrl_c_in_epoch_3,
                     workdir=tmp_path)
-    two = train(config_from_raw({**tiny_config(), "train": {"epochs": 2, "batch_size": 16}}, "test"), data)
+    two = tiny_trained  # the same config with epochs: 2
+    assert two.metrics["epochs_run"] == 2
     assert stopped.status == "interrupted" and len(stopped.history) == 2
     for ours, theirs in zip(stopped.model.get_weights(), two.model.get_weights()):
         assert ours.tolist() == theirs.tolist()
