@@ -412,11 +412,20 @@ def test_ctrl_c_cancels_the_ray_tasks_in_flight_and_keeps_nothing_half_done(ray_
         pressed.append(time.monotonic())
         _thread.interrupt_main()
 
-    timer = threading.Timer(12, ctrl_c)  # the workers are training by then
+    def press_once_training() -> None:
+        # Ctrl-C while the workers train, which is what the test is about: once a run has saved its first epoch's
+        # state. A fixed delay pressed it while a loaded machine was still starting TensorFlow in the workers.
+        deadline = time.monotonic() + 120
+        while not list(plan.folder.glob(".partial-*/resume/state.json")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if not stop_watching.wait(1.0):
+            ctrl_c()
+
+    stop_watching = threading.Event()
+    timer = threading.Thread(target=press_once_training, daemon=True)
 
     def on_event(kind, run, info):
-        # Start the timer once: is_alive() is False again after it fired, and a Timer starts only once.
-        if kind == "start" and timer.ident is None:
+        if kind == "start" and timer.ident is None:  # start the watcher once
             timer.start()
 
     started = time.monotonic()
@@ -424,7 +433,7 @@ def test_ctrl_c_cancels_the_ray_tasks_in_flight_and_keeps_nothing_half_done(ray_
         result = execute_sweep(plan, on_event=on_event)
         stopped = time.monotonic()
     finally:
-        timer.cancel()
+        stop_watching.set()
     statuses = [o.status for o in result.outcomes]
     assert result.interrupted and statuses == ["not run"] * 3, (statuses, pressed, stopped - started)
     assert stopped - pressed[0] < 10  # a polite stop: not the 20 s grace before a kill, nor the runs' minutes
