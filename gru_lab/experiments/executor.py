@@ -14,7 +14,6 @@ crash cannot take the other runs down and each run's peak memory is its own.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -34,6 +33,7 @@ from gru_lab.config import ExperimentConfig, config_from_raw
 from gru_lab.errors import GruLabError, machine_limit
 from gru_lab.runs.folder import find_finished
 from gru_lab.runs.records import stopped_reason
+from gru_lab.training import interrupt
 
 WORKER_FLAG = "--worker"
 STOP_GRACE_S = 20  # after Ctrl-C a worker saves nothing and exits at once; one that hangs is killed after this
@@ -317,33 +317,7 @@ def execute_runs(runs: list, folder: Path, runner: Runner | None = None, on_even
     return outcomes, interrupted
 
 
-@contextlib.contextmanager
-def _ctrl_c_remembered():
-    """An event set by every Ctrl-C (SIGINT) while the runs go on, besides the KeyboardInterrupt it raises.
-
-    A KeyboardInterrupt that lands while the main thread runs a finalizer or a callback is swallowed there
-    (Python reports it as ignored); the loops below check the event, so Ctrl-C still stops the runs."""
-    pressed = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield pressed  # only the main thread receives signals (and may set their handlers)
-        return
-    previous = signal.getsignal(signal.SIGINT)
-    if previous is None:  # a handler set outside Python: leave it alone
-        yield pressed
-        return
-
-    def on_sigint(signum, frame):
-        pressed.set()
-        if callable(previous):
-            previous(signum, frame)
-        elif previous != signal.SIG_IGN:
-            raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, on_sigint)
-    try:
-        yield pressed
-    finally:
-        signal.signal(signal.SIGINT, previous)
+_ctrl_c_remembered = interrupt.remembered  # also tune's
 
 
 def _run_pool(outcomes: list[RunOutcome], attempt: Callable[[RunOutcome], None], workers: int,

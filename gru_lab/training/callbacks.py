@@ -1,6 +1,6 @@
 """The Keras callbacks a run adds beside its timing: divergence (a NaN or infinite loss stops the run at
-once), early stopping whose state survives a resume, the per-epoch resume state, and the epoch hook
-(last, so that a hook that stops the run sees the epoch already saved)."""
+once), early stopping whose state survives a resume, the per-epoch resume state, the epoch hook
+(last, so that a hook that stops the run sees the epoch already saved), and a Ctrl-C that Python swallowed."""
 
 from __future__ import annotations
 
@@ -112,3 +112,22 @@ class EpochHook(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.hook(epoch + 1, dict(logs or {}), self.rows[-1]["seconds"] if self.rows else 0.0)
+
+
+class StopWhenPressed(keras.callbacks.Callback):
+    """Raises KeyboardInterrupt at the next batch once Ctrl-C was pressed (training.interrupt.remembered): the
+    interrupt Python raised may have been swallowed by a finalizer, and the run must stop all the same."""
+
+    def __init__(self, pressed):
+        super().__init__()
+        self.pressed = pressed
+
+    def _check(self) -> None:
+        if self.pressed.is_set():
+            raise KeyboardInterrupt
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._check()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._check()

@@ -21,6 +21,7 @@ from gru_lab.data.base import Dataset
 from gru_lab.errors import machine_limit
 from gru_lab.models.kernels import cudnn_blockers
 from gru_lab.models.plan import plan_layers
+from gru_lab.training import interrupt
 from gru_lab.training.memory import peak_memory, reset_gpu_peak
 
 # Hooks let the CLI draw progress without the library printing anything.
@@ -233,8 +234,9 @@ def _fit_and_evaluate(cfg: ExperimentConfig, data: Dataset, plan, epoch_hook: Ep
             # resumed run trains epoch k+1 on the batches an uninterrupted run gives it (pipeline.epoch_batches).
             train_ds = pipeline.train_dataset(x_fit, y_fit, t.batch_size, seed, trim, bucket,
                                               epochs=t.epochs, first_epoch=done)
-            model.fit(train_ds, epochs=t.epochs, initial_epoch=done, steps_per_epoch=steps, shuffle=False,
-                      callbacks=callbacks, verbose=0, **fit_kwargs)
+            with interrupt.remembered() as pressed:
+                model.fit(train_ds, epochs=t.epochs, initial_epoch=done, steps_per_epoch=steps, shuffle=False,
+                          callbacks=[*callbacks, cb.StopWhenPressed(pressed)], verbose=0, **fit_kwargs)
     except KeyboardInterrupt:
         status = "interrupted"
     except cb.Diverged as exc:
