@@ -12,7 +12,15 @@ from gru_lab.training.callbacks import StopWhenPressed
 from gru_lab.training.interrupt import remembered
 
 
-def test_ctrl_c_sets_the_event_raises_as_before_and_the_handler_is_restored():
+@pytest.fixture
+def python_ctrl_c():
+    """Python's own SIGINT handler for the test (another test or library may have left a different one)."""
+    saved = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, saved)
+
+
+def test_ctrl_c_sets_the_event_raises_as_before_and_the_handler_is_restored(python_ctrl_c):
     before = signal.getsignal(signal.SIGINT)
     with remembered() as pressed:
         with pytest.raises(KeyboardInterrupt):
@@ -40,7 +48,7 @@ class _CtrlCInAFinalizer(keras.callbacks.Callback):
 
 
 @pytest.mark.parametrize("guarded", [True, False], ids=["stops", "without-the-guard-trains-on"])
-def test_a_swallowed_ctrl_c_still_stops_the_fit_at_the_next_batch(guarded):
+def test_a_swallowed_ctrl_c_still_stops_the_fit_at_the_next_batch(guarded, python_ctrl_c):
     x, y = np.zeros((64, 3), "float32"), np.zeros((64, 1), "float32")
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
     model.compile("sgd", "mse")
