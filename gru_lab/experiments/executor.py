@@ -298,7 +298,7 @@ def execute_runs(runs: list, folder: Path, runner: Runner | None = None, on_even
 
     interrupted = False
     try:
-        with _ctrl_c_remembered() as pressed:
+        with interrupt.remembered() as pressed:
             if workers <= 1:
                 for outcome in outcomes:
                     attempt(outcome)
@@ -315,9 +315,6 @@ def execute_runs(runs: list, folder: Path, runner: Runner | None = None, on_even
     if failures.is_dir() and not any(failures.iterdir()):
         failures.rmdir()
     return outcomes, interrupted
-
-
-_ctrl_c_remembered = interrupt.remembered  # also tune's
 
 
 def _run_pool(outcomes: list[RunOutcome], attempt: Callable[[RunOutcome], None], workers: int,

@@ -34,7 +34,6 @@ from gru_lab.errors import ConfigError, TuneError
 from gru_lab.experiments.executor import (
     RunFailed,
     RunOutcome,
-    _ctrl_c_remembered,
     _stop_live,
     execute_runs,
     isolation_of,
@@ -44,6 +43,7 @@ from gru_lab.experiments.planning import PlannedRun, local_workers, placement, p
 from gru_lab.experiments.space import Param, build_space, check_space, value_text
 from gru_lab.experiments.study import Owner, file_lock, open_study, optuna_choices
 from gru_lab.runs.folder import find_finished, unfinished_folders
+from gru_lab.training import interrupt
 
 INSTALL = "pip install 'gru-lab[tune]' (or pip install 'optuna>=4')"
 DEFAULT_TRIALS = 20
@@ -516,7 +516,7 @@ def _drive(search: _Search, workers: int) -> bool:
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
     try:
-        with _ctrl_c_remembered() as pressed:
+        with interrupt.remembered() as pressed:
             if workers <= 1:
                 search.loop()
                 if pressed.is_set():
