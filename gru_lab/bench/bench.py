@@ -152,7 +152,7 @@ def run_baseline(cfg: ExperimentConfig, data: Dataset) -> dict[str, Any]:
     t = cfg.train
     model = build_model(cfg.model.model_copy(update={"loops": "keras"}), data.spec)
     loss, metric_names = loss_and_metrics(data.task)
-    model.compile(optimizer=make_optimizer(cfg), loss=loss, metrics=metric_names)
+    model.compile(optimizer=make_optimizer(cfg, keras_updates=True), loss=loss, metrics=metric_names)
     release_shuffle_seed()  # the seed fixed the initial weights (the same as gru-lab's); the order is the script's
     fit_kwargs: dict[str, Any] = {}
     n_fit = len(data.x_train)

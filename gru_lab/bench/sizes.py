@@ -436,7 +436,7 @@ def _tf_builder(cell: str, inputs: str, size: Size, variant: str):
             keras.utils.set_random_seed(cfg.train_seed)
             tf_config.disable_op_determinism()
             model = build_model(cfg.model, spec)
-            model.compile(optimizer=make_optimizer(cfg), loss=loss, metrics=metrics)
+            model.compile(optimizer=make_optimizer(cfg, keras_updates=True), loss=loss, metrics=metrics)
         x, y = (tf.constant(a) for a in point_arrays(inputs, size))
         state: dict[str, Any] = {"inference_compiled": False}
 

@@ -75,7 +75,7 @@ def _kerastuner(plan, kind: str, trials: int, folder: Path, timeout: float | Non
         cfg = config_from_raw(raw, "kerastuner")
         model = build_model(cfg.model, data.spec)
         loss, metrics = loss_and_metrics(data.spec.task)
-        model.compile(optimizer=make_optimizer(cfg), loss=loss, metrics=metrics)
+        model.compile(optimizer=make_optimizer(cfg, keras_updates=True), loss=loss, metrics=metrics)
         return model
 
     counted = {"epochs": 0}

@@ -23,6 +23,7 @@ from gru_lab.models.kernels import cudnn_blockers
 from gru_lab.models.plan import plan_layers
 from gru_lab.training import interrupt
 from gru_lab.training.memory import peak_memory, reset_gpu_peak
+from gru_lab.training.optimizers import make_optimizer
 
 # Hooks let the CLI draw progress without the library printing anything.
 EpochHook = Callable[[int, dict[str, float], float], None]  # (epoch 1-based, logs, seconds)
@@ -59,17 +60,6 @@ def set_seed(seed: int, deterministic_ops: bool = True) -> None:
 def loss_and_metrics(task: str) -> tuple[str, list[str]]:
     loss, metrics = names.TASK_METRICS[task]
     return loss, list(metrics)
-
-
-def make_optimizer(cfg: ExperimentConfig):
-    import keras
-
-    t = cfg.train
-    cls = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop, "sgd": keras.optimizers.SGD}[t.optimizer]
-    kwargs: dict[str, Any] = {"learning_rate": t.learning_rate}
-    if t.clipnorm is not None:
-        kwargs["clipnorm"] = t.clipnorm
-    return cls(**kwargs)
 
 
 def device_info() -> dict[str, Any]:
