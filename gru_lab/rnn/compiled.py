@@ -468,7 +468,7 @@ class _SimpleRnn(_OneBias):
 _CELLS = {"gru": _Gru, "lstm": _Lstm, "simple_rnn": _SimpleRnn}
 
 
-def _batch_table(lib, ids, embeddings, kernel, input_bias, row_scale=None, way: str | None = None):
+def _batch_table(lib, ids, embeddings, kernel, input_bias, row_scale=None):
     """(table, ids into it): the input projection E[v] @ W + b of each distinct token v of the batch (ids
     (T, B)), once, and each step's row numbers in that table. A batch of IMDB reviews (64 x 200 tokens)
     holds ~2,200 distinct tokens, so this does a sixth of the projection's arithmetic (and of dW's and the
@@ -480,100 +480,40 @@ def _batch_table(lib, ids, embeddings, kernel, input_bias, row_scale=None, way: 
 
     embeddings = tf.cast(embeddings, tf.float32)
     if row_scale is not None:
-        return _dropout_table(lib, ids, embeddings, kernel, input_bias, tf.cast(row_scale, tf.float32), way)
+        return _dropout_table(lib, ids, embeddings, kernel, input_bias, tf.cast(row_scale, tf.float32))
     distinct, index = tf.unique(tf.reshape(ids, [-1]))
     table = tf.matmul(tf.gather(embeddings, distinct), kernel) + input_bias
     return table, tf.reshape(index, tf.shape(ids))
 
 
-def _dropout_table(lib, ids, embeddings, kernel, input_bias, row_scale, way: str | None = None):
-    """(table, ids into it) for input dropout: a row for each distinct (batch row b, token v) pair, worth
-    (E[v] * m_b) @ W + b with m_b = row_scale[b]. Two ways, the same values to float32 rounding:
+def _dropout_table(lib, ids, embeddings, kernel, input_bias, row_scale):
+    """(table, ids into it) for input dropout: a row for each distinct (batch row b, token v) pair,
+    (E[v] * m_b) @ W + b with m_b = row_scale[b]: pairs x d x gates*u multiply-adds (IMDB: ~6,500 pairs of
+    a batch's ~11,000 tokens, ~2,200 of them distinct). Each distinct token's embedding is gathered once
+    (the embedding's gradient then has a row per token, not per pair) and the pairs read it with _take.
 
-    - "pairs": each pair's scaled embedding times W, pairs x d x gates*u multiply-adds (IMDB: ~7,700 pairs
-      of 12,800 tokens where the batch holds ~2,200 distinct tokens);
-    - "correction": with s the mask's largest value (Keras's 1/(1-p)) and c_b = 1 - m_b/s (1 where row b
-      drops a feature), (E[v] * m_b) @ W = E[v] @ sW - (E[v] * c_b) @ sW, whose first term is the
-      no-dropout table (one row per distinct token) and whose second touches only the ~p*d features row b
-      drops: per row, its pairs' dropped values (n_max, k) @ those features' rows of sW (k, gates*u), a
-      batched product with the pairs padded to n_max (the most pairs a row has) and the dropped features
-      to k (the most a row drops; a padding slot names a kept feature, whose c is 0). The table then has
-      B x n_max rows, a row's pairs side by side; the empty slots are read by no step.
-
-    The correction does fewer multiply-adds (IMDB, d 128, p 0.2: ~0.6x) but more passes over memory, and
-    takes longer at IMDB's shapes; it pays where few features drop or d is large. way None picks the way
-    _correction_pays expects faster from the batch's counts, known only when the batch is (tf.cond);
-    "pairs" or "correction" forces one (tests). The gathers' gradients sum with the compiled table
-    gradient (_take)."""
+    Not done, measured (benchmarks.md, input dropout's table): writing each pair's row as the no-dropout
+    table's, s E[v] @ W, less its row's dropped features' product (s = 1/(1-p)), a batched product per row.
+    It does ~0.6x the multiply-adds at IMDB's shapes but its small products run at memory's speed, and a
+    train step took longer (the code and the test that held it to Keras: commit 3aa96c1)."""
     import tensorflow as tf
 
     steps, batch = tf.shape(ids)[0], tf.shape(ids)[1]
     row_scale = tf.stop_gradient(row_scale)  # the mask is drawn, not learned
-    by_row = tf.reshape(tf.transpose(ids), [-1])  # batch-major: entry i is batch row i // T
-    tokens, token_of = tf.unique(by_row)
-    rows = tf.gather(embeddings, tokens)  # one gather from E: its gradient stays sparse (tokens x d)
+    flat = tf.reshape(ids, [-1])  # time-major: entry i is batch row i % B
+    tokens, token_of = tf.unique(flat)
     wide = tf.cast(batch, tf.int64)
-    keys = tf.cast(token_of, tf.int64) * wide + tf.cast(tf.range(tf.size(by_row)) // tf.maximum(steps, 1), tf.int64)
-    pairs, pair_of = tf.unique(keys)  # batch-major, so each row's pairs come together, rows in order
-    pair_token, pair_row = tf.cast(pairs // wide, tf.int32), tf.cast(pairs % wide, tf.int32)
-    d, width = tf.shape(rows)[1], tf.shape(kernel)[1]
-
-    def by_pairs():
-        scaled = _take(lib, rows, pair_token) * tf.gather(row_scale, pair_row)
-        return tf.matmul(scaled, kernel) + input_bias, pair_of
-
-    scale = tf.reduce_max(row_scale)
-    dropped = tf.not_equal(row_scale, scale)  # (B, d)
-    drops = tf.reduce_sum(tf.cast(dropped, tf.int32), 1)
-    k = tf.reduce_max(drops)
-    per_row = tf.math.bincount(pair_row, minlength=batch, maxlength=batch, dtype=tf.int32)
-    n_max = tf.reduce_max(per_row)
-
-    def by_correction():
-        slot = pair_row * n_max + tf.range(tf.size(pairs)) - tf.gather(tf.cumsum(per_row, exclusive=True), pair_row)
-        slot_token = tf.scatter_nd(slot[:, None], pair_token, [batch * n_max])  # empty slots: token 0, unread
-        # each row's dropped features first (stable), so its first k name them all, then kept ones (c = 0)
-        order = tf.argsort(tf.cast(tf.logical_not(dropped), tf.int32), axis=1, stable=True)[:, :k]  # (B, k)
-        minus_c = tf.gather(tf.math.divide_no_nan(row_scale, scale) - 1.0, order, batch_dims=1)  # (B, k)
-        scaled_kernel = kernel * scale
-        projected = tf.matmul(rows, scaled_kernel) + input_bias  # the no-dropout table, scaled by s
-        slot_rows = tf.reshape(_take(lib, rows, slot_token), [batch, n_max, d])
-        # each row's dropped columns of its pairs' embeddings, times -c: a product with a (d, k) selection,
-        # cheaper at d = 128 than a batched gather and its gradient (benchmarks.md, input dropout's table)
-        picked = tf.matmul(slot_rows, tf.one_hot(order, d, axis=1) * minus_c[:, None, :])  # (B, n_max, k)
-        dropped_kernel = tf.reshape(_take(lib, scaled_kernel, tf.reshape(order, [-1])), [batch, k, width])
-        correction = tf.matmul(picked, dropped_kernel)  # (B, n_max, gates*u), negated
-        table = tf.reshape(tf.reshape(_take(lib, projected, slot_token), [batch, n_max, width]) + correction,
-                           [batch * n_max, width])
-        return table, tf.gather(slot, pair_of)
-
-    if way is None:
-        table, index = tf.cond(_correction_pays(*(tf.cast(n, tf.float32) for n in (
-            tf.size(tokens), tf.size(pairs), batch * n_max, k, d, width))), by_correction, by_pairs)
-    else:
-        table, index = {"pairs": by_pairs, "correction": by_correction}[way]()
-    return table, tf.transpose(tf.reshape(index, [batch, steps]))
-
-
-def _correction_pays(tokens, pairs, slots, k, d, width):
-    """Whether _dropout_table's correction is expected to take less time than its pairs, from the batch's
-    counts (plain arithmetic: numbers or float tensors). Both make the distinct tokens' share of the work
-    (tokens x d x width multiply-adds, three products with the gradients); the pairs then do the rest,
-    3 (pairs - tokens) d per gates*u column, each at a large product's speed; the correction does, per slot
-    (B x n_max of them), its batched products (3 k, at ~0.6x that speed: 5 k), the column selection
-    (~3 d k / width) and about 110 more for the passes over its (slots, width) arrays, which its products
-    are too small to hide. Fitted to CPU times on real IMDB batches (benchmarks.md, input dropout's table)."""
-    return slots * (5 * k + 3 * d * k / width + 110) < 3 * (pairs - tokens) * d
+    keys = tf.cast(token_of, tf.int64) * wide + tf.range(tf.size(flat, out_type=tf.int64)) % wide
+    pairs, pair_of = tf.unique(keys)
+    rows = _take(lib, tf.gather(embeddings, tokens), tf.cast(pairs // wide, tf.int32))
+    scaled = rows * tf.gather(row_scale, tf.cast(pairs % wide, tf.int32))
+    return tf.matmul(scaled, kernel) + input_bias, tf.reshape(pair_of, [steps, batch])
 
 
 def _take(lib, params, index):
     """tf.gather(params (n, w), index (m,)) whose gradient sums the gathered rows' gradients with the
     compiled table gradient (deterministic, on all threads) rather than TensorFlow's unsorted_segment_sum."""
     import tensorflow as tf
-
-    # tensors of the graph being built (inside tf.cond, the branch's), so that the gradient's closure never
-    # reaches a tensor outside it, which a cond's gradient cannot feed
-    params, index = tf.identity(params), tf.identity(index)
 
     @tf.custom_gradient
     def take(params):

@@ -114,8 +114,7 @@ class _LoopsMixin:
                 return fused.run(self._cell, sequences, **args, **extra)
             if training and self.cell.dropout:
                 # Keras's input dropout mask (below): one per batch row for all its steps, so a row's token
-                # still has one projection; the table then has a row for each distinct (row, token) pair
-                # (compiled._dropout_table: the no-dropout table less each row's dropped features).
+                # still has one projection; the table then holds each distinct (row, token) pair.
                 extra["row_scale"] = self.cell.get_dropout_mask(sequences[:, 0, :])
             return compiled.run(self._cell, sequences, **args, **extra)
         if not training:
