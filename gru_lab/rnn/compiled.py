@@ -337,8 +337,7 @@ def run(cell_kind: str, sequences, states, cell, go_backwards: bool, return_sequ
     and the embedding matrix (a layer fed by gru-lab's Embedding), in training and at inference, it is the
     batch's own token table instead: each distinct token's row E[v] @ W + b, once, which the table ops read
     step by step, so no (T, B, gates*u) array is made; row_scale (B, d), input dropout's mask, scales each
-    batch row's embedded inputs (the table then has a row for each distinct (row, token) pair, made as
-    _dropout_table says). The ops take the
+    batch row's embedded inputs (the table then holds each distinct (row, token) pair). The ops take the
     gates side by side, since the compiled step multiplies h by the whole recurrent kernel at once.
     Gradients: the backward op returns each step's gate gradients, and dU, the recurrent bias's gradient, dW,
     the input bias's and the inputs' (or, from the table, the table's) are large products.
@@ -363,7 +362,7 @@ def run(cell_kind: str, sequences, states, cell, go_backwards: bool, return_sequ
         ids = tf.transpose(tf.cast(token_ids, tf.int32), [1, 0])  # (T, B)
         if go_backwards:
             ids = tf.reverse(ids, [0])
-        table, ids = _batch_table(lib, ids, embeddings, kernel, input_bias, row_scale)
+        table, ids = _batch_table(ids, embeddings, kernel, input_bias, row_scale)
         out, c_last = _table_loop(ops, lib, table, ids, state, weights, m, return_sequences, save=training)
     else:
         x = tf.transpose(sequences, [1, 0, 2])  # time-major: (T, B, d)
@@ -468,61 +467,31 @@ class _SimpleRnn(_OneBias):
 _CELLS = {"gru": _Gru, "lstm": _Lstm, "simple_rnn": _SimpleRnn}
 
 
-def _batch_table(lib, ids, embeddings, kernel, input_bias, row_scale=None):
+def _batch_table(ids, embeddings, kernel, input_bias, row_scale=None):
     """(table, ids into it): the input projection E[v] @ W + b of each distinct token v of the batch (ids
     (T, B)), once, and each step's row numbers in that table. A batch of IMDB reviews (64 x 200 tokens)
     holds ~2,200 distinct tokens, so this does a sixth of the projection's arithmetic (and of dW's and the
-    inputs' gradient) at the same values: each row is the same dot products.
+    inputs' gradient) at the same values: each row is the same dot products. With row_scale (B, d) the
+    rows are (E[v] * row_scale[b]) @ W + b, one for each distinct (batch row b, token v) pair.
 
-    With row_scale (B, d), input dropout's mask (one per batch row for all its steps), each step's row is
-    (E[v] * row_scale[b]) @ W + b, one for each distinct (batch row b, token v) pair: _dropout_table."""
+    Tried and measured slower (docs/benchmarks.md, input dropout's table): each pair's row as the no-dropout
+    row s E[v] @ W less the product of its batch row's dropped features (s = 1/(1-p)), a batched product per
+    row. At IMDB's shapes it does ~0.6x the multiply-adds, but its small products and the gathers and sums
+    around them run at memory's speed; a train step took longer (the code: commit 3aa96c1)."""
     import tensorflow as tf
 
     embeddings = tf.cast(embeddings, tf.float32)
-    if row_scale is not None:
-        return _dropout_table(lib, ids, embeddings, kernel, input_bias, tf.cast(row_scale, tf.float32))
-    distinct, index = tf.unique(tf.reshape(ids, [-1]))
-    table = tf.matmul(tf.gather(embeddings, distinct), kernel) + input_bias
-    return table, tf.reshape(index, tf.shape(ids))
-
-
-def _dropout_table(lib, ids, embeddings, kernel, input_bias, row_scale):
-    """(table, ids into it) for input dropout: a row for each distinct (batch row b, token v) pair,
-    (E[v] * m_b) @ W + b with m_b = row_scale[b]: pairs x d x gates*u multiply-adds (IMDB: ~6,500 pairs of
-    a batch's ~11,000 tokens, ~2,200 of them distinct). Each distinct token's embedding is gathered once
-    (the embedding's gradient then has a row per token, not per pair) and the pairs read it with _take.
-
-    Not done, measured (benchmarks.md, input dropout's table): writing each pair's row as the no-dropout
-    table's, s E[v] @ W, less its row's dropped features' product (s = 1/(1-p)), a batched product per row.
-    It does ~0.6x the multiply-adds at IMDB's shapes but its small products run at memory's speed, and a
-    train step took longer (the code and the test that held it to Keras: commit 3aa96c1)."""
-    import tensorflow as tf
-
-    steps, batch = tf.shape(ids)[0], tf.shape(ids)[1]
-    row_scale = tf.stop_gradient(row_scale)  # the mask is drawn, not learned
     flat = tf.reshape(ids, [-1])  # time-major: entry i is batch row i % B
-    tokens, token_of = tf.unique(flat)
-    wide = tf.cast(batch, tf.int64)
-    keys = tf.cast(token_of, tf.int64) * wide + tf.range(tf.size(flat, out_type=tf.int64)) % wide
-    pairs, pair_of = tf.unique(keys)
-    rows = _take(lib, tf.gather(embeddings, tokens), tf.cast(pairs // wide, tf.int32))
-    scaled = rows * tf.gather(row_scale, tf.cast(pairs % wide, tf.int32))
-    return tf.matmul(scaled, kernel) + input_bias, tf.reshape(pair_of, [steps, batch])
-
-
-def _take(lib, params, index):
-    """tf.gather(params (n, w), index (m,)) whose gradient sums the gathered rows' gradients with the
-    compiled table gradient (deterministic, on all threads) rather than TensorFlow's unsorted_segment_sum."""
-    import tensorflow as tf
-
-    @tf.custom_gradient
-    def take(params):
-        def grad(d_taken):
-            return lib.gru_lab_table_gradient(d_taken[None], index[None], tf.shape(params)[0])
-
-        return tf.gather(params, index), grad
-
-    return take(params)
+    if row_scale is None:
+        distinct, index = tf.unique(flat)
+        rows = tf.gather(embeddings, distinct)
+    else:
+        batch = tf.cast(tf.shape(ids)[1], tf.int64)
+        keys = tf.cast(flat, tf.int64) * batch + tf.range(tf.size(flat, out_type=tf.int64)) % batch
+        distinct, index = tf.unique(keys)
+        rows = tf.gather(embeddings, distinct // batch) * tf.gather(tf.cast(row_scale, tf.float32), distinct % batch)
+    table = tf.matmul(rows, kernel) + input_bias
+    return table, tf.reshape(index, tf.shape(ids))
 
 
 def _d_recurrent_kernel(h0, hs, d_gates):
