@@ -476,7 +476,7 @@ def _batch_table(ids, embeddings, kernel, input_bias, row_scale=None):
 
     Tried and measured slower (docs/benchmarks.md, input dropout's table): each pair's row as the no-dropout
     row s E[v] @ W less the product of its batch row's dropped features (s = 1/(1-p)), a batched product per
-    row. At IMDB's shapes it does ~0.6x the multiply-adds, but its small products and the gathers and sums
+    row. At IMDB's shapes it does ~0.7x the multiply-adds, but its small products and the gathers and sums
     around them run at memory's speed; a train step took longer (the code: commit 3aa96c1)."""
     import tensorflow as tf
 
