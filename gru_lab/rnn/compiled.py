@@ -472,7 +472,12 @@ def _batch_table(ids, embeddings, kernel, input_bias, row_scale=None):
     (T, B)), once, and each step's row numbers in that table. A batch of IMDB reviews (64 x 200 tokens)
     holds ~2,200 distinct tokens, so this does a sixth of the projection's arithmetic (and of dW's and the
     inputs' gradient) at the same values: each row is the same dot products. With row_scale (B, d) the
-    rows are (E[v] * row_scale[b]) @ W + b, one for each distinct (batch row b, token v) pair."""
+    rows are (E[v] * row_scale[b]) @ W + b, one for each distinct (batch row b, token v) pair.
+
+    Tried and measured slower (docs/benchmarks.md, input dropout's table): each pair's row as the no-dropout
+    row s E[v] @ W less the product of its batch row's dropped features (s = 1/(1-p)), a batched product per
+    row. At IMDB's shapes it does ~0.7x the multiply-adds, but its small products and the gathers and sums
+    around them run at memory's speed; a train step took longer (the code: commit 3aa96c1)."""
     import tensorflow as tf
 
     embeddings = tf.cast(embeddings, tf.float32)

@@ -9,6 +9,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from gru_lab.config import ModelConfig, config_from_raw
 from gru_lab.data import spec_for
@@ -399,6 +401,60 @@ def test_the_table_gradient_sums_each_rows_steps_whatever_the_thread_count(lib):
     np.testing.assert_allclose(sums[0], expected, rtol=0, atol=1e-5)
     assert not sums[0][50:].any()
     assert all(np.array_equal(s, sums[0]) for s in sums[1:])
+
+
+@st.composite
+def _dropout_batches(draw):
+    """A batch of token ids (T, B) with padding id 0 at the rows' ends, and a dropout mask (B, d) as Keras draws
+    it (each value 0 or 1/(1-p) in float32), some rows dropping no feature."""
+    batch, steps, d = draw(st.integers(1, 9)), draw(st.integers(1, 12)), draw(st.integers(1, 12))
+    return dict(batch=batch, steps=steps, d=d, width=draw(st.integers(1, 10)), vocab=draw(st.integers(1, 30)),
+                rate=draw(st.sampled_from([0.01, 0.2, 0.35, 0.5])), seed=draw(st.integers(0, 2**31)),
+                whole=draw(st.lists(st.booleans(), min_size=batch, max_size=batch)))
+
+
+def _table_rows(direct, ids, embeddings, kernel, bias, mask, weights):
+    """Each step's projection (T, B, G) as read from the batch's table (direct: as Keras computes it, each
+    step's embedded input masked by its row, times W), and the gradients of sum(rows * weights) with respect
+    to the embeddings, the kernel and the bias."""
+    with tf.GradientTape() as tape:
+        tape.watch([embeddings, kernel, bias])
+        if direct:
+            rows = tf.matmul(tf.gather(embeddings, ids) * mask[None], kernel) + bias
+        else:
+            table, index = native._batch_table(ids, embeddings, kernel, bias, mask)
+            assert index.shape == ids.shape
+            rows = tf.gather(table, index)
+        loss = tf.reduce_sum(rows * weights)
+    return [rows.numpy()] + [tf.convert_to_tensor(g).numpy() for g in tape.gradient(loss, [embeddings, kernel, bias])]
+
+
+@settings(max_examples=25, deadline=None, derandomize=True, database=None)
+@given(case=_dropout_batches())
+@example(case=dict(batch=1, steps=7, d=5, width=3, vocab=4, rate=0.5, seed=1, whole=[False]))
+@example(case=dict(batch=4, steps=6, d=8, width=4, vocab=9, rate=0.2, seed=2, whole=[True] * 4))
+@example(case=dict(batch=6, steps=12, d=12, width=8, vocab=3, rate=0.5, seed=3, whole=[True, False] * 3))
+def test_the_dropout_table_gives_keras_rows_and_gradients(case):
+    """Input dropout's batch table (a row per distinct (batch row, token) pair) reads each step the row Keras
+    projects, (E[v] * m_b) @ W + b, and gives the same gradients for the embeddings, the kernel and the bias:
+    a batch of one, rows that drop nothing (a batch where none does), rates up to 0.5, padding id 0 read by
+    many rows."""
+    rng = np.random.default_rng(case["seed"])
+    batch, steps, d, width = case["batch"], case["steps"], case["d"], case["width"]
+    ids = rng.integers(0, case["vocab"], (steps, batch))
+    ids[np.arange(steps)[:, None] >= rng.integers(1, steps + 1, batch)] = 0  # padding at each row's end
+    scale = np.float32(1 / (1 - case["rate"]))  # as TensorFlow's dropout scales the kept inputs
+    mask = np.where(rng.random((batch, d)) >= case["rate"], scale, np.float32(0))
+    mask[np.array(case["whole"])] = scale
+    inputs = [tf.constant(ids.astype("int32"))] + [
+        tf.constant(rng.normal(size=shape).astype("float32"))
+        for shape in ((case["vocab"], d), (d, width), (width,))]
+    weights = tf.constant(rng.normal(size=(steps, batch, width)).astype("float32"))
+    expected = _table_rows(True, *inputs, tf.constant(mask), weights)
+    got = _table_rows(False, *inputs, tf.constant(mask), weights)
+    for a, b in zip(expected, got):
+        assert a.shape == b.shape
+        _close(b, a)
 
 
 # ----------------------------------------------------------------------------- build and fallback
