@@ -362,7 +362,7 @@ def run(cell_kind: str, sequences, states, cell, go_backwards: bool, return_sequ
         ids = tf.transpose(tf.cast(token_ids, tf.int32), [1, 0])  # (T, B)
         if go_backwards:
             ids = tf.reverse(ids, [0])
-        table, ids = _batch_table(ids, embeddings, kernel, input_bias, row_scale)
+        table, ids = _batch_table(ids, embeddings, kernel, input_bias, row_scale, lib)
         out, c_last = _table_loop(ops, lib, table, ids, state, weights, m, return_sequences, save=training)
     else:
         x = tf.transpose(sequences, [1, 0, 2])  # time-major: (T, B, d)
@@ -467,12 +467,15 @@ class _SimpleRnn(_OneBias):
 _CELLS = {"gru": _Gru, "lstm": _Lstm, "simple_rnn": _SimpleRnn}
 
 
-def _batch_table(ids, embeddings, kernel, input_bias, row_scale=None):
+def _batch_table(ids, embeddings, kernel, input_bias, row_scale=None, lib=None):
     """(table, ids into it): the input projection E[v] @ W + b of each distinct token v of the batch (ids
     (T, B)), once, and each step's row numbers in that table. A batch of IMDB reviews (64 x 200 tokens)
     holds ~2,200 distinct tokens, so this does a sixth of the projection's arithmetic (and of dW's and the
     inputs' gradient) at the same values: each row is the same dot products. With row_scale (B, d) the
-    rows are (E[v] * row_scale[b]) @ W + b, one for each distinct (batch row b, token v) pair.
+    rows are (E[v] * row_scale[b]) @ W + b, one for each distinct (batch row b, token v) pair; each distinct
+    token's embedding is still gathered once, so that the embedding's gradient has one row per token, as
+    without dropout (Adam's fused update then applies: training.optimizers), and the pairs read those rows
+    with _take (lib: the compiled library, whose table gradient sums the pairs' gradients).
 
     Tried and measured slower (docs/benchmarks.md, input dropout's table): each pair's row as the no-dropout
     row s E[v] @ W less the product of its batch row's dropped features (s = 1/(1-p)), a batched product per
@@ -487,11 +490,31 @@ def _batch_table(ids, embeddings, kernel, input_bias, row_scale=None):
         rows = tf.gather(embeddings, distinct)
     else:
         batch = tf.cast(tf.shape(ids)[1], tf.int64)
-        keys = tf.cast(flat, tf.int64) * batch + tf.range(tf.size(flat, out_type=tf.int64)) % batch
+        tokens, token_of = tf.unique(flat)
+        keys = tf.cast(token_of, tf.int64) * batch + tf.range(tf.size(flat, out_type=tf.int64)) % batch
         distinct, index = tf.unique(keys)
-        rows = tf.gather(embeddings, distinct // batch) * tf.gather(tf.cast(row_scale, tf.float32), distinct % batch)
+        by_token = _take(lib, tf.gather(embeddings, tokens), tf.cast(distinct // batch, tf.int32))
+        rows = by_token * tf.gather(tf.stop_gradient(tf.cast(row_scale, tf.float32)), distinct % batch)
     table = tf.matmul(rows, kernel) + input_bias
     return table, tf.reshape(index, tf.shape(ids))
+
+
+def _take(lib, params, index):
+    """tf.gather(params (n, w), index (m,)), whose gradient sums the gathered rows' gradients with the compiled
+    table gradient (deterministic, on all threads) where lib is given, else with TensorFlow's own."""
+    import tensorflow as tf
+
+    if lib is None:
+        return tf.gather(params, index)
+
+    @tf.custom_gradient
+    def take(params):
+        def grad(d_taken):
+            return lib.gru_lab_table_gradient(d_taken[None], index[None], tf.shape(params)[0])
+
+        return tf.gather(params, index), grad
+
+    return take(params)
 
 
 def _d_recurrent_kernel(h0, hs, d_gates):
