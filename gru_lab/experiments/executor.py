@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -149,7 +150,7 @@ def run_in_subprocess(run, on_epoch: EpochEvent | None = None, threads: int | No
         try:
             proc.stdin.write(payload)
             proc.stdin.close()
-            for line in proc.stdout:
+            for line in _lines(proc):
                 event = _parse_event(line)
                 if event is None:
                     continue
@@ -175,6 +176,29 @@ def run_in_subprocess(run, on_epoch: EpochEvent | None = None, threads: int | No
 
 
 run_in_subprocess.isolation = "process"  # type: ignore[attr-defined]
+
+LINE_TICK = 0.25  # seconds: how often _lines wakes while the worker prints nothing
+
+
+def _lines(proc: subprocess.Popen, tick: float = LINE_TICK):
+    """The worker's stdout, line by line as it comes, waking every `tick` seconds while nothing comes.
+
+    A thread blocked in a plain read of the pipe runs no Python until the next line, so an exception raised in
+    it from outside (Ray's cancel of the task, which is how a sweep's Ctrl-C reaches a Ray worker) would wait
+    for the worker's next epoch; waking lets it land within a tick."""
+    fd = proc.stdout.fileno()
+    pending = b""
+    while True:
+        if not select.select([fd], [], [], tick)[0]:
+            continue
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            if pending:
+                yield pending.decode("utf-8", errors="replace")
+            return
+        *lines, pending = (pending + chunk).split(b"\n")
+        for line in lines:
+            yield line.decode("utf-8", errors="replace") + "\n"
 
 
 def isolation_of(runner: Runner) -> str:
