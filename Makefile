@@ -72,7 +72,7 @@ gpu-check: $(STAMP)  ## on a GPU machine: one epoch of the literal IMDB recipe a
 # takes ~1.5 GB); whole test files go to one worker (loadfile), so a module's shared training runs once.
 # TEST_WORKERS=0 runs it in this process; `python -m pytest tests/x.py -k y` stays serial (no worker start-up).
 TEST_WORKERS ?= auto
-test: $(STAMP)  ## the default tests on every core, at most 4 (about 100 s on 2 idle cores; IMDB tests use the real archive when present)
+test: $(STAMP)  ## the default tests on every core, at most 4 (about 85 s on 2 idle cores; IMDB tests use the real archive when present)
 	GRU_LAB_IMDB=$${GRU_LAB_IMDB:-$(IMDB)} $(BIN)/python -m pytest -n $(TEST_WORKERS) --maxprocesses=4 --dist loadfile
 
 test-slow: $(STAMP)  ## the tests marked slow: process kills, Ray clusters, long runs
