@@ -69,10 +69,11 @@ gpu-check: $(STAMP)  ## on a GPU machine: one epoch of the literal IMDB recipe a
 	GRU_LAB_IMDB=$${GRU_LAB_IMDB:-$(IMDB)} $(BIN)/gru-lab gpu-check configs/imdb_gru_literal.yaml --compare configs/imdb_compare.yaml
 
 # make test spreads the default tier over one pytest-xdist worker a core, at most 4 (each worker imports TensorFlow and
-# takes ~1.5 GB); whole test files go to one worker (loadfile), so a module's shared training runs once.
-# TEST_WORKERS=0 runs it in this process; `python -m pytest tests/x.py -k y` stays serial (no worker start-up).
+# holds its own models: memory, not cores, bounds a big machine); whole test files go to one worker (loadfile), so a
+# module's shared training runs once. TEST_WORKERS=0 runs it in one process; `python -m pytest tests/x.py -k y`
+# stays serial (no worker start-up).
 TEST_WORKERS ?= auto
-test: $(STAMP)  ## the default tests on every core, at most 4 (about 85 s on 2 idle cores; IMDB tests use the real archive when present)
+test: $(STAMP)  ## the default tests, one worker a core up to 4 (TEST_WORKERS=0: one process; IMDB tests use the real archive when present)
 	GRU_LAB_IMDB=$${GRU_LAB_IMDB:-$(IMDB)} $(BIN)/python -m pytest -n $(TEST_WORKERS) --maxprocesses=4 --dist loadfile
 
 test-slow: $(STAMP)  ## the tests marked slow: process kills, Ray clusters, long runs
