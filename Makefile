@@ -68,8 +68,13 @@ bench-sizes-quick: $(STAMP)  ## the same on 4 small sizes, GRU only (checks the 
 gpu-check: $(STAMP)  ## on a GPU machine: one epoch of the literal IMDB recipe and of imdb_compare's cells, on the GPU and on the CPU; which kernel ran (results/gpu-check/)
 	GRU_LAB_IMDB=$${GRU_LAB_IMDB:-$(IMDB)} $(BIN)/gru-lab gpu-check configs/imdb_gru_literal.yaml --compare configs/imdb_compare.yaml
 
-test: $(STAMP)  ## the default tests (a few minutes; IMDB tests use the real archive when present)
-	GRU_LAB_IMDB=$${GRU_LAB_IMDB:-$(IMDB)} $(BIN)/python -m pytest
+# make test spreads the default tier over one pytest-xdist worker a core, at most 4 (each worker imports TensorFlow and
+# holds its own models: memory, not cores, bounds a big machine); whole test files go to one worker (loadfile), so a
+# module's shared training runs once. TEST_WORKERS=0 runs it in one process; `python -m pytest tests/x.py -k y`
+# stays serial (no worker start-up).
+TEST_WORKERS ?= auto
+test: $(STAMP)  ## the default tests, one worker a core up to 4 (TEST_WORKERS=0: one process; IMDB tests use the real archive when present)
+	GRU_LAB_IMDB=$${GRU_LAB_IMDB:-$(IMDB)} $(BIN)/python -m pytest -n $(TEST_WORKERS) --maxprocesses=4 --dist loadfile
 
 test-slow: $(STAMP)  ## the tests marked slow: process kills, Ray clusters, long runs
 	GRU_LAB_IMDB=$${GRU_LAB_IMDB:-$(IMDB)} $(BIN)/python -m pytest -m slow
