@@ -398,9 +398,6 @@ def test_ray_runs_from_a_node_without_the_results_folder_come_back_through_the_d
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason=(
-    "quarantined 2026-12-02: passes alone and with test_sweep.py's other slow tests, but in three fresh-clone "
-    "runs of the whole slow tier the polite stop took the 20 s grace; cause not found (see the session note)"))
 def test_ctrl_c_cancels_the_ray_tasks_in_flight_and_keeps_nothing_half_done(ray_instance, tmp_path):
     """Ctrl-C reaching only this process (Ray's workers are not in the terminal's process group): the
     tasks are cancelled and their worker processes stop at once, though Ray's workers block SIGINT."""
