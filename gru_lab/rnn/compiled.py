@@ -475,7 +475,8 @@ def _batch_table(ids, embeddings, kernel, input_bias, row_scale=None, lib=None):
     rows are (E[v] * row_scale[b]) @ W + b, one for each distinct (batch row b, token v) pair; each distinct
     token's embedding is still gathered once, so that the embedding's gradient has one row per token, as
     without dropout (Adam's fused update then applies: training.optimizers), and the pairs read those rows
-    with _take (lib: the compiled library, whose table gradient sums the pairs' gradients).
+    with _take (lib: the compiled library, whose table gradient sums the pairs' gradients; needed with
+    row_scale).
 
     Tried and measured slower (docs/benchmarks.md, input dropout's table): each pair's row as the no-dropout
     row s E[v] @ W less the product of its batch row's dropped features (s = 1/(1-p)), a batched product per
@@ -501,11 +502,8 @@ def _batch_table(ids, embeddings, kernel, input_bias, row_scale=None, lib=None):
 
 def _take(lib, params, index):
     """tf.gather(params (n, w), index (m,)), whose gradient sums the gathered rows' gradients with the compiled
-    table gradient (deterministic, on all threads) where lib is given, else with TensorFlow's own."""
+    table gradient (deterministic, on all threads)."""
     import tensorflow as tf
-
-    if lib is None:
-        return tf.gather(params, index)
 
     @tf.custom_gradient
     def take(params):

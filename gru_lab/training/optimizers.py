@@ -24,8 +24,6 @@ from typing import Any
 
 from gru_lab.config import ExperimentConfig
 
-OPTIMIZERS = ("adam", "rmsprop", "sgd")
-
 
 def make_optimizer(cfg: ExperimentConfig, keras_updates: bool = False):
     """The optimizer of cfg.train; keras_updates=True keeps Keras's own update ops (the plain-Keras baselines)."""
