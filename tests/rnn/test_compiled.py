@@ -80,6 +80,25 @@ def test_same_outputs_states_and_gradients_as_keras(compiled, cell, return_seque
 def test_every_batch_split_between_threads_matches_keras(compiled, cell, batch, steps, units):
     """The batch rows are split between the intra-op threads (blocks of at least 8 rows): uneven splits,
     a single block and odd unit counts give Keras's numbers."""
+    _split_matches_keras(cell, batch, steps, units)
+
+
+@settings(max_examples=12, deadline=None, derandomize=True, database=None)
+@given(cell=st.sampled_from(COMPILED_CELLS), batch=st.integers(1, 72), steps=st.integers(1, 4),
+       units=st.integers(1, 40))
+@example(cell="gru", batch=16, steps=3, units=40)  # two blocks of 8 rows: the in-place product, one pass
+@example(cell="lstm", batch=40, steps=2, units=37)  # blocks of 20: three passes; 148 columns, a ragged tail
+@example(cell="simple_rnn", batch=72, steps=2, units=24)  # blocks of 36: Eigen's product
+@example(cell="gru", batch=3, steps=2, units=9)  # one block of 3 rows, 27 columns: 16 + 8 + scalar
+def test_the_step_product_gives_keras_numbers_at_any_block_and_width(lib, cell, batch, steps, units):
+    """The step's product (step_product.h) multiplies a block of a few rows in place and more rows with Eigen's
+    GEMM, in tiles of 16, 8 and 4 columns and the last ones singly: any batch (so any block size), any width
+    gives Keras's outputs and gradients."""
+    with running(loops=True, compiled_loops=True):
+        _split_matches_keras(cell, batch, steps, units)
+
+
+def _split_matches_keras(cell, batch, steps, units):
     rng = np.random.default_rng(batch)
     ref, fast = KERAS_CLASSES[cell](units, return_sequences=True), CLASSES[cell](units, return_sequences=True)
     x = tf.constant(rng.normal(size=(batch, steps, 3)).astype("float32"))

@@ -94,7 +94,6 @@ void forward_block(int b0, int b1, int T, int B, int u, Rows& rows, const float*
                    const float* br, const float* m, float* hs, float* last, float* gs, float* rns) {
   const int nb = b1 - b0, G = 3 * u;
   const Steps active = active_steps(m, T, B, b0, nb);
-  CMapRM Uk(uk, u, G);
   RowMat g(nb, G), ping(hs ? 0 : nb, u), pong(hs ? 0 : nb, u);
   RowArr zr(nb, 2 * u), n(nb, u), hc(nb, u);
   RowBias brv(br, G);
@@ -113,7 +112,7 @@ void forward_block(int b0, int b1, int T, int B, int u, Rows& rows, const float*
       continue;
     }
     CMapRM H(hp, nb, u);
-    g.noalias() = H * Uk;
+    step_product(hp, nb, u, uk, G, g.data(), false);
     auto ga = g.array();
     ga.rowwise() += brv;
     CMapRA Pt(rows(t, b0, nb), nb, G);
@@ -243,10 +242,11 @@ class GruBackwardOp : public OpKernel {
     const float* rns = RN.flat<float>().data();
     const float* uk = U.flat<float>().data(); const float* m = mask_or_null(M);
     float* dp = DP->flat<float>().data(); float* drn = DRN->flat<float>().data(); float* dh0 = DH0->flat<float>().data();
+    const RowMat ut = transposed_for_blocks(ctx, B, threads_, uk, u, G);
+    const float* ut_data = ut.size() ? ut.data() : nullptr;
     run_blocks(ctx, B, threads_, [=](int b0, int b1) {
       const int nb = b1 - b0;
       const Steps active = active_steps(m, T, B, b0, nb);
-      CMapRM Uk(uk, u, G);
       RowMat carry = RowMat::Zero(nb, u), next(nb, u), dr(nb, G);  // dr: the step's dz, dr, d(rn)
       RowArr dh(nb, u), dn(nb, u);
       for (int t = T - 1; t >= 0; --t) {
@@ -281,7 +281,7 @@ class GruBackwardOp : public OpKernel {
         Dp.leftCols(2 * u) = dra.leftCols(2 * u);
         Dp.rightCols(u) = dn;
         Drn = dra.rightCols(u);
-        next.noalias() += dr * Uk.transpose();
+        step_product_t(dr.data(), nb, G, uk, ut_data, u, next.data());
         carry.swap(next);
       }
       std::copy(carry.data(), carry.data() + static_cast<size_t>(nb) * u, dh0 + static_cast<size_t>(b0) * u);

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "Eigen/Core"
+#include "step_product.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "tensorflow/core/framework/op.h"
@@ -26,20 +27,25 @@ using CMapRA = Eigen::Map<const RowArr>;
 using ColMask = Eigen::Map<const Eigen::Array<float, Eigen::Dynamic, 1>>;  // one step's mask, one entry a row
 using RowBias = Eigen::Map<const Eigen::Array<float, 1, Eigen::Dynamic>>;
 
+// The rows of run_blocks' first block (the others have as many, the last maybe fewer).
+inline int rows_per_block(tensorflow::OpKernelContext* ctx, int batch, int want) {
+  const int threads = want > 0 ? want : ctx->device()->tensorflow_cpu_worker_threads()->num_threads;
+  const int blocks = std::max(1, std::min(threads, batch / 8));
+  return (batch + blocks - 1) / blocks;
+}
+
 // Splits the batch rows into one block per intra-op thread (at least 8 rows a block) and runs the whole
 // sequence of each block on its own thread: rows never interact, so the threads meet once per call.
 // The blocks go to TensorFlow's own intra-op pool, whose threads are the ones the cores are kept for.
 template <typename F>
 void run_blocks(tensorflow::OpKernelContext* ctx, int batch, int want, F fn) {
   auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
-  int threads = want > 0 ? want : workers->num_threads;
-  int blocks = std::max(1, std::min(threads, batch / 8));
-  if (blocks == 1) {
+  const int per = std::max(1, rows_per_block(ctx, batch, want));
+  const int blocks = (batch + per - 1) / per;
+  if (blocks <= 1) {
     fn(0, batch);
     return;
   }
-  int per = (batch + blocks - 1) / blocks;
-  blocks = (batch + per - 1) / per;
   // Every block goes to the pool and this (inter-op) thread sleeps: measured faster than running block 0
   // here (docs/benchmarks.md, third round), since the cores then run exactly the pool's threads. Called
   // from a pool thread itself, block 0 runs inline so the pool can never deadlock.
@@ -54,6 +60,24 @@ void run_blocks(tensorflow::OpKernelContext* ctx, int batch, int want, F fn) {
   }
   if (first) fn(0, per);
   done.Wait();
+}
+
+// The recurrent kernel (u, g) transposed (g, u), row-major, for the backward ops' products d @ U^T where the
+// blocks are small enough for step_product's in-place product (which reads its right side row by row); else
+// empty, and step_product_t multiplies by Eigen's transposed view.
+inline RowMat transposed_for_blocks(tensorflow::OpKernelContext* ctx, int batch, int want, const float* uk, int u,
+                                    int g) {
+  if (!small_product_pays(rows_per_block(ctx, batch, want), g, u)) return RowMat();
+  return CMapRM(uk, u, g).transpose();
+}
+
+// out (nb, u) += d (nb, g) @ uk^T, uk (u, g); ut: transposed_for_blocks' copy, or nullptr.
+inline void step_product_t(const float* d, int nb, int g, const float* uk, const float* ut, int u, float* out) {
+  if (ut != nullptr && small_product_pays(nb, g, u)) {
+    small_product(d, nb, g, ut, u, out, true);
+    return;
+  }
+  Eigen::Map<RowMat>(out, nb, u).noalias() += CMapRM(d, nb, g) * CMapRM(uk, u, g).transpose();
 }
 
 // A token id outside [0, V) is an error, never a read past the table.

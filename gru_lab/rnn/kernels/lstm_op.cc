@@ -91,7 +91,6 @@ void forward_block(int b0, int b1, int T, int B, int u, Rows& rows, const float*
                    const float* uk, const float* m, float* hs, float* last_h, float* last_c, float* gs, float* cs) {
   const int nb = b1 - b0, G = 4 * u;
   const Steps active = active_steps(m, T, B, b0, nb);
-  CMapRM Uk(uk, u, G);
   RowMat a(nb, G), ping(hs ? 0 : nb, u), pong(hs ? 0 : nb, u);
   RowArr gates(nb, G), c = CMapRA(c0 + static_cast<size_t>(b0) * u, nb, u), cc(nb, u), tc(nb, u), hc(nb, u);
   const float* hp = h0 + static_cast<size_t>(b0) * u;
@@ -113,7 +112,7 @@ void forward_block(int b0, int b1, int T, int B, int u, Rows& rows, const float*
       continue;
     }
     CMapRM H(hp, nb, u);
-    a.noalias() = H * Uk;
+    step_product(hp, nb, u, uk, G, a.data(), false);
     CMapRA Pt(rows(t, b0, nb), nb, G);
     gates = a.array() + Pt;
     gates.leftCols(2 * u) = gates.leftCols(2 * u).logistic();
@@ -257,10 +256,11 @@ class LstmBackwardOp : public OpKernel {
     const float* uk = U.flat<float>().data(); const float* m = mask_or_null(M);
     float* dp = DP->flat<float>().data(); float* dh0 = DH0->flat<float>().data(); float* dc0 = DC0->flat<float>().data();
     using Strided = Eigen::Map<const RowArr, 0, Eigen::OuterStride<>>;
+    const RowMat ut = transposed_for_blocks(ctx, B, threads_, uk, u, G);
+    const float* ut_data = ut.size() ? ut.data() : nullptr;
     run_blocks(ctx, B, threads_, [=](int b0, int b1) {
       const int nb = b1 - b0;
       const Steps active = active_steps(m, T, B, b0, nb);
-      CMapRM Uk(uk, u, G);
       RowMat carry_h = RowMat::Zero(nb, u), next_h(nb, u), dpl(nb, G);  // dpl: the step's d projected
       RowArr carry_c = CMapRA(dcl + static_cast<size_t>(b0) * u, nb, u), dh(nb, u), dc(nb, u);
       for (int t = T - 1; t >= 0; --t) {
@@ -298,7 +298,7 @@ class LstmBackwardOp : public OpKernel {
         Dpa.rightCols(u) = dh * tc * o * (1.0f - o);
         carry_c += dc * f;
         Dp = dpl;  // every read of the step's gates is done: d projected may now take their place
-        next_h.noalias() += dpl * Uk.transpose();
+        step_product_t(dpl.data(), nb, G, uk, ut_data, u, next_h.data());
         carry_h.swap(next_h);
       }
       std::copy(carry_h.data(), carry_h.data() + static_cast<size_t>(nb) * u, dh0 + static_cast<size_t>(b0) * u);

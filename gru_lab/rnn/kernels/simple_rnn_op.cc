@@ -57,7 +57,6 @@ void forward_block(int b0, int b1, int T, int B, int u, Rows& rows, const float*
                    const float* m, float* hs, float* last) {
   const int nb = b1 - b0;
   const Steps active = active_steps(m, T, B, b0, nb);
-  CMapRM Uk(uk, u, u);
   RowMat a(nb, u), ping(hs ? 0 : nb, u), pong(hs ? 0 : nb, u);
   RowArr hc(nb, u);
   const float* hp = h0 + static_cast<size_t>(b0) * u;
@@ -71,7 +70,7 @@ void forward_block(int b0, int b1, int T, int B, int u, Rows& rows, const float*
       continue;
     }
     CMapRM H(hp, nb, u);
-    a.noalias() = H * Uk;
+    step_product(hp, nb, u, uk, u, a.data(), false);
     CMapRA Pt(rows(t, b0, nb), nb, u);
     hc = (Pt + a.array()).tanh();
     MapRA Hn(hn_ptr, nb, u);
@@ -175,10 +174,11 @@ class RnnBackwardOp : public OpKernel {
     const float* dhs = DH.flat<float>().data(); const float* hs = HS.flat<float>().data();
     const float* uk = U.flat<float>().data(); const float* m = mask_or_null(M);
     float* dp = DP->flat<float>().data(); float* dh0 = DH0->flat<float>().data();
+    const RowMat ut = transposed_for_blocks(ctx, B, threads_, uk, u, u);
+    const float* ut_data = ut.size() ? ut.data() : nullptr;
     run_blocks(ctx, B, threads_, [=](int b0, int b1) {
       const int nb = b1 - b0;
       const Steps active = active_steps(m, T, B, b0, nb);
-      CMapRM Uk(uk, u, u);
       RowMat carry = RowMat::Zero(nb, u), next(nb, u);
       RowArr dh(nb, u);
       for (int t = T - 1; t >= 0; --t) {
@@ -199,7 +199,7 @@ class RnnBackwardOp : public OpKernel {
           next.setZero();
         }
         Dp.array() = dh * (1.0f - Ht * Ht);
-        next.noalias() += Dp * Uk.transpose();
+        step_product_t(Dp.data(), nb, u, uk, ut_data, u, next.data());
         carry.swap(next);
       }
       std::copy(carry.data(), carry.data() + static_cast<size_t>(nb) * u, dh0 + static_cast<size_t>(b0) * u);
