@@ -3,6 +3,8 @@ LSTM and SimpleRNN, the same checkpoints, the build and its fallback, and when a
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from types import SimpleNamespace
 
 import keras
@@ -75,26 +77,43 @@ def test_same_outputs_states_and_gradients_as_keras(compiled, cell, return_seque
         _close(b, a)
 
 
+@contextlib.contextmanager
+def _op_threads(lib, threads: int):
+    """The recurrence ops called with this `threads` attribute (0: their own rule, which keeps a small call on one
+    thread; k > 0: blocks for k threads, at least 8 rows each), as compiled.run calls them."""
+    names = [n for n in dir(lib) if n.startswith("gru_lab_") and "gradient" not in n]
+    saved = {n: getattr(lib, n) for n in names}
+    for n in names:
+        setattr(lib, n, functools.partial(saved[n], threads=threads))
+    try:
+        yield
+    finally:
+        for n in names:
+            setattr(lib, n, saved[n])
+
+
 @pytest.mark.parametrize("batch, steps, units", [(1, 1, 3), (7, 5, 4), (8, 3, 16), (17, 6, 5), (64, 12, 33)])
 @CELLS
-def test_every_batch_split_between_threads_matches_keras(compiled, cell, batch, steps, units):
+def test_every_batch_split_between_threads_matches_keras(compiled, lib, cell, batch, steps, units):
     """The batch rows are split between the intra-op threads (blocks of at least 8 rows): uneven splits,
-    a single block and odd unit counts give Keras's numbers."""
-    _split_matches_keras(cell, batch, steps, units)
+    a single block and odd unit counts give Keras's numbers (these small calls split only when asked to)."""
+    with _op_threads(lib, 2):
+        _split_matches_keras(cell, batch, steps, units)
 
 
 @settings(max_examples=12, deadline=None, derandomize=True, database=None)
 @given(cell=st.sampled_from(COMPILED_CELLS), batch=st.integers(1, 72), steps=st.integers(1, 4),
-       units=st.integers(1, 40))
-@example(cell="gru", batch=16, steps=3, units=40)  # two blocks of 8 rows: the in-place product, one pass
-@example(cell="lstm", batch=40, steps=2, units=37)  # blocks of 20: three passes; 148 columns, a ragged tail
-@example(cell="simple_rnn", batch=72, steps=2, units=24)  # blocks of 36: Eigen's product
-@example(cell="gru", batch=3, steps=2, units=9)  # one block of 3 rows, 27 columns: 16 + 8 + scalar
-def test_the_step_product_gives_keras_numbers_at_any_block_and_width(lib, cell, batch, steps, units):
+       units=st.integers(1, 40), threads=st.sampled_from([0, 1, 2, 3]))
+@example(cell="gru", batch=16, steps=3, units=40, threads=2)  # two blocks of 8 rows: in place, one pass
+@example(cell="lstm", batch=40, steps=2, units=37, threads=2)  # blocks of 20: three passes; 148 columns, a ragged tail
+@example(cell="simple_rnn", batch=72, steps=2, units=24, threads=2)  # blocks of 36: Eigen's product
+@example(cell="gru", batch=3, steps=2, units=9, threads=0)  # one block of 3 rows, 27 columns: 16 + 8 + 3 singly
+@example(cell="lstm", batch=64, steps=4, units=40, threads=0)  # 64 rows on one thread (too little work to split)
+def test_the_step_product_gives_keras_numbers_at_any_block_and_width(lib, cell, batch, steps, units, threads):
     """The step's product (step_product.h) multiplies a block of a few rows in place and more rows with Eigen's
-    GEMM, in tiles of 16, 8 and 4 columns and the last ones singly: any batch (so any block size), any width
-    gives Keras's outputs and gradients."""
-    with running(loops=True, compiled_loops=True):
+    GEMM, in tiles of 16, 8 and 4 columns and the last ones singly: any batch and thread count (so any block
+    size), any width gives Keras's outputs and gradients."""
+    with running(loops=True, compiled_loops=True), _op_threads(lib, threads):
         _split_matches_keras(cell, batch, steps, units)
 
 

@@ -1,7 +1,9 @@
 """The compiled loops' forward and backward ops with 1 thread against all (2 here), at T=50 and the given units and
 batches: does splitting a small batch's rows between the threads pay when each thread must read the whole
-recurrent kernel every step? ms a call, median of 5 x 10. Usage: python tools/probes/loop_threads.py"""
+recurrent kernel every step? ms a call, median of 5 x 10.
+Usage: python tools/probes/loop_threads.py [UNITS,... [BATCHES,... [T]]] (default 128,512 16,32,64,128 50)"""
 import os
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -12,7 +14,9 @@ from gru_lab.rnn.compiled import load  # noqa: E402
 
 lib = load()
 rng = np.random.default_rng(0)
-T = 50
+UNITS = [int(v) for v in (sys.argv[1] if len(sys.argv) > 1 else "128,512").split(",")]
+BATCHES = [int(v) for v in (sys.argv[2] if len(sys.argv) > 2 else "16,32,64,128").split(",")]
+T = int(sys.argv[3]) if len(sys.argv) > 3 else 50
 
 
 def timed(fn):
@@ -51,8 +55,8 @@ def ops(cell, u, b, threads):
 
 print(f"load before {os.getloadavg()[0]:.2f}")
 for cell in ("rnn", "gru", "lstm"):
-    for u in (128, 512):
-        for b in (16, 32, 64, 128):
+    for u in UNITS:
+        for b in BATCHES:
             f1, b1 = ops(cell, u, b, 1)
             f2, b2 = ops(cell, u, b, 0)
             tf1, tf2, tb1, tb2 = timed(f1), timed(f2), timed(b1), timed(b2)

@@ -149,6 +149,7 @@ class GruForwardOp : public OpKernel {
     OP_REQUIRES(ctx, P.dims() == 3 && H0.dims() == 2 && U.dims() == 2 && BR.dims() == 1,
                 absl::InvalidArgumentError("GruLabGruForward: wrong ranks"));
     const int T = P.dim_size(0), B = P.dim_size(1), G = P.dim_size(2), u = G / 3;
+    const double work = static_cast<double>(T) * u * G;  // a batch row's multiply-adds (run_blocks)
     OP_REQUIRES(ctx, G == 3 * u && H0.dim_size(0) == B && H0.dim_size(1) == u && U.dim_size(0) == u &&
                 U.dim_size(1) == G && BR.dim_size(0) == G && mask_fits(M, T, B),
                 absl::InvalidArgumentError("GruLabGruForward: shapes do not agree"));
@@ -169,7 +170,7 @@ class GruForwardOp : public OpKernel {
     run_blocks(ctx, B, threads_, [=](int b0, int b1) {
       auto rows = [=](int t, int r0, int) { return p + (static_cast<size_t>(t) * B + r0) * G; };
       forward_block(b0, b1, T, B, u, rows, h0, uk, br, m, hs, nullptr, gs, rns);
-    });
+    }, work);
   }
 
  private:
@@ -190,6 +191,7 @@ class GruTableForwardOp : public OpKernel {
     OP_REQUIRES(ctx, TB.dims() == 2 && IDS.dims() == 2 && H0.dims() == 2 && U.dims() == 2 && BR.dims() == 1,
                 absl::InvalidArgumentError("GruLabGruTableForward: wrong ranks"));
     const int V = TB.dim_size(0), G = TB.dim_size(1), u = G / 3, T = IDS.dim_size(0), B = IDS.dim_size(1);
+    const double work = static_cast<double>(T) * u * G;  // a batch row's multiply-adds (run_blocks)
     OP_REQUIRES(ctx, G == 3 * u && H0.dim_size(0) == B && H0.dim_size(1) == u && U.dim_size(0) == u &&
                 U.dim_size(1) == G && BR.dim_size(0) == G && mask_fits(M, T, B),
                 absl::InvalidArgumentError("GruLabGruTableForward: shapes do not agree"));
@@ -209,7 +211,7 @@ class GruTableForwardOp : public OpKernel {
     run_blocks(ctx, B, threads_, [=](int b0, int b1) {
       TableRows rows(tb, ids, B, G, b1 - b0);
       forward_block(b0, b1, T, B, u, rows, h0, uk, br, m, keep ? out : nullptr, keep ? nullptr : out, gs, rns);
-    });
+    }, work);
   }
 
  private:
@@ -229,6 +231,7 @@ class GruBackwardOp : public OpKernel {
                 RN.shape() == HS.shape() && U.dims() == 2,
                 absl::InvalidArgumentError("GruLabGruBackward: wrong ranks"));
     const int T = HS.dim_size(0), B = HS.dim_size(1), u = HS.dim_size(2), G = 3 * u;
+    const double work = static_cast<double>(T) * u * G;  // a batch row's multiply-adds (run_blocks)
     const bool last_only = last_state_only(DH, HS) == 1;
     OP_REQUIRES(ctx, H0.dim_size(0) == B && H0.dim_size(1) == u && GS.dim_size(0) == T && GS.dim_size(1) == B &&
                 GS.dim_size(2) == G && U.dim_size(0) == u && U.dim_size(1) == G && mask_fits(M, T, B),
@@ -242,7 +245,7 @@ class GruBackwardOp : public OpKernel {
     const float* rns = RN.flat<float>().data();
     const float* uk = U.flat<float>().data(); const float* m = mask_or_null(M);
     float* dp = DP->flat<float>().data(); float* drn = DRN->flat<float>().data(); float* dh0 = DH0->flat<float>().data();
-    const RowMat ut = transposed_for_blocks(ctx, B, threads_, uk, u, G);
+    const RowMat ut = transposed_for_blocks(ctx, B, threads_, uk, u, G, work);
     const float* ut_data = ut.size() ? ut.data() : nullptr;
     run_blocks(ctx, B, threads_, [=](int b0, int b1) {
       const int nb = b1 - b0;
@@ -285,7 +288,7 @@ class GruBackwardOp : public OpKernel {
         carry.swap(next);
       }
       std::copy(carry.data(), carry.data() + static_cast<size_t>(nb) * u, dh0 + static_cast<size_t>(b0) * u);
-    });
+    }, work);
   }
 
  private:

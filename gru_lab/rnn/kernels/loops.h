@@ -27,10 +27,20 @@ using CMapRA = Eigen::Map<const RowArr>;
 using ColMask = Eigen::Map<const Eigen::Array<float, Eigen::Dynamic, 1>>;  // one step's mask, one entry a row
 using RowBias = Eigen::Map<const Eigen::Array<float, 1, Eigen::Dynamic>>;
 
-// The rows of run_blocks' first block (the others have as many, the last maybe fewer).
-inline int rows_per_block(tensorflow::OpKernelContext* ctx, int batch, int want) {
+// A block's least work, in multiply-adds of the step products over the call (steps x rows x u x gates u), where
+// the op's `threads` attribute is left at 0: below it, handing a block to another thread costs more than the
+// block's share of the work (tools/probes/loop_threads.py; docs/benchmarks.md, "The step's product at a small
+// batch"), and the whole batch runs on one thread.
+constexpr double kMinBlockWork = 4e6;
+
+// The rows of run_blocks' first block (the others have as many, the last maybe fewer). work_per_row: a batch
+// row's multiply-adds over the call (0: unknown, the split by threads alone).
+inline int rows_per_block(tensorflow::OpKernelContext* ctx, int batch, int want, double work_per_row = 0) {
   const int threads = want > 0 ? want : ctx->device()->tensorflow_cpu_worker_threads()->num_threads;
-  const int blocks = std::max(1, std::min(threads, batch / 8));
+  int blocks = std::max(1, std::min(threads, batch / 8));
+  if (want <= 0 && work_per_row > 0) {
+    blocks = std::max(1, std::min(blocks, static_cast<int>(batch * work_per_row / kMinBlockWork)));
+  }
   return (batch + blocks - 1) / blocks;
 }
 
@@ -38,9 +48,9 @@ inline int rows_per_block(tensorflow::OpKernelContext* ctx, int batch, int want)
 // sequence of each block on its own thread: rows never interact, so the threads meet once per call.
 // The blocks go to TensorFlow's own intra-op pool, whose threads are the ones the cores are kept for.
 template <typename F>
-void run_blocks(tensorflow::OpKernelContext* ctx, int batch, int want, F fn) {
+void run_blocks(tensorflow::OpKernelContext* ctx, int batch, int want, F fn, double work_per_row = 0) {
   auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
-  const int per = std::max(1, rows_per_block(ctx, batch, want));
+  const int per = std::max(1, rows_per_block(ctx, batch, want, work_per_row));
   const int blocks = (batch + per - 1) / per;
   if (blocks <= 1) {
     fn(0, batch);
@@ -66,8 +76,8 @@ void run_blocks(tensorflow::OpKernelContext* ctx, int batch, int want, F fn) {
 // blocks are small enough for step_product's in-place product (which reads its right side row by row); else
 // empty, and step_product_t multiplies by Eigen's transposed view.
 inline RowMat transposed_for_blocks(tensorflow::OpKernelContext* ctx, int batch, int want, const float* uk, int u,
-                                    int g) {
-  if (!small_product_pays(rows_per_block(ctx, batch, want), g, u)) return RowMat();
+                                    int g, double work_per_row) {
+  if (!small_product_pays(rows_per_block(ctx, batch, want, work_per_row), g, u)) return RowMat();
   return CMapRM(uk, u, g).transpose();
 }
 

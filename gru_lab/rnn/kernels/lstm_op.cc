@@ -158,6 +158,7 @@ class LstmForwardOp : public OpKernel {
     OP_REQUIRES(ctx, P.dims() == 3 && H0.dims() == 2 && C0.dims() == 2 && U.dims() == 2,
                 absl::InvalidArgumentError("GruLabLstmForward: wrong ranks"));
     const int T = P.dim_size(0), B = P.dim_size(1), G = P.dim_size(2), u = G / 4;
+    const double work = static_cast<double>(T) * u * G;  // a batch row's multiply-adds (run_blocks)
     OP_REQUIRES(ctx, G == 4 * u && H0.dim_size(0) == B && H0.dim_size(1) == u && C0.shape() == H0.shape() &&
                 U.dim_size(0) == u && U.dim_size(1) == G && mask_fits(M, T, B),
                 absl::InvalidArgumentError("GruLabLstmForward: shapes do not agree"));
@@ -179,7 +180,7 @@ class LstmForwardOp : public OpKernel {
     run_blocks(ctx, B, threads_, [=](int b0, int b1) {
       auto rows = [=](int t, int r0, int) { return p + (static_cast<size_t>(t) * B + r0) * G; };
       forward_block(b0, b1, T, B, u, rows, h0, c0, uk, m, hs, nullptr, lc, gs, cs);
-    });
+    }, work);
   }
 
  private:
@@ -200,6 +201,7 @@ class LstmTableForwardOp : public OpKernel {
     OP_REQUIRES(ctx, TB.dims() == 2 && IDS.dims() == 2 && H0.dims() == 2 && C0.dims() == 2 && U.dims() == 2,
                 absl::InvalidArgumentError("GruLabLstmTableForward: wrong ranks"));
     const int V = TB.dim_size(0), G = TB.dim_size(1), u = G / 4, T = IDS.dim_size(0), B = IDS.dim_size(1);
+    const double work = static_cast<double>(T) * u * G;  // a batch row's multiply-adds (run_blocks)
     OP_REQUIRES(ctx, G == 4 * u && H0.dim_size(0) == B && H0.dim_size(1) == u && C0.shape() == H0.shape() &&
                 U.dim_size(0) == u && U.dim_size(1) == G && mask_fits(M, T, B),
                 absl::InvalidArgumentError("GruLabLstmTableForward: shapes do not agree"));
@@ -220,7 +222,7 @@ class LstmTableForwardOp : public OpKernel {
     run_blocks(ctx, B, threads_, [=](int b0, int b1) {
       TableRows rows(tb, ids, B, G, b1 - b0);
       forward_block(b0, b1, T, B, u, rows, h0, c0, uk, m, keep ? out : nullptr, keep ? nullptr : out, lc, gs, cs);
-    });
+    }, work);
   }
 
  private:
@@ -240,6 +242,7 @@ class LstmBackwardOp : public OpKernel {
                 CS.dims() == 3 && U.dims() == 2,
                 absl::InvalidArgumentError("GruLabLstmBackward: wrong ranks"));
     const int T = GS.dim_size(0), B = GS.dim_size(1), u = DC.dim_size(1), G = 4 * u;
+    const double work = static_cast<double>(T) * u * G;  // a batch row's multiply-adds (run_blocks)
     const bool last_only = DH.dims() == 2;
     OP_REQUIRES(ctx, DC.dim_size(0) == B && C0.shape() == DC.shape() && GS.dim_size(2) == G &&
                 (last_only ? DH.shape() == DC.shape() : DH.shape() == TensorShape({T, B, u})) &&
@@ -256,7 +259,7 @@ class LstmBackwardOp : public OpKernel {
     const float* uk = U.flat<float>().data(); const float* m = mask_or_null(M);
     float* dp = DP->flat<float>().data(); float* dh0 = DH0->flat<float>().data(); float* dc0 = DC0->flat<float>().data();
     using Strided = Eigen::Map<const RowArr, 0, Eigen::OuterStride<>>;
-    const RowMat ut = transposed_for_blocks(ctx, B, threads_, uk, u, G);
+    const RowMat ut = transposed_for_blocks(ctx, B, threads_, uk, u, G, work);
     const float* ut_data = ut.size() ? ut.data() : nullptr;
     run_blocks(ctx, B, threads_, [=](int b0, int b1) {
       const int nb = b1 - b0;
@@ -303,7 +306,7 @@ class LstmBackwardOp : public OpKernel {
       }
       std::copy(carry_h.data(), carry_h.data() + static_cast<size_t>(nb) * u, dh0 + static_cast<size_t>(b0) * u);
       std::copy(carry_c.data(), carry_c.data() + static_cast<size_t>(nb) * u, dc0 + static_cast<size_t>(b0) * u);
-    });
+    }, work);
   }
 
  private:

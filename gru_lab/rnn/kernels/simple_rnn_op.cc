@@ -96,6 +96,7 @@ class RnnForwardOp : public OpKernel {
     OP_REQUIRES(ctx, P.dims() == 3 && H0.dims() == 2 && U.dims() == 2,
                 absl::InvalidArgumentError("GruLabRnnForward: wrong ranks"));
     const int T = P.dim_size(0), B = P.dim_size(1), u = P.dim_size(2);
+    const double work = static_cast<double>(T) * u * u;  // a batch row's multiply-adds (run_blocks)
     OP_REQUIRES(ctx, H0.dim_size(0) == B && H0.dim_size(1) == u && U.dim_size(0) == u && U.dim_size(1) == u &&
                 mask_fits(M, T, B),
                 absl::InvalidArgumentError("GruLabRnnForward: shapes do not agree"));
@@ -109,7 +110,7 @@ class RnnForwardOp : public OpKernel {
     run_blocks(ctx, B, threads_, [=](int b0, int b1) {
       auto rows = [=](int t, int r0, int) { return p + (static_cast<size_t>(t) * B + r0) * u; };
       forward_block(b0, b1, T, B, u, rows, h0, uk, m, hs, nullptr);
-    });
+    }, work);
   }
 
  private:
@@ -128,6 +129,7 @@ class RnnTableForwardOp : public OpKernel {
     OP_REQUIRES(ctx, TB.dims() == 2 && IDS.dims() == 2 && H0.dims() == 2 && U.dims() == 2,
                 absl::InvalidArgumentError("GruLabRnnTableForward: wrong ranks"));
     const int V = TB.dim_size(0), u = TB.dim_size(1), T = IDS.dim_size(0), B = IDS.dim_size(1);
+    const double work = static_cast<double>(T) * u * u;  // a batch row's multiply-adds (run_blocks)
     OP_REQUIRES(ctx, H0.dim_size(0) == B && H0.dim_size(1) == u && U.dim_size(0) == u && U.dim_size(1) == u &&
                 mask_fits(M, T, B),
                 absl::InvalidArgumentError("GruLabRnnTableForward: shapes do not agree"));
@@ -147,7 +149,7 @@ class RnnTableForwardOp : public OpKernel {
     run_blocks(ctx, B, threads_, [=](int b0, int b1) {
       TableRows rows(tb, ids, B, u, b1 - b0);
       forward_block(b0, b1, T, B, u, rows, h0, uk, m, keep ? out : nullptr, keep ? nullptr : out);
-    });
+    }, work);
   }
 
  private:
@@ -165,6 +167,7 @@ class RnnBackwardOp : public OpKernel {
     OP_REQUIRES(ctx, HS.dims() == 3 && U.dims() == 2 && last_state_only(DH, HS) >= 0,
                 absl::InvalidArgumentError("GruLabRnnBackward: wrong ranks"));
     const int T = HS.dim_size(0), B = HS.dim_size(1), u = HS.dim_size(2);
+    const double work = static_cast<double>(T) * u * u;  // a batch row's multiply-adds (run_blocks)
     const bool last_only = last_state_only(DH, HS) == 1;
     OP_REQUIRES(ctx, U.dim_size(0) == u && U.dim_size(1) == u && mask_fits(M, T, B),
                 absl::InvalidArgumentError("GruLabRnnBackward: shapes do not agree"));
@@ -174,7 +177,7 @@ class RnnBackwardOp : public OpKernel {
     const float* dhs = DH.flat<float>().data(); const float* hs = HS.flat<float>().data();
     const float* uk = U.flat<float>().data(); const float* m = mask_or_null(M);
     float* dp = DP->flat<float>().data(); float* dh0 = DH0->flat<float>().data();
-    const RowMat ut = transposed_for_blocks(ctx, B, threads_, uk, u, u);
+    const RowMat ut = transposed_for_blocks(ctx, B, threads_, uk, u, u, work);
     const float* ut_data = ut.size() ? ut.data() : nullptr;
     run_blocks(ctx, B, threads_, [=](int b0, int b1) {
       const int nb = b1 - b0;
@@ -203,7 +206,7 @@ class RnnBackwardOp : public OpKernel {
         carry.swap(next);
       }
       std::copy(carry.data(), carry.data() + static_cast<size_t>(nb) * u, dh0 + static_cast<size_t>(b0) * u);
-    });
+    }, work);
   }
 
  private:
