@@ -54,8 +54,8 @@ def fuse_adam(optimizer) -> bool:
         handle = _handle(variable)  # Keras's TensorFlow backend passes the tf.Variable under a Keras Variable
         if handle is None or tf.distribute.has_strategy() or tf.as_dtype(variable.dtype) != tf.float32:
             return keras_update(gradient, variable, learning_rate)
-        m = self._momentums[self._get_variable_index(variable)]
-        v = self._velocities[self._get_variable_index(variable)]
+        index = self._get_variable_index(variable)
+        m, v = self._momentums[index], self._velocities[index]
         local_step = tf.cast(self.iterations + 1, tf.float32)
         beta_1, beta_2 = tf.cast(self.beta_1, tf.float32), tf.cast(self.beta_2, tf.float32)
 
