@@ -249,21 +249,27 @@ class Unfinished:
 
 
 def unfinished_folders(parent: Path) -> list[Unfinished]:
-    """Every unfinished run folder directly under parent (results/<name>/), newest first."""
+    """Every unfinished run folder directly under parent (results/<name>/), newest first.
+
+    Other processes commit (rename) and remove these folders while this one lists them (a sweep's runs start
+    beside each other's commits): a folder gone before it was read is not listed."""
     found = []
     for path in sorted(Path(parent).glob(f"{PARTIAL}*")):
-        if not path.is_dir():
+        try:
+            if not path.is_dir():
+                continue
+            try:
+                meta = json.loads((path / "run.json").read_text())
+            except (OSError, ValueError):
+                meta = {}
+            state = path / RESUME_STATE / "state.json"
+            try:
+                epochs = int(json.loads(state.read_text())["epochs_done"])
+                updated = state.stat().st_mtime
+            except (OSError, ValueError, KeyError, TypeError):
+                epochs, updated = 0, path.stat().st_mtime
+        except FileNotFoundError:  # committed or removed since the listing
             continue
-        try:
-            meta = json.loads((path / "run.json").read_text())
-        except (OSError, ValueError):
-            meta = {}
-        state = path / RESUME_STATE / "state.json"
-        try:
-            epochs = int(json.loads(state.read_text())["epochs_done"])
-            updated = state.stat().st_mtime
-        except (OSError, ValueError, KeyError, TypeError):
-            epochs, updated = 0, path.stat().st_mtime
         found.append(Unfinished(path, meta.get("run_id"), meta.get("config_hash"), epochs, updated, in_use(path)))
     finished = _finished_by_hash(parent)
     for u in found:
@@ -275,12 +281,15 @@ def _finished_by_hash(parent: Path) -> dict[str, float]:
     """config hash -> when the newest finished run (a result: finished or diverged) of it was written."""
     newest: dict[str, float] = {}
     for metrics in Path(parent).glob("*/metrics.json"):
+        if metrics.parent.name.startswith("."):  # an unfinished folder (its record is written just before the rename)
+            continue
         try:
             m = json.loads(metrics.read_text())
-        except (OSError, ValueError):
+            written = metrics.stat().st_mtime
+        except (OSError, ValueError):  # unreadable, or replaced since the listing (a re-run's record)
             continue
         if m.get("status") in DONE and m.get("config_hash"):
-            newest[m["config_hash"]] = max(newest.get(m["config_hash"], 0.0), metrics.stat().st_mtime)
+            newest[m["config_hash"]] = max(newest.get(m["config_hash"], 0.0), written)
     return newest
 
 

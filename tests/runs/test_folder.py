@@ -106,3 +106,41 @@ def test_a_run_replaces_only_its_own_interrupted_record(tmp_path, earlier, same_
     else:
         assert second.name == "run1-2" and names == ["run1", "run1-2"]
         assert (first / "value.txt").read_text() == "1"
+
+
+def test_listing_unfinished_folders_survives_other_processes_committing(tmp_path, monkeypatch):
+    """A sweep's runs start (open_run lists the unfinished folders) while the runs beside them commit: a folder
+    renamed, or a record replaced, between the listing and its reading is skipped, never a FileNotFoundError
+    (one of a Ray sweep's runs failed this way in CI)."""
+    from pathlib import Path
+
+    from gru_lab.runs import folder as runs_folder
+
+    parent = tmp_path / "exp"
+    with RunFolder(tmp_path, "exp", "kept") as kept:  # stays unfinished, with a resume state
+        atomic_write_json(kept.partial / "resume" / "state.json", {"epochs_done": 2})
+        kept._created = False
+    committing = [RunFolder(tmp_path, "exp", f"run{i}") for i in range(2)]
+    for f in committing:
+        f.__enter__()
+        f.write_json("metrics.json", {"status": "finished", "config_hash": "abc"})
+    _record(tmp_path, "done", "finished")
+    original = Path.read_text
+
+    def racing_read(self, *args, **kwargs):
+        """Another process's commit lands while this one reads: after the read of a folder's first file,
+        that folder (an unfinished one, or a finished record being replaced) is renamed away."""
+        text = original(self, *args, **kwargs) if self.exists() else None
+        for f in committing:
+            if f.partial is not None and self.parent == f.partial and f.final is None:
+                f.commit()
+        if self.name == "metrics.json" and self.parent.name == "done":
+            self.parent.rename(self.parent.with_name(".replaced-done"))
+        if text is None:
+            raise FileNotFoundError(self)
+        return text
+
+    monkeypatch.setattr(Path, "read_text", racing_read)
+    found = runs_folder.unfinished_folders(parent)
+    assert [u.path.name.split("-")[1] for u in found] == ["kept"] and found[0].epochs_done == 2
+    assert sorted(p.name for p in parent.iterdir() if not p.name.startswith(".")) == ["run0", "run1"]
