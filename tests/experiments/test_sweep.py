@@ -51,6 +51,8 @@ def write(path: Path, raw: dict) -> Path:
 def finished_runs(folder: Path) -> set[str]:
     found = set()
     for metrics in folder.glob("*/metrics.json"):
+        if metrics.parent.name.startswith("."):  # an unfinished folder: metrics.json is written just before its rename
+            continue
         try:
             if json.loads(metrics.read_text()).get("status") == "finished":
                 found.add(metrics.parent.name)
