@@ -2,7 +2,8 @@
 model with the plan's compiled loops and with the fused loop under XLA, with TensorFlow's intra-op pool at its
 default and at one thread, and the model's ops under TensorFlow's profiler-free op count.
 python infer_small.py CELL UNITS STEPS BATCH [THREADS]; PROBE_OP_THREADS=N: the compiled ops alone on N threads"""
-import os, sys, time
+import os, sys
+from timing import timed  # tools/probes/timing.py (the script's folder is on sys.path)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 cell, units, steps, batch = sys.argv[1], *map(int, sys.argv[2:5])
 if len(sys.argv) > 5:
@@ -18,17 +19,8 @@ if os.environ.get("PROBE_OP_THREADS"):  # the compiled ops' own block split, alo
         if name.startswith("gru_lab_") and "gradient" not in name:
             setattr(lib, name, functools.partial(getattr(lib, name), threads=int(os.environ["PROBE_OP_THREADS"])))
 
-def timed(fn, n=300):
-    fn(); fn()
-    runs = []
-    for _ in range(5):
-        t = time.perf_counter()
-        for _ in range(n // 5):
-            fn()
-        runs.append((time.perf_counter() - t) / (n // 5) * 1000)
-    return sorted(runs)[2]
 
 size = S.Size(units, steps, batch)
 for variant in (S.GRU_LAB, S.FUSED, S.GRU_LAB, S.FUSED):
     train, infer, _, _, kernel = S._tf_builder(cell, "real", size, variant)()
-    print(f"{cell} real {units}/{steps}/{batch} {variant:18s} infer {timed(infer):.3f} ms  train {timed(train, 100):.2f} ms  ({kernel()})", flush=True)
+    print(f"{cell} real {units}/{steps}/{batch} {variant:18s} infer {timed(infer, 300):.3f} ms  train {timed(train, 100):.2f} ms  ({kernel()})", flush=True)

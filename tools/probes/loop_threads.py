@@ -4,13 +4,13 @@ recurrent kernel every step? ms a call, median of 5 x 10.
 Usage: python tools/probes/loop_threads.py [UNITS,... [BATCHES,... [T]]] (default 128,512 16,32,64,128 50)"""
 import os
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from gru_lab.rnn.compiled import load  # noqa: E402
+from timing import timed  # noqa: E402  (tools/probes/timing.py: the script's folder is on sys.path)
 
 lib = load()
 rng = np.random.default_rng(0)
@@ -19,16 +19,6 @@ BATCHES = [int(v) for v in (sys.argv[2] if len(sys.argv) > 2 else "16,32,64,128"
 T = int(sys.argv[3]) if len(sys.argv) > 3 else 50
 
 
-def timed(fn):
-    fn()
-    fn()
-    runs = []
-    for _ in range(5):
-        t = time.perf_counter()
-        for _ in range(10):
-            fn()
-        runs.append((time.perf_counter() - t) / 10 * 1000)
-    return sorted(runs)[2]
 
 
 def ops(cell, u, b, threads):
