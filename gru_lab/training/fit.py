@@ -299,6 +299,8 @@ def _timings(history: list[dict[str, float]], n_fit: int, fit_seconds: float, cf
     evaluated = history[-1]["epoch"] if history else None
     if early_stop is not None and early_stop.restore_best_weights and early_stop.best_weights is not None:
         evaluated = best = early_stop.best_epoch + 1  # the weights early stopping restored
+    row = next((r for r in history if evaluated is not None and int(r["epoch"]) == int(evaluated)), None)
+    val = {k.removeprefix("val_"): float(v) for k, v in (row or {}).items() if k.startswith("val_")}
     return {
         "epochs_run": len(history),
         "epoch_seconds": epoch_seconds,
@@ -309,6 +311,8 @@ def _timings(history: list[dict[str, float]], n_fit: int, fit_seconds: float, cf
         "best_epoch": best,
         "best_epoch_rule": {"monitor": monitor, "mode": mode, "min_delta": min_delta},
         "evaluated_epoch": int(evaluated) if evaluated is not None else None,
+        # the validation numbers of the tested weights, beside "test": what chose them, in the same record
+        "val": val or None,
     }
 
 

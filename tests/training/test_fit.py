@@ -198,12 +198,16 @@ def test_best_epoch_follows_the_monitor_min_delta_and_the_restored_weights():
     assert best != lowest and losses[lowest - 1] > losses[best - 1] - 0.005  # min_delta decided it
     assert r.metrics["evaluated_epoch"] == best and r.metrics["epochs_run"] == best + 2
     assert r.metrics["best_epoch_rule"] == {"monitor": "val_loss", "mode": "min", "min_delta": 0.005}
+    # the record's validation numbers are the tested epoch's, not the last or the lowest
+    assert r.metrics["val"] == {k.removeprefix("val_"): v for k, v in r.history[best - 1].items()
+                                if k.startswith("val_")} and r.metrics["val"]["loss"] == losses[best - 1]
     short = run({**raw, "train": {"epochs": best, "batch_size": 16, "learning_rate": 0.03}})
     assert r.metrics["test"] == pytest.approx(short.metrics["test"], abs=1e-6)
 
     kept = run({**raw, "train": {**raw["train"], "early_stopping": {**raw["train"]["early_stopping"],
                                                                    "restore_best_weights": False}}})
     assert kept.metrics["best_epoch"] == best and kept.metrics["evaluated_epoch"] == kept.metrics["epochs_run"]
+    assert kept.metrics["val"]["loss"] == kept.history[-1]["val_loss"]
 
 
 @pytest.mark.parametrize("monitor,values", [
