@@ -253,12 +253,15 @@ def tune(
         if parent is not None:
             from gru_lab.runs.folder import find_finished
 
-            trials = [(t.state, find_finished(plan.folder, run_id)) for t in result.trials for run_id in t.run_ids]
-            _log_plan(parent, [f for _, f in trials] + [o.folder for o in result.base], summary.files.values(),
+            trials = [(t.state, run_id, find_finished(plan.folder, run_id)) for t in result.trials
+                      for run_id in t.run_ids]
+            _log_plan(parent, [f for *_, f in trials] + [o.folder for o in result.base], summary.files.values(),
                       result.baselines)
-            for state, folder in trials:
+            for state, run_id, folder in trials:
                 if folder is not None:
                     parent.tag_child(folder, "gru_lab.trial_state", state)
+                elif state in ("pruned", "failed"):  # no folder (a pruned run's is removed): found by its run id
+                    parent.tag_folderless(plan.name, run_id, "gru_lab.trial_state", state)
     print_tune(out, result, summary)
     if result.interrupted:
         err.print("[yellow]interrupted:[/] finished trials are kept; run the same command again to continue "

@@ -339,6 +339,18 @@ class ParentRun:
         if run_id and read_record(folder).get("tracking_uri") == self.store.uri:
             self.store.call("tagging a run", self.store.client.set_tag, run_id, key, value)
 
+    def tag_folderless(self, experiment: str, run_id: str, key: str, value: str) -> None:
+        """A tag on a run of the plan that left no run folder (tune: a pruned trial, whose folder is removed),
+        found by its gru_lab.run_id among this parent's children."""
+        experiment_id = self.store.experiment_id(experiment) if self.run_id and self.store.on else None
+        if experiment_id is None:
+            return
+        found = self.store.call("searching for the run", self.store.client.search_runs, [experiment_id],
+                                f"tags.`gru_lab.run_id` = '{run_id}'", max_results=5) or []
+        for run in found:
+            if run.data.tags.get("mlflow.parentRunId") == self.run_id:
+                self.store.call("tagging a run", self.store.client.set_tag, run.info.run_id, key, value)
+
     def log_files(self, paths) -> None:
         for path in paths:
             if self.run_id and Path(path).is_file():

@@ -287,9 +287,16 @@ def test_tune_logs_to_mlflow_one_parent_with_its_trials_nested_and_tagged(runner
     assert "train.learning_rate" in parent.data.params["plan.space"]
     assert "tune.md" in [a.path for a in client.list_artifacts(parent.info.run_id)]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    tagged = [r.data.tags["gru_lab.trial_state"] for r in children if "gru_lab.trial_state" in r.data.tags]
-    assert tagged == ["finished"]  # the pruned trial's folder is gone, so its run is not tagged
+    tagged = {r.data.tags["gru_lab.run_id"]: r.data.tags["gru_lab.trial_state"] for r in children
+              if "gru_lab.trial_state" in r.data.tags}
     record = json.loads((tmp_path / "results" / "tn" / "tune.json").read_text())
+    states = sorted(r["state"] for r in record["table"] if r.get("kind") == "trial")
+    assert states == ["finished", "pruned"]  # lr 1e-6 is pruned after epoch 1
+    # every trial's run carries its state, the pruned one's too, although its folder is removed
+    trial_runs = {r.data.tags["gru_lab.run_id"] for r in children if r.data.tags["gru_lab.run_id"].startswith("t")}
+    assert sorted(tagged.values()) == states and set(tagged) == trial_runs
+    (pruned,) = [run_id for run_id, state in tagged.items() if state == "pruned"]
+    assert not list((tmp_path / "results" / "tn").glob(f"*{pruned}*"))
     finished = [r for r in record["table"] if r.get("kind") == "trial" and r.get("state") == "finished"]
     base = [r for r in children if r.data.tags.get("gru_lab.trial_state") is None
             and r.data.params.get("train.learning_rate") == str(config["train"].get("learning_rate", 0.001))]
