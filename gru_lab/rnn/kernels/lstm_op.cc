@@ -24,17 +24,17 @@ REGISTER_OP("GruLabLstmForward")
     .Input("c0: float")          // (B, u)
     .Input("recurrent_kernel: float")  // (u, 4u)
     .Input("mask: float")        // (T, B) or (0): 1 = a real step, 0 = padding (h and c are kept)
-    .Attr("save: bool")          // keep each step's gates, tanh c and c for GruLabLstmBackward
+    .Attr("save: bool")          // keep each step's gates and c for GruLabLstmBackward
     .Attr("threads: int = 0")    // 0: TensorFlow's intra-op thread count
     .Output("states: float")     // (T, B, u): h
     .Output("last_c: float")     // (B, u)
     .Output("gates: float")      // (T, B, 4u): i, f, g, o, in the projection's buffer where free (or (0) without save)
-    .Output("cells: float")      // (T, B, 2u): tanh(c candidate), c  (or (0) without save)
+    .Output("cells: float")      // (T, B, u): c (or (0) without save); the backward op takes tanh of it again
     .SetShapeFn([](shape_inference::InferenceContext* c) {
       TF_RETURN_IF_ERROR(sequence_shape(c));
       c->set_output(1, c->input(1));  // the last c, shaped like h0
       TF_RETURN_IF_ERROR(saved_shape(c, 2, 4));
-      return saved_shape(c, 3, 2);
+      return saved_shape(c, 3, 1);
     });
 
 // Inference straight from token ids, as GruLabGruTableForward: no (T, B, 4u) projection is materialised.
@@ -51,12 +51,12 @@ REGISTER_OP("GruLabLstmTableForward")
     .Output("states: float")
     .Output("last_c: float")
     .Output("gates: float")       // (T, B, 4u) as GruLabLstmForward's, or (0) without save
-    .Output("cells: float")       // (T, B, 2u) as GruLabLstmForward's, or (0) without save
+    .Output("cells: float")       // (T, B, u) as GruLabLstmForward's, or (0) without save
     .SetShapeFn([](shape_inference::InferenceContext* c) {
       TF_RETURN_IF_ERROR(table_states_shape(c));
       c->set_output(1, c->input(2));  // the last c, shaped like h0
       TF_RETURN_IF_ERROR(saved_shape(c, 2, 4, /*steps=*/1, /*h0=*/2));  // ids (T, B), h0
-      return saved_shape(c, 3, 2, /*steps=*/1, /*h0=*/2);
+      return saved_shape(c, 3, 1, /*steps=*/1, /*h0=*/2);
     });
 
 REGISTER_OP("GruLabLstmBackward")
@@ -64,7 +64,7 @@ REGISTER_OP("GruLabLstmBackward")
     .Input("d_last_c: float")    // (B, u)
     .Input("c0: float")          // (B, u)
     .Input("gates: float")       // (T, B, 4u) from GruLabLstmForward
-    .Input("cells: float")       // (T, B, 2u) from GruLabLstmForward
+    .Input("cells: float")       // (T, B, u) from GruLabLstmForward
     .Input("recurrent_kernel: float")
     .Input("mask: float")
     .Attr("threads: int = 0")
@@ -84,7 +84,7 @@ namespace {
 
 // The forward recurrence for batch rows [b0, b1). rows(t, b0, nb) gives the (nb, 4u) input projections of
 // step t (contiguous); states go to hs (T, B, u) when given, else only the last h to last_h (B, u); the
-// last c always goes to last_c (B, u); gs (T, B, 4u) and cs (T, B, 2u), when given, keep what the backward op
+// last c always goes to last_c (B, u); gs (T, B, 4u) and cs (T, B, u), when given, keep what the backward op
 // needs (gs may be the projection's own buffer: a step's rows are read before they are written).
 template <typename Rows>
 void forward_block(int b0, int b1, int T, int B, int u, Rows& rows, const float* h0, const float* c0,
@@ -97,7 +97,7 @@ void forward_block(int b0, int b1, int T, int B, int u, Rows& rows, const float*
   for (int t = 0; t < T; ++t) {
     float* hn_ptr = hs ? hs + (static_cast<size_t>(t) * B + b0) * u : (hp == ping.data() ? pong.data() : ping.data());
     float* gt = gs ? gs + (static_cast<size_t>(t) * B + b0) * G : nullptr;
-    float* ct = gs ? cs + (static_cast<size_t>(t) * B + b0) * 2 * u : nullptr;
+    float* ct = gs ? cs + (static_cast<size_t>(t) * B + b0) * u : nullptr;
     if (t < active.first || t >= active.end) {  // every row of the block is padding here: h and c stay
       if (hs) {
         std::copy(hp, hp + static_cast<size_t>(nb) * u, hn_ptr);
@@ -105,9 +105,7 @@ void forward_block(int b0, int b1, int T, int B, int u, Rows& rows, const float*
       }
       if (gt) {
         MapRA(gt, nb, G).setZero();
-        MapRA Ct(ct, nb, 2 * u);
-        Ct.leftCols(u).setZero();
-        Ct.rightCols(u) = c;  // the backward op reads the previous step's c from here
+        MapRA(ct, nb, u) = c;  // the backward op reads the previous step's c from here
       }
       continue;
     }
@@ -136,9 +134,7 @@ void forward_block(int b0, int b1, int T, int B, int u, Rows& rows, const float*
     }
     if (gt) {  // after every read of the step's projection, which gt may be
       MapRA(gt, nb, G) = gates;
-      MapRA Ct(ct, nb, 2 * u);
-      Ct.leftCols(u) = tc;
-      Ct.rightCols(u) = c;
+      MapRA(ct, nb, u) = c;  // tanh c is not kept: the backward op takes it again (u less a step)
     }
     hp = hn_ptr;
   }
@@ -170,7 +166,7 @@ class LstmForwardOp : public OpKernel {
     } else {
       OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({0}), &GS));
     }
-    Tensor* CS; OP_REQUIRES_OK(ctx, ctx->allocate_output(3, save_ ? TensorShape({T, B, 2 * u}) : TensorShape({0}), &CS));
+    Tensor* CS; OP_REQUIRES_OK(ctx, ctx->allocate_output(3, save_ ? TensorShape({T, B, u}) : TensorShape({0}), &CS));
     if (B == 0) return;
     const float* p = P.flat<float>().data(); const float* h0 = H0.flat<float>().data();
     const float* c0 = C0.flat<float>().data(); const float* uk = U.flat<float>().data();
@@ -211,7 +207,7 @@ class LstmTableForwardOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, keep_ ? TensorShape({T, B, u}) : TensorShape({B, u}), &OUT));
     Tensor* LC; OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({B, u}), &LC));
     Tensor* GS; OP_REQUIRES_OK(ctx, ctx->allocate_output(2, save_ ? TensorShape({T, B, G}) : TensorShape({0}), &GS));
-    Tensor* CS; OP_REQUIRES_OK(ctx, ctx->allocate_output(3, save_ ? TensorShape({T, B, 2 * u}) : TensorShape({0}), &CS));
+    Tensor* CS; OP_REQUIRES_OK(ctx, ctx->allocate_output(3, save_ ? TensorShape({T, B, u}) : TensorShape({0}), &CS));
     if (B == 0) return;
     const float* tb = TB.flat<float>().data(); const float* h0 = H0.flat<float>().data();
     const float* c0 = C0.flat<float>().data(); const float* uk = U.flat<float>().data();
@@ -246,7 +242,7 @@ class LstmBackwardOp : public OpKernel {
     const bool last_only = DH.dims() == 2;
     OP_REQUIRES(ctx, DC.dim_size(0) == B && C0.shape() == DC.shape() && GS.dim_size(2) == G &&
                 (last_only ? DH.shape() == DC.shape() : DH.shape() == TensorShape({T, B, u})) &&
-                CS.shape() == TensorShape({T, B, 2 * u}) && U.dim_size(0) == u && U.dim_size(1) == G &&
+                CS.shape() == TensorShape({T, B, u}) && U.dim_size(0) == u && U.dim_size(1) == G &&
                 mask_fits(M, T, B),
                 absl::InvalidArgumentError("GruLabLstmBackward: shapes do not agree"));
     // Each step's d projected is written where its gates were read: their buffer serves for both.
@@ -258,14 +254,13 @@ class LstmBackwardOp : public OpKernel {
     const float* cs = CS.flat<float>().data();
     const float* uk = U.flat<float>().data(); const float* m = mask_or_null(M);
     float* dp = DP->flat<float>().data(); float* dh0 = DH0->flat<float>().data(); float* dc0 = DC0->flat<float>().data();
-    using Strided = Eigen::Map<const RowArr, 0, Eigen::OuterStride<>>;
     const RowMat ut = transposed_for_blocks(ctx, B, threads_, uk, u, G, work);
     const float* ut_data = ut.size() ? ut.data() : nullptr;
     run_blocks(ctx, B, threads_, [=](int b0, int b1) {
       const int nb = b1 - b0;
       const Steps active = active_steps(m, T, B, b0, nb);
       RowMat carry_h = RowMat::Zero(nb, u), next_h(nb, u), dpl(nb, G);  // dpl: the step's d projected
-      RowArr carry_c = CMapRA(dcl + static_cast<size_t>(b0) * u, nb, u), dh(nb, u), dc(nb, u);
+      RowArr carry_c = CMapRA(dcl + static_cast<size_t>(b0) * u, nb, u), dh(nb, u), dc(nb, u), tc(nb, u);
       for (int t = T - 1; t >= 0; --t) {
         const size_t row = static_cast<size_t>(t) * B + b0;
         MapRM Dp(dp + row * G, nb, G);
@@ -275,12 +270,13 @@ class LstmBackwardOp : public OpKernel {
           continue;
         }
         CMapRA Gt(gs + row * G, nb, G);
-        CMapRA Ct(cs + row * 2 * u, nb, 2 * u);
         auto i = Gt.leftCols(u); auto f = Gt.middleCols(u, u); auto g = Gt.middleCols(2 * u, u);
-        auto o = Gt.rightCols(u); auto tc = Ct.leftCols(u);
-        // c of the previous step: c0, or the last column block of the previous step's cells row
-        Strided Cp = t == 0 ? Strided(c0 + static_cast<size_t>(b0) * u, nb, u, Eigen::OuterStride<>(u))
-                            : Strided(cs + (row - B) * 2 * u + u, nb, u, Eigen::OuterStride<>(2 * u));
+        auto o = Gt.rightCols(u);
+        // tanh of this step's c, taken again (the forward op keeps c only); a padded row's differs from the
+        // forward's, but its dh and dc are zero here
+        tc = CMapRA(cs + row * u, nb, u).tanh();
+        // c of the previous step: c0, or the previous step's row of cells
+        CMapRA Cp(t == 0 ? c0 + static_cast<size_t>(b0) * u : cs + (row - B) * u, nb, u);
         dh = carry_h.array();
         if (m) {
           ColMask mt(m + row, nb);
