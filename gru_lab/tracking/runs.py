@@ -288,8 +288,7 @@ def backfill(store: Store, folder: Path, parent_id: str | None = None) -> str:
     experiment_id = store.experiment_id(cfg.name)
     if experiment_id is None:
         return "failed"
-    found = store.call("searching for the run", store.client.search_runs, [experiment_id],
-                       f"tags.`gru_lab.run_id` = '{folder.name}'", max_results=5)
+    found = runs_named(store, experiment_id, folder.name)
     if found is None:
         return "failed"
     tracker = RunTracker(store, cfg, folder.name, folder, parent_id)
@@ -323,6 +322,12 @@ def backfill(store: Store, folder: Path, parent_id: str | None = None) -> str:
     return "logged" if tracker.finish(folder, metrics) else "failed"
 
 
+def runs_named(store: Store, experiment_id: str, run_id: str) -> list | None:
+    """The experiment's MLflow runs of one gru-lab run (its gru_lab.run_id tag); None where the store failed."""
+    return store.call("searching for the run", store.client.search_runs, [experiment_id],
+                      f"tags.`gru_lab.run_id` = '{run_id}'", max_results=5)
+
+
 class ParentRun:
     """The MLflow run a compare, sweep or tune logs its tables and plots to; its runs nest under it."""
 
@@ -345,9 +350,7 @@ class ParentRun:
         experiment_id = self.store.experiment_id(experiment) if self.run_id and self.store.on else None
         if experiment_id is None:
             return
-        found = self.store.call("searching for the run", self.store.client.search_runs, [experiment_id],
-                                f"tags.`gru_lab.run_id` = '{run_id}'", max_results=5) or []
-        for run in found:
+        for run in runs_named(self.store, experiment_id, run_id) or []:
             if run.data.tags.get("mlflow.parentRunId") == self.run_id:
                 self.store.call("tagging a run", self.store.client.set_tag, run.info.run_id, key, value)
 
